@@ -1,0 +1,124 @@
+//! deliver-message: a chat message to each recipient's live connections; DELIVERED receipts for
+//! those reached, push notifications for those who were not.
+
+use chrono::Utc;
+use futures::future::try_join_all;
+use relaychat_schema::events::TopicEvent;
+use relaychat_schema::frames::ServerFrame;
+use relaychat_schema::{
+    ChatMessage, DeliveryStatus, MessageStatusUpdate, Notification, SCHEMA_VERSION, Topics, UserId,
+};
+use tracing::debug;
+
+use crate::Error;
+use crate::fanout::push_to_user;
+use crate::ports::{ConnectionDirectory, FramePusher, Publisher};
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Delivery {
+    pub delivered: Vec<UserId>,
+    pub notified: Vec<UserId>,
+}
+
+/// Delivers to all recipients concurrently. A replay pushes the frame again (clients drop a
+/// `messageId` they already have) and republishes events whose consumers are idempotent.
+pub async fn deliver_message(
+    directory: &impl ConnectionDirectory,
+    pusher: &impl FramePusher,
+    publisher: &impl Publisher,
+    topics: &Topics,
+    message: &ChatMessage,
+) -> Result<Delivery, Error> {
+    let frame = ServerFrame::message(message).to_bytes();
+    let outcomes = try_join_all(
+        message
+            .recipients
+            .iter()
+            .filter(|r| **r != message.sender_id)
+            .map(|recipient| {
+                let frame = &frame;
+                async move {
+                    let reached = push_to_user(directory, pusher, recipient, frame).await? > 0;
+                    if reached {
+                        let update = MessageStatusUpdate {
+                            schema_version: SCHEMA_VERSION,
+                            message_id: message.message_id,
+                            conversation_id: message.conversation_id.clone(),
+                            user_id: recipient.clone(),
+                            sender_id: Some(message.sender_id.clone()),
+                            status: DeliveryStatus::Delivered,
+                            at: Utc::now(),
+                        };
+                        publisher
+                            .publish(&topics.message_status_events, recipient.as_str(), update.to_json())
+                            .await?;
+                    } else {
+                        let push = Notification::for_message(message, recipient, None);
+                        publisher
+                            .publish(&topics.notifications, recipient.as_str(), push.to_json())
+                            .await?;
+                    }
+                    debug!(%recipient, reached, "recipient handled");
+                    Ok::<_, Error>((recipient.clone(), reached))
+                }
+            }),
+    )
+    .await?;
+    let mut delivery = Delivery::default();
+    for (recipient, reached) in outcomes {
+        if reached {
+            delivery.delivered.push(recipient)
+        } else {
+            delivery.notified.push(recipient)
+        }
+    }
+    Ok(delivery)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::memory::{Memory, sample_message, user};
+
+    #[tokio::test]
+    async fn online_recipients_get_the_frame_and_a_receipt_offline_ones_a_push() {
+        // GIVEN bob online on two connections, one of them stale, and carol offline
+        let mem = Memory::default();
+        mem.connect("bob", "conn-bob-1");
+        mem.connect("bob", "conn-bob-gone");
+        mem.mark_gone("conn-bob-gone");
+        let m = sample_message("c1", "alice", &["bob", "carol"]);
+        // WHEN alice's message is delivered
+        let d = deliver_message(&mem, &mem, &mem, &Topics::default(), &m).await.unwrap();
+        // THEN bob got it and a DELIVERED event went out; the stale connection was removed; carol gets a push
+        assert_eq!(d.delivered, vec![user("bob")]);
+        assert_eq!(d.notified, vec![user("carol")]);
+        let frames = mem.frames_to("conn-bob-1");
+        assert_eq!(frames.len(), 1);
+        assert_eq!(frames[0]["type"], "message");
+        assert_eq!(frames[0]["content"], "hello");
+        assert!(mem.connections("bob").iter().all(|c| c != "conn-bob-gone"));
+        let status = mem.published("message-status-events");
+        assert_eq!(status.len(), 1);
+        assert_eq!(
+            (status[0].0.as_str(), status[0].1["status"].as_str()),
+            ("bob", Some("DELIVERED"))
+        );
+        let pushes = mem.published("notifications");
+        assert_eq!(pushes.len(), 1);
+        assert_eq!(pushes[0].1["userId"], "carol");
+        assert_eq!(pushes[0].1["notificationId"], format!("msg:{}", m.message_id));
+    }
+
+    #[tokio::test]
+    async fn a_failing_publish_fails_the_record_for_retry() {
+        let mem = Memory::default();
+        mem.connect("bob", "conn-bob-1");
+        mem.fail_publishing();
+        let m = sample_message("c1", "alice", &["bob"]);
+        let err = deliver_message(&mem, &mem, &mem, &Topics::default(), &m)
+            .await
+            .unwrap_err();
+        assert!(err.is_retryable());
+    }
+}

@@ -1,0 +1,59 @@
+use relaychat_schema::SchemaError;
+
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// Why a record (or a port call) failed, and whether trying again can help.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The record itself is wrong: it will fail the same way every time. Dead-letter it.
+    #[error(transparent)]
+    Invalid(#[from] SchemaError),
+
+    /// A dependency refused this for good (validation, missing permission, bad request).
+    #[error("{operation} was rejected")]
+    Rejected {
+        operation: &'static str,
+        #[source]
+        source: BoxError,
+    },
+
+    /// A dependency is throttling, timing out or down: retry later, in order.
+    #[error("{operation} is unavailable (retryable)")]
+    Unavailable {
+        operation: &'static str,
+        #[source]
+        source: BoxError,
+    },
+}
+
+impl Error {
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, Self::Unavailable { .. })
+    }
+
+    pub fn rejected(operation: &'static str, source: impl Into<BoxError>) -> Self {
+        Self::Rejected {
+            operation,
+            source: source.into(),
+        }
+    }
+
+    pub fn unavailable(operation: &'static str, source: impl Into<BoxError>) -> Self {
+        Self::Unavailable {
+            operation,
+            source: source.into(),
+        }
+    }
+
+    /// The whole chain as one line, for logs and dead-letter reasons.
+    pub fn chain(&self) -> String {
+        let mut out = self.to_string();
+        let mut source = std::error::Error::source(self);
+        while let Some(s) = source {
+            out.push_str(": ");
+            out.push_str(&s.to_string());
+            source = s.source();
+        }
+        out
+    }
+}

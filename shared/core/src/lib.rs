@@ -1,0 +1,19 @@
+//! relaychat's business rules. Each rule is a small async function over narrow port traits
+//! (`ports`), so it runs the same against DynamoDB and `@connections` in Lambda, the local
+//! runtime, and the in-memory fakes of unit tests.
+
+pub mod analytics;
+pub mod batch;
+pub mod delivery;
+mod error;
+pub mod fanout;
+pub mod persist;
+pub mod ports;
+pub mod push;
+pub mod status;
+pub mod typing;
+
+#[cfg(any(test, feature = "testing"))]
+pub mod memory;
+
+pub use error::{BoxError, Error};

@@ -1,0 +1,400 @@
+//! In-memory fakes of every port, for unit tests of the rules and handlers. Never used in place
+//! of the real services outside unit tests.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::{Mutex, MutexGuard};
+
+use chrono::{DateTime, Utc};
+use relaychat_schema::kafka::RawRecord;
+use relaychat_schema::{
+    ChatMessage, ConnectionId, ConversationId, DeliveryStatus, DisplayName, MessageContent, MessageId,
+    MessageStatusUpdate, Notification, SCHEMA_VERSION, TypingIndicator, UserId,
+};
+
+use crate::Error;
+use crate::ports::*;
+
+#[derive(Default)]
+struct State {
+    messages: BTreeMap<(String, MessageId), ChatMessage>,
+    last_message: HashMap<String, MessageId>,
+    unread: HashMap<(String, String), i64>,
+    cursors: HashMap<(String, String), MessageId>,
+    receipts: HashMap<(MessageId, String), DeliveryStatus>,
+    connections: Vec<(String, String)>,
+    gone: HashSet<String>,
+    frames: Vec<(String, Vec<u8>)>,
+    published: Vec<(String, String, Vec<u8>)>,
+    fail_publishing: bool,
+    dead_letters: Vec<(RawRecord, String)>,
+    notifications: HashMap<String, bool>,
+    devices: Vec<Device>,
+    unregistered: HashSet<String>,
+    pushes: Vec<String>,
+    fail_pushes: bool,
+    counters: HashMap<(String, String), i64>,
+    watermarks: HashMap<String, i64>,
+    fail_counters: bool,
+    largest_apply: usize,
+}
+
+/// Every port at once, over plain collections.
+#[derive(Default)]
+pub struct Memory(Mutex<State>);
+
+fn key(a: &impl AsRef<str>, b: &impl AsRef<str>) -> (String, String) {
+    (a.as_ref().to_owned(), b.as_ref().to_owned())
+}
+
+impl Memory {
+    fn state(&self) -> MutexGuard<'_, State> {
+        // A test that panicked while holding the lock has failed already; keep the data readable.
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn messages_in(&self, conversation: &str) -> Vec<MessageId> {
+        self.state()
+            .messages
+            .keys()
+            .filter(|(c, _)| c == conversation)
+            .map(|(_, m)| *m)
+            .collect()
+    }
+    pub fn unread(&self, user: &str, conversation: &str) -> i64 {
+        self.state()
+            .unread
+            .get(&key(&user, &conversation))
+            .copied()
+            .unwrap_or(0)
+    }
+    pub fn last_message(&self, conversation: &str) -> Option<MessageId> {
+        self.state().last_message.get(conversation).copied()
+    }
+    pub fn receipt(&self, message: MessageId, user: &str) -> Option<DeliveryStatus> {
+        self.state().receipts.get(&(message, user.to_owned())).copied()
+    }
+    pub fn connect(&self, user: &str, connection: &str) {
+        self.state().connections.push(key(&user, &connection));
+    }
+    pub fn mark_gone(&self, connection: &str) {
+        self.state().gone.insert(connection.to_owned());
+    }
+    pub fn connections(&self, user: &str) -> Vec<String> {
+        self.state()
+            .connections
+            .iter()
+            .filter(|(u, _)| u == user)
+            .map(|(_, c)| c.clone())
+            .collect()
+    }
+    pub fn frames_to(&self, connection: &str) -> Vec<serde_json::Value> {
+        let state = self.state();
+        state
+            .frames
+            .iter()
+            .filter(|(c, _)| c == connection)
+            .map(|(_, f)| serde_json::from_slice(f).unwrap_or(serde_json::Value::Null))
+            .collect()
+    }
+    pub fn published(&self, topic: &str) -> Vec<(String, serde_json::Value)> {
+        let state = self.state();
+        state
+            .published
+            .iter()
+            .filter(|(t, _, _)| t == topic)
+            .map(|(_, k, v)| (k.clone(), serde_json::from_slice(v).unwrap_or(serde_json::Value::Null)))
+            .collect()
+    }
+    pub fn fail_publishing(&self) {
+        self.state().fail_publishing = true;
+    }
+    pub fn dead_letters(&self) -> Vec<(RawRecord, String)> {
+        self.state().dead_letters.clone()
+    }
+    pub fn register_device(&self, user: &str, token: &str) {
+        let device = Device {
+            user: self::user(user),
+            token: token.into(),
+            platform: "fcm".into(),
+        };
+        self.state().devices.push(device);
+    }
+    pub fn unregister_token(&self, token: &str) {
+        self.state().unregistered.insert(token.to_owned());
+    }
+    pub fn pushes(&self) -> Vec<String> {
+        self.state().pushes.clone()
+    }
+    pub fn device_tokens(&self, user: &str) -> Vec<String> {
+        self.state()
+            .devices
+            .iter()
+            .filter(|d| d.user.as_str() == user)
+            .map(|d| d.token.clone())
+            .collect()
+    }
+    pub fn fail_pushes(&self, fail: bool) {
+        self.state().fail_pushes = fail;
+    }
+    pub fn counter(&self, counter: &str, field: &str) -> i64 {
+        self.state().counters.get(&key(&counter, &field)).copied().unwrap_or(0)
+    }
+    pub fn fail_counters(&self, fail: bool) {
+        self.state().fail_counters = fail;
+    }
+    pub fn largest_apply(&self) -> usize {
+        self.state().largest_apply
+    }
+}
+
+fn outage(operation: &'static str) -> Error {
+    Error::unavailable(operation, "simulated outage")
+}
+
+impl MessageStore for Memory {
+    async fn insert_message(&self, m: &ChatMessage) -> Result<bool, Error> {
+        let mut s = self.state();
+        let k = (m.conversation_id.to_string(), m.message_id);
+        if s.messages.contains_key(&k) {
+            return Ok(false);
+        }
+        s.messages.insert(k, m.clone());
+        for r in m.recipients.iter().filter(|r| **r != m.sender_id) {
+            *s.unread.entry(key(r, &m.conversation_id)).or_default() += 1;
+        }
+        Ok(true)
+    }
+    async fn set_last_message(&self, m: &ChatMessage) -> Result<(), Error> {
+        let mut s = self.state();
+        let last = s
+            .last_message
+            .entry(m.conversation_id.to_string())
+            .or_insert(m.message_id);
+        *last = (*last).max(m.message_id);
+        Ok(())
+    }
+    async fn messages_between(
+        &self,
+        conversation: &ConversationId,
+        after: Option<MessageId>,
+        up_to: MessageId,
+    ) -> Result<Vec<(MessageId, UserId)>, Error> {
+        let s = self.state();
+        Ok(s.messages
+            .iter()
+            .filter(|((c, id), _)| c == conversation.as_str() && after.is_none_or(|a| *id > a) && *id <= up_to)
+            .map(|((_, id), m)| (*id, m.sender_id.clone()))
+            .collect())
+    }
+}
+
+impl ReadState for Memory {
+    async fn read_cursor(&self, user: &UserId, conversation: &ConversationId) -> Result<Option<MessageId>, Error> {
+        Ok(self.state().cursors.get(&key(user, conversation)).copied())
+    }
+    async fn advance_read_cursor(
+        &self,
+        user: &UserId,
+        conversation: &ConversationId,
+        to: MessageId,
+    ) -> Result<(), Error> {
+        let mut s = self.state();
+        let cursor = s.cursors.entry(key(user, conversation)).or_insert(to);
+        *cursor = (*cursor).max(to);
+        let cursor = *cursor;
+        let unread = s
+            .messages
+            .iter()
+            .filter(|((c, id), m)| c == conversation.as_str() && *id > cursor && m.sender_id != *user)
+            .count() as i64;
+        s.unread.insert(key(user, conversation), unread);
+        Ok(())
+    }
+}
+
+impl Receipts for Memory {
+    async fn advance_receipt(
+        &self,
+        message: MessageId,
+        _conversation: &ConversationId,
+        recipient: &UserId,
+        status: DeliveryStatus,
+        _at: DateTime<Utc>,
+    ) -> Result<bool, Error> {
+        let mut s = self.state();
+        let current = s
+            .receipts
+            .entry((message, recipient.to_string()))
+            .or_insert(DeliveryStatus::Sent);
+        if *current >= status {
+            return Ok(false);
+        }
+        *current = status;
+        Ok(true)
+    }
+}
+
+impl ConnectionDirectory for Memory {
+    async fn connections_of(&self, user: &UserId) -> Result<Vec<ConnectionId>, Error> {
+        let s = self.state();
+        Ok(s.connections
+            .iter()
+            .filter(|(u, _)| u == user.as_str())
+            .filter_map(|(_, c)| ConnectionId::parse(c.clone()).ok())
+            .collect())
+    }
+    async fn remove_connection(&self, connection: &ConnectionId) -> Result<(), Error> {
+        self.state().connections.retain(|(_, c)| c != connection.as_str());
+        Ok(())
+    }
+}
+
+impl FramePusher for Memory {
+    async fn push(&self, connection: &ConnectionId, frame: &[u8]) -> Result<PushOutcome, Error> {
+        let mut s = self.state();
+        if s.gone.contains(connection.as_str()) {
+            return Ok(PushOutcome::Gone);
+        }
+        s.frames.push((connection.to_string(), frame.to_vec()));
+        Ok(PushOutcome::Delivered)
+    }
+}
+
+impl Publisher for Memory {
+    async fn publish(&self, topic: &str, key: &str, value: Vec<u8>) -> Result<(), Error> {
+        let mut s = self.state();
+        if s.fail_publishing {
+            return Err(outage("publish"));
+        }
+        s.published.push((topic.to_owned(), key.to_owned(), value));
+        Ok(())
+    }
+}
+
+impl DeadLetters for Memory {
+    async fn dead_letter(&self, record: &RawRecord, reason: &str) -> Result<(), Error> {
+        let mut s = self.state();
+        if s.fail_publishing {
+            return Err(outage("dead-letter"));
+        }
+        s.dead_letters.push((record.clone(), reason.to_owned()));
+        Ok(())
+    }
+}
+
+impl NotificationLog for Memory {
+    async fn begin(&self, n: &Notification) -> Result<bool, Error> {
+        let mut s = self.state();
+        let sent = s
+            .notifications
+            .entry(format!("{}/{}", n.user_id, n.notification_id))
+            .or_insert(false);
+        Ok(!*sent)
+    }
+    async fn mark_sent(&self, n: &Notification, _devices: usize) -> Result<(), Error> {
+        self.state()
+            .notifications
+            .insert(format!("{}/{}", n.user_id, n.notification_id), true);
+        Ok(())
+    }
+}
+
+impl DeviceStore for Memory {
+    async fn devices_of(&self, user: &UserId) -> Result<Vec<Device>, Error> {
+        Ok(self
+            .state()
+            .devices
+            .iter()
+            .filter(|d| d.user == *user)
+            .cloned()
+            .collect())
+    }
+    async fn remove_device(&self, device: &Device) -> Result<(), Error> {
+        self.state().devices.retain(|d| d != device);
+        Ok(())
+    }
+}
+
+impl PushSender for Memory {
+    async fn send(&self, device: &Device, _n: &Notification) -> Result<PushResult, Error> {
+        let mut s = self.state();
+        if s.fail_pushes {
+            return Err(outage("push"));
+        }
+        if s.unregistered.contains(&device.token) {
+            return Ok(PushResult::Unregistered);
+        }
+        s.pushes.push(device.token.clone());
+        Ok(PushResult::Sent)
+    }
+}
+
+impl AnalyticsStore for Memory {
+    async fn watermark(&self, stream: &str) -> Result<Option<i64>, Error> {
+        Ok(self.state().watermarks.get(stream).copied())
+    }
+    async fn apply(
+        &self,
+        stream: &str,
+        expected: Option<i64>,
+        to: i64,
+        inc: &[(CounterKey, i64)],
+    ) -> Result<bool, Error> {
+        let mut s = self.state();
+        if s.fail_counters {
+            return Err(outage("counters"));
+        }
+        if s.watermarks.get(stream).copied() != expected {
+            return Ok(false);
+        }
+        s.watermarks.insert(stream.to_owned(), to);
+        s.largest_apply = s.largest_apply.max(inc.len());
+        for (k, n) in inc {
+            *s.counters.entry((k.counter.clone(), k.field.clone())).or_default() += n;
+        }
+        Ok(true)
+    }
+}
+
+// Builders for test data. They take known-good literals: a bad one is a bug in the test itself.
+
+pub fn user(id: &str) -> UserId {
+    UserId::parse(id).expect("test user id")
+}
+
+pub fn sample_message(conversation: &str, sender: &str, recipients: &[&str]) -> ChatMessage {
+    ChatMessage {
+        schema_version: SCHEMA_VERSION,
+        message_id: MessageId::new(),
+        conversation_id: ConversationId::parse(conversation).expect("test conversation id"),
+        sender_id: user(sender),
+        sender_name: DisplayName::parse(sender.to_uppercase()).expect("test name"),
+        content: MessageContent::parse("hello").expect("test content"),
+        client_message_id: None,
+        sent_at: Utc::now(),
+        recipients: recipients.iter().map(|r| user(r)).collect(),
+    }
+}
+
+pub fn status_update(m: &ChatMessage, reader: &str, status: DeliveryStatus) -> MessageStatusUpdate {
+    MessageStatusUpdate {
+        schema_version: SCHEMA_VERSION,
+        message_id: m.message_id,
+        conversation_id: m.conversation_id.clone(),
+        user_id: user(reader),
+        sender_id: Some(m.sender_id.clone()),
+        status,
+        at: Utc::now(),
+    }
+}
+
+pub fn typing(conversation: &str, typist: &str, members: &[&str]) -> TypingIndicator {
+    TypingIndicator {
+        schema_version: SCHEMA_VERSION,
+        conversation_id: ConversationId::parse(conversation).expect("test conversation id"),
+        user_id: user(typist),
+        is_typing: true,
+        at: Utc::now(),
+        recipients: members.iter().map(|m| user(m)).collect(),
+    }
+}

@@ -1,0 +1,147 @@
+//! The narrow interfaces the rules need from the outside world. Adapters (DynamoDB,
+//! `@connections`, Kafka, FCM) implement them in `relaychat-adapters`; `memory` has fakes.
+
+use std::future::Future;
+
+use chrono::{DateTime, Utc};
+use relaychat_schema::kafka::RawRecord;
+use relaychat_schema::{ChatMessage, ConnectionId, ConversationId, DeliveryStatus, MessageId, Notification, UserId};
+
+use crate::Error;
+
+/// The messages of conversations.
+pub trait MessageStore: Sync {
+    /// Stores the message and adds one to each recipient's unread count, atomically.
+    /// Returns `false`, changing nothing, when the message was already stored.
+    fn insert_message(&self, message: &ChatMessage) -> impl Future<Output = Result<bool, Error>> + Send;
+
+    /// Makes this the conversation's last message, unless a later one is already there.
+    fn set_last_message(&self, message: &ChatMessage) -> impl Future<Output = Result<(), Error>> + Send;
+
+    /// Ids and senders of the messages with `after < id <= up_to`, oldest first.
+    fn messages_between(
+        &self,
+        conversation: &ConversationId,
+        after: Option<MessageId>,
+        up_to: MessageId,
+    ) -> impl Future<Output = Result<Vec<(MessageId, UserId)>, Error>> + Send;
+}
+
+/// Where each member has read up to in each conversation, and their unread count.
+pub trait ReadState: Sync {
+    fn read_cursor(
+        &self,
+        user: &UserId,
+        conversation: &ConversationId,
+    ) -> impl Future<Output = Result<Option<MessageId>, Error>> + Send;
+
+    /// Moves the cursor forward to `to` (never back) and sets the unread count to the number of
+    /// later messages from others.
+    fn advance_read_cursor(
+        &self,
+        user: &UserId,
+        conversation: &ConversationId,
+        to: MessageId,
+    ) -> impl Future<Output = Result<(), Error>> + Send;
+}
+
+/// Per-recipient receipts of messages.
+pub trait Receipts: Sync {
+    /// Moves the receipt of `message` for `recipient` forward to `status`; `true` when it moved.
+    fn advance_receipt(
+        &self,
+        message: MessageId,
+        conversation: &ConversationId,
+        recipient: &UserId,
+        status: DeliveryStatus,
+        at: DateTime<Utc>,
+    ) -> impl Future<Output = Result<bool, Error>> + Send;
+}
+
+/// The live WebSocket connections of users.
+pub trait ConnectionDirectory: Sync {
+    fn connections_of(&self, user: &UserId) -> impl Future<Output = Result<Vec<ConnectionId>, Error>> + Send;
+    fn remove_connection(&self, connection: &ConnectionId) -> impl Future<Output = Result<(), Error>> + Send;
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PushOutcome {
+    Delivered,
+    /// The connection is gone (API Gateway's 410 `GoneException`).
+    Gone,
+}
+
+/// Sends frames down WebSocket connections (API Gateway's `@connections` API).
+pub trait FramePusher: Sync {
+    fn push(&self, connection: &ConnectionId, frame: &[u8]) -> impl Future<Output = Result<PushOutcome, Error>> + Send;
+}
+
+/// Publishes to Kafka; returns once the broker has the record.
+pub trait Publisher: Sync {
+    fn publish(&self, topic: &str, key: &str, value: Vec<u8>) -> impl Future<Output = Result<(), Error>> + Send;
+}
+
+/// A consumer's dead-letter topic.
+pub trait DeadLetters: Sync {
+    fn dead_letter(&self, record: &RawRecord, reason: &str) -> impl Future<Output = Result<(), Error>> + Send;
+}
+
+/// The notification history (30 days).
+pub trait NotificationLog: Sync {
+    /// Records the notification if it is new. Returns `true` when it still has to be sent (new, or
+    /// recorded by an attempt that did not finish), `false` when it was sent already.
+    fn begin(&self, notification: &Notification) -> impl Future<Output = Result<bool, Error>> + Send;
+    fn mark_sent(&self, notification: &Notification, devices: usize) -> impl Future<Output = Result<(), Error>> + Send;
+}
+
+/// A registered push device.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Device {
+    pub user: UserId,
+    pub token: String,
+    pub platform: String,
+}
+
+pub trait DeviceStore: Sync {
+    fn devices_of(&self, user: &UserId) -> impl Future<Output = Result<Vec<Device>, Error>> + Send;
+    fn remove_device(&self, device: &Device) -> impl Future<Output = Result<(), Error>> + Send;
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PushResult {
+    Sent,
+    /// The push service no longer knows this token (FCM 404 `UNREGISTERED`).
+    Unregistered,
+}
+
+/// A push service (FCM HTTP v1).
+pub trait PushSender: Sync {
+    fn send(
+        &self,
+        device: &Device,
+        notification: &Notification,
+    ) -> impl Future<Output = Result<PushResult, Error>> + Send;
+}
+
+/// One counter increment: `counter` names the row (e.g. `conv#c1#2026-11-25`), `field` the count.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct CounterKey {
+    pub counter: String,
+    pub field: String,
+}
+
+/// Analytics counters, applied per partition with a watermark so replays add nothing.
+pub trait AnalyticsStore: Sync {
+    /// The highest offset already counted for this `consumer/topic-partition`.
+    fn watermark(&self, stream: &str) -> impl Future<Output = Result<Option<i64>, Error>> + Send;
+
+    /// Adds `increments` and moves the watermark from `expected` to `to`, atomically. Returns
+    /// `false` (adding nothing) when the watermark was no longer `expected`.
+    fn apply(
+        &self,
+        stream: &str,
+        expected: Option<i64>,
+        to: i64,
+        increments: &[(CounterKey, i64)],
+    ) -> impl Future<Output = Result<bool, Error>> + Send;
+}

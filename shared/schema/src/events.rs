@@ -1,0 +1,265 @@
+//! The values on relaychat's Kafka topics (DESIGN.md §2). JSON, camelCase, with a
+//! `schemaVersion`; unknown fields are ignored, a missing required field is an error naming it.
+
+use chrono::{DateTime, Utc};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+use crate::{ClientMessageId, ConversationId, DisplayName, MessageContent, MessageId, SchemaError, Title, UserId};
+
+/// The version this build writes, and the newest it reads.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// Most members a conversation may have. A message's store, with one unread increment per
+/// recipient, is one DynamoDB transaction (at most 100 items).
+pub const MAX_MEMBERS: usize = 100;
+
+/// Implemented by every topic value: parse with the version check, write as JSON.
+pub trait TopicEvent: Serialize + DeserializeOwned {
+    fn schema_version(&self) -> u32;
+
+    fn from_json(bytes: &[u8]) -> Result<Self, SchemaError> {
+        let event: Self = serde_json::from_slice(bytes)?;
+        if event.schema_version() > SCHEMA_VERSION {
+            return Err(SchemaError::UnsupportedVersion {
+                found: event.schema_version(),
+                supported: SCHEMA_VERSION,
+            });
+        }
+        Ok(event)
+    }
+
+    fn to_json(&self) -> Vec<u8> {
+        // Serialising these plain structs cannot fail: no maps with non-string keys, no custom impls that error.
+        serde_json::to_vec(self).unwrap_or_default()
+    }
+}
+
+macro_rules! topic_event {
+    ($($t:ty),*) => {$(
+        impl TopicEvent for $t {
+            fn schema_version(&self) -> u32 {
+                self.schema_version
+            }
+        }
+    )*};
+}
+topic_event!(
+    ChatMessage,
+    MessageStatusUpdate,
+    TypingIndicator,
+    Notification,
+    AnalyticsEvent
+);
+
+/// `chat-messages`, keyed by conversationId. Carries the recipients as they were when it was
+/// sent (membership was checked then), so consumers need no conversation lookup.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ChatMessage {
+    pub schema_version: u32,
+    pub message_id: MessageId,
+    pub conversation_id: ConversationId,
+    pub sender_id: UserId,
+    pub sender_name: DisplayName,
+    pub content: MessageContent,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_message_id: Option<ClientMessageId>,
+    pub sent_at: DateTime<Utc>,
+    pub recipients: Vec<UserId>,
+}
+
+/// Receipt statuses. They only move forward: SENT → DELIVERED → READ.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum DeliveryStatus {
+    Sent,
+    Delivered,
+    Read,
+}
+
+impl DeliveryStatus {
+    /// A number that grows with the status, for conditional writes (`rank < :new`).
+    pub fn rank(self) -> u8 {
+        match self {
+            Self::Sent => 1,
+            Self::Delivered => 2,
+            Self::Read => 3,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Sent => "SENT",
+            Self::Delivered => "DELIVERED",
+            Self::Read => "READ",
+        }
+    }
+}
+
+/// `message-status-events`, keyed by the recipient's userId so one reader's receipts stay in order.
+/// DELIVERED names one message; READ means "read up to and including `messageId`".
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MessageStatusUpdate {
+    pub schema_version: u32,
+    pub message_id: MessageId,
+    pub conversation_id: ConversationId,
+    /// The recipient whose status changed.
+    pub user_id: UserId,
+    /// The message's sender, when the producer knows it (always for DELIVERED).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sender_id: Option<UserId>,
+    pub status: DeliveryStatus,
+    pub at: DateTime<Utc>,
+}
+
+/// `typing-events`, keyed by conversationId; short-lived, never stored.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TypingIndicator {
+    pub schema_version: u32,
+    pub conversation_id: ConversationId,
+    pub user_id: UserId,
+    pub is_typing: bool,
+    pub at: DateTime<Utc>,
+    pub recipients: Vec<UserId>,
+}
+
+/// `notifications`, keyed by userId: a push for a user with no live connection.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Notification {
+    pub schema_version: u32,
+    /// Deterministic (`msg:<messageId>` for messages) so a replay is recognised as the same push.
+    pub notification_id: String,
+    pub user_id: UserId,
+    pub title: String,
+    pub body: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub conversation_id: Option<ConversationId>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message_id: Option<MessageId>,
+    pub created_at: DateTime<Utc>,
+}
+
+impl Notification {
+    /// The push a recipient gets for a message that reached none of their connections.
+    pub fn for_message(message: &ChatMessage, recipient: &UserId, conversation_title: Option<&Title>) -> Self {
+        let title = match conversation_title {
+            Some(t) => format!("{} in {}", message.sender_name, t),
+            None => message.sender_name.to_string(),
+        };
+        Self {
+            schema_version: SCHEMA_VERSION,
+            notification_id: format!("msg:{}", message.message_id),
+            user_id: recipient.clone(),
+            title,
+            body: message.content.preview(140),
+            conversation_id: Some(message.conversation_id.clone()),
+            message_id: Some(message.message_id),
+            created_at: Utc::now(),
+        }
+    }
+}
+
+/// What an analytics event counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum AnalyticsKind {
+    Connected,
+    Disconnected,
+    ConversationCreated,
+    MessageSent,
+    MessageRead,
+}
+
+impl AnalyticsKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Connected => "connected",
+            Self::Disconnected => "disconnected",
+            Self::ConversationCreated => "conversationCreated",
+            Self::MessageSent => "messageSent",
+            Self::MessageRead => "messageRead",
+        }
+    }
+}
+
+/// `analytics-events`, keyed by userId (or sessionId).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AnalyticsEvent {
+    pub schema_version: u32,
+    pub event_id: MessageId,
+    pub kind: AnalyticsKind,
+    pub user_id: UserId,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub conversation_id: Option<ConversationId>,
+    pub at: DateTime<Utc>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample_json() -> serde_json::Value {
+        serde_json::json!({
+            "schemaVersion": 1,
+            "messageId": "01JDQ3ZK6M0000000000000000",
+            "conversationId": "c1",
+            "senderId": "alice",
+            "senderName": "Alice",
+            "content": "hi",
+            "sentAt": "2026-11-25T10:00:00Z",
+            "recipients": ["bob"],
+            "someFutureField": {"ignored": true}
+        })
+    }
+
+    #[test]
+    fn unknown_fields_are_ignored_and_round_trip_holds() {
+        let m = ChatMessage::from_json(sample_json().to_string().as_bytes()).unwrap();
+        assert_eq!(m.sender_id.as_str(), "alice");
+        let again = ChatMessage::from_json(&m.to_json()).unwrap();
+        assert_eq!(m, again);
+    }
+
+    #[test]
+    fn a_missing_field_is_named() {
+        let mut v = sample_json();
+        v.as_object_mut().unwrap().remove("conversationId");
+        let err = ChatMessage::from_json(v.to_string().as_bytes())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("missing field `conversationId`"), "{err}");
+    }
+
+    #[test]
+    fn limits_hold_inside_events() {
+        let mut v = sample_json();
+        v["content"] = serde_json::json!("x".repeat(4_001));
+        let err = ChatMessage::from_json(v.to_string().as_bytes())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("content"), "{err}");
+    }
+
+    #[test]
+    fn a_newer_schema_version_is_refused() {
+        let mut v = sample_json();
+        v["schemaVersion"] = serde_json::json!(2);
+        let err = ChatMessage::from_json(v.to_string().as_bytes()).unwrap_err();
+        assert!(matches!(err, SchemaError::UnsupportedVersion { found: 2, .. }));
+    }
+
+    #[test]
+    fn statuses_rank_forward() {
+        assert!(DeliveryStatus::Sent.rank() < DeliveryStatus::Delivered.rank());
+        assert!(DeliveryStatus::Delivered.rank() < DeliveryStatus::Read.rank());
+        assert_eq!(
+            serde_json::to_string(&DeliveryStatus::Delivered).unwrap(),
+            "\"DELIVERED\""
+        );
+    }
+}

@@ -1,0 +1,81 @@
+//! Server → client WebSocket frames (DESIGN.md §3) that the Kafka-side functions push through
+//! the `@connections` API.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use crate::{ChatMessage, ConversationId, DeliveryStatus, MessageId, UserId};
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "type", rename_all = "camelCase")]
+pub enum ServerFrame<'a> {
+    #[serde(rename_all = "camelCase")]
+    Message {
+        message_id: MessageId,
+        conversation_id: &'a ConversationId,
+        sender_id: &'a UserId,
+        sender_name: &'a str,
+        content: &'a str,
+        sent_at: DateTime<Utc>,
+    },
+    #[serde(rename_all = "camelCase")]
+    Status {
+        message_id: MessageId,
+        conversation_id: &'a ConversationId,
+        user_id: &'a UserId,
+        status: DeliveryStatus,
+        at: DateTime<Utc>,
+    },
+    #[serde(rename_all = "camelCase")]
+    Typing {
+        conversation_id: &'a ConversationId,
+        user_id: &'a UserId,
+        is_typing: bool,
+    },
+}
+
+impl<'a> ServerFrame<'a> {
+    pub fn message(m: &'a ChatMessage) -> Self {
+        Self::Message {
+            message_id: m.message_id,
+            conversation_id: &m.conversation_id,
+            sender_id: &m.sender_id,
+            sender_name: m.sender_name.as_str(),
+            content: m.content.as_str(),
+            sent_at: m.sent_at,
+        }
+    }
+
+    pub fn to_bytes(&self) -> Vec<u8> {
+        // Plain data with string keys: serialisation cannot fail.
+        serde_json::to_vec(self).unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_frame_matches_the_protocol() {
+        let conv = ConversationId::parse("c1").unwrap();
+        let user = UserId::parse("bob").unwrap();
+        let id = MessageId::parse("01JDQ3ZK6M0000000000000000").unwrap();
+        let at = DateTime::parse_from_rfc3339("2026-11-25T10:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        let frame = ServerFrame::Status {
+            message_id: id,
+            conversation_id: &conv,
+            user_id: &user,
+            status: DeliveryStatus::Read,
+            at,
+        };
+        let v: serde_json::Value = serde_json::from_slice(&frame.to_bytes()).unwrap();
+        assert_eq!(
+            v,
+            serde_json::json!({"type":"status","messageId":"01JDQ3ZK6M0000000000000000","conversationId":"c1",
+                "userId":"bob","status":"READ","at":"2026-11-25T10:00:00Z"})
+        );
+    }
+}

@@ -1,0 +1,357 @@
+//! Decoding of the events Lambda hands a Kafka-triggered function (MSK `aws:kafka` and
+//! `SelfManagedKafka` share one shape), and the partial-batch response it returns.
+
+use std::fmt;
+
+use aws_lambda_events::event::kafka::{KafkaEvent, KafkaRecord};
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::SchemaError;
+use crate::events::TopicEvent;
+
+/// Where a record lives: `topic-partition@offset`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct RecordId {
+    pub topic: String,
+    pub partition: i32,
+    pub offset: i64,
+}
+
+impl RecordId {
+    /// The `topic-partition` string Lambda uses for record groups and batch item failures.
+    pub fn topic_partition(&self) -> String {
+        format!("{}-{}", self.topic, self.partition)
+    }
+}
+
+impl fmt::Display for RecordId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}-{}@{}", self.topic, self.partition, self.offset)
+    }
+}
+
+/// A record with its key, value and headers decoded to bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DecodedRecord {
+    pub id: RecordId,
+    pub key: Option<Vec<u8>>,
+    pub value: Vec<u8>,
+    pub headers: Vec<(String, Vec<u8>)>,
+    pub timestamp: DateTime<Utc>,
+}
+
+impl DecodedRecord {
+    /// Parses the value as a topic event; the error names this record.
+    pub fn parse<E: TopicEvent>(&self) -> Result<E, SchemaError> {
+        E::from_json(&self.value).map_err(|e| SchemaError::InvalidPayload {
+            record: self.id.clone(),
+            source: Box::new(e),
+        })
+    }
+
+    pub fn header(&self, name: &str) -> Option<&[u8]> {
+        self.headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_slice())
+    }
+}
+
+/// A record as Lambda delivered it, kept whole so a dead-letter copy can carry the original bytes
+/// even when decoding failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RawRecord {
+    pub id: RecordId,
+    /// The key: decoded when it was valid base64, else the text Lambda sent.
+    pub key: Option<Vec<u8>>,
+    /// The value: decoded when it was valid base64, else the text Lambda sent.
+    pub value: Vec<u8>,
+    pub headers: Vec<(String, Vec<u8>)>,
+}
+
+/// The records of one `topic-partition`, in offset order, each decoded or with the reason it was not.
+#[derive(Debug)]
+pub struct PartitionBatch {
+    pub topic: String,
+    pub partition: i32,
+    pub records: Vec<Result<DecodedRecord, (RawRecord, SchemaError)>>,
+}
+
+impl PartitionBatch {
+    pub fn topic_partition(&self) -> String {
+        format!("{}-{}", self.topic, self.partition)
+    }
+
+    /// The ids of the records, decoded or not, in order.
+    pub fn ids(&self) -> Vec<RecordId> {
+        self.records
+            .iter()
+            .map(|r| match r {
+                Ok(d) => d.id.clone(),
+                Err((raw, _)) => raw.id.clone(),
+            })
+            .collect()
+    }
+}
+
+/// Splits a Lambda Kafka event into partitions (sorted by name, records sorted by offset).
+/// Never fails: a record that cannot be decoded is returned with its error, in its place.
+pub fn partitions(event: &KafkaEvent) -> Vec<PartitionBatch> {
+    let mut groups: Vec<PartitionBatch> = event
+        .records
+        .iter()
+        .map(|(group_key, records)| {
+            let (topic, partition) = split_group_key(group_key, records.first());
+            let mut records: Vec<&KafkaRecord> = records.iter().collect();
+            records.sort_by_key(|r| r.offset);
+            PartitionBatch {
+                records: records
+                    .into_iter()
+                    .map(|r| decode_record(&topic, partition, r))
+                    .collect(),
+                topic,
+                partition,
+            }
+        })
+        .collect();
+    groups.sort_by(|a, b| (&a.topic, a.partition).cmp(&(&b.topic, b.partition)));
+    groups
+}
+
+/// `topic-partition` → (topic, partition); the record's own fields win when present.
+fn split_group_key(group_key: &str, first: Option<&KafkaRecord>) -> (String, i32) {
+    let (key_topic, key_partition) = match group_key.rsplit_once('-') {
+        Some((t, p)) => (t.to_owned(), p.parse::<i32>().ok()),
+        None => (group_key.to_owned(), None),
+    };
+    let topic = first.and_then(|r| r.topic.clone()).unwrap_or(key_topic);
+    let partition = first
+        .and_then(|r| i32::try_from(r.partition).ok())
+        .or(key_partition)
+        .unwrap_or_default();
+    (topic, partition)
+}
+
+fn decode_record(topic: &str, partition: i32, r: &KafkaRecord) -> Result<DecodedRecord, (RawRecord, SchemaError)> {
+    let id = RecordId {
+        topic: topic.to_owned(),
+        partition,
+        offset: r.offset,
+    };
+    // Lambda sends header values as Java's signed bytes: reinterpret, don't convert.
+    let headers: Vec<(String, Vec<u8>)> = r
+        .headers
+        .iter()
+        .flat_map(|h| h.iter())
+        .map(|(k, v)| (k.clone(), v.iter().map(|b| *b as u8).collect()))
+        .collect();
+    let decoded = (|| {
+        let key = r.key.as_deref().map(|k| decode_b64(&id, "key", k)).transpose()?;
+        let value = r
+            .value
+            .as_deref()
+            .ok_or_else(|| SchemaError::MissingValue { record: id.clone() })?;
+        Ok((key, decode_b64(&id, "value", value)?))
+    })();
+    match decoded {
+        Ok((key, value)) => Ok(DecodedRecord {
+            id,
+            key,
+            value,
+            headers,
+            timestamp: *r.timestamp,
+        }),
+        Err(error) => {
+            let raw = RawRecord {
+                key: r.key.as_deref().map(decode_or_text),
+                value: r.value.as_deref().map(decode_or_text).unwrap_or_default(),
+                headers,
+                id,
+            };
+            Err((raw, error))
+        }
+    }
+}
+
+fn decode_b64(id: &RecordId, field: &'static str, s: &str) -> Result<Vec<u8>, SchemaError> {
+    STANDARD.decode(s).map_err(|source| SchemaError::InvalidBase64 {
+        record: id.clone(),
+        field,
+        source,
+    })
+}
+
+fn decode_or_text(s: &str) -> Vec<u8> {
+    STANDARD.decode(s).unwrap_or_else(|_| s.as_bytes().to_vec())
+}
+
+impl From<&DecodedRecord> for RawRecord {
+    fn from(r: &DecodedRecord) -> Self {
+        Self {
+            id: r.id.clone(),
+            key: r.key.clone(),
+            value: r.value.clone(),
+            headers: r.headers.clone(),
+        }
+    }
+}
+
+/// The partial-batch response of a Kafka-triggered function (not yet in `aws_lambda_events`):
+/// `{"batchItemFailures":[{"itemIdentifier":{"partition":"topic-0","offset":N}}]}`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct KafkaBatchResponse {
+    pub batch_item_failures: Vec<BatchItemFailure>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BatchItemFailure {
+    pub item_identifier: KafkaItemIdentifier,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KafkaItemIdentifier {
+    /// `topic-partition`.
+    pub partition: String,
+    pub offset: i64,
+}
+
+impl BatchItemFailure {
+    pub fn new(id: &RecordId) -> Self {
+        Self {
+            item_identifier: KafkaItemIdentifier {
+                partition: id.topic_partition(),
+                offset: id.offset,
+            },
+        }
+    }
+}
+
+/// Builds the MSK-shaped record Lambda would deliver for these bytes (used by the local runtime
+/// and by tests): base64 key and value, headers as signed bytes.
+pub fn encode_record(
+    id: &RecordId,
+    key: Option<&[u8]>,
+    value: &[u8],
+    headers: &[(String, Vec<u8>)],
+    timestamp_ms: i64,
+) -> serde_json::Value {
+    let headers: Vec<serde_json::Value> = headers
+        .iter()
+        .map(|(k, v)| {
+            let signed: Vec<i8> = v.iter().map(|b| *b as i8).collect();
+            serde_json::json!({ k: signed })
+        })
+        .collect();
+    serde_json::json!({
+        "topic": id.topic,
+        "partition": id.partition,
+        "offset": id.offset,
+        "timestamp": timestamp_ms,
+        "timestampType": "CREATE_TIME",
+        "key": key.map(|k| STANDARD.encode(k)),
+        "value": STANDARD.encode(value),
+        "headers": headers,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(json: serde_json::Value) -> KafkaEvent {
+        serde_json::from_value(json).unwrap()
+    }
+
+    #[test]
+    fn decodes_the_aws_sample_msk_event() {
+        let e = event(serde_json::json!({
+            "eventSource": "aws:kafka",
+            "eventSourceArn": "arn:aws:kafka:us-west-2:012345678901:cluster/ExampleMSKCluster/e9f754c6-d29a-4430-a7db-958a19fd2c54-4",
+            "bootstrapServers": "b-2.demo-cluster-1.a1bcde.c1.kafka.us-east-1.amazonaws.com:9092",
+            "records": {"AWSKafkaTopic-0": [{
+                "topic": "AWSKafkaTopic", "partition": 0, "offset": 0, "timestamp": 1595035749700_i64,
+                "timestampType": "CREATE_TIME",
+                "key": "OGQ1NTk2YjQtMTgxMy00MjM4LWIyNGItNmRhZDhlM2QxYzBj",
+                "value": "OGQ1NTk2YjQtMTgxMy00MjM4LWIyNGItNmRhZDhlM2QxYzBj",
+                "headers": [{"headerKey": [104, 101, 97, 100, 101, 114, 86, 97, 108, 117, 101]}]
+            }]}
+        }));
+        let parts = partitions(&e);
+        assert_eq!(parts.len(), 1);
+        let r = parts[0].records[0].as_ref().unwrap();
+        assert_eq!(r.id.to_string(), "AWSKafkaTopic-0@0");
+        assert_eq!(r.key.as_deref(), Some(&b"8d5596b4-1813-4238-b24b-6dad8e3d1c0c"[..]));
+        assert_eq!(r.value, b"8d5596b4-1813-4238-b24b-6dad8e3d1c0c");
+        assert_eq!(r.header("headerKey"), Some(&b"headerValue"[..]));
+    }
+
+    #[test]
+    fn decodes_self_managed_negative_header_bytes_and_missing_key() {
+        // Self-managed Kafka events carry no eventSourceArn but bootstrapServers; topic names may hold dashes.
+        let e = event(serde_json::json!({
+            "eventSource": "SelfManagedKafka",
+            "bootstrapServers": "b-1.example:9092",
+            "records": {"chat-messages-2": [
+                {"topic": "chat-messages", "partition": 2, "offset": 8, "timestamp": 1764064800000_i64,
+                 "timestampType": "CREATE_TIME", "value": "e30=", "headers": [{"trace": [-61, -87, 0, 127, -128]}]},
+                {"topic": "chat-messages", "partition": 2, "offset": 7, "timestamp": 1764064800000_i64,
+                 "timestampType": "CREATE_TIME", "key": "YzE=", "value": "e30=", "headers": []}
+            ]}
+        }));
+        let parts = partitions(&e);
+        assert_eq!(parts[0].topic_partition(), "chat-messages-2");
+        let offsets: Vec<i64> = parts[0].records.iter().map(|r| r.as_ref().unwrap().id.offset).collect();
+        assert_eq!(offsets, vec![7, 8], "records come back in offset order");
+        let later = parts[0].records[1].as_ref().unwrap();
+        assert_eq!(later.key, None);
+        assert_eq!(later.header("trace"), Some(&[0xC3u8, 0xA9, 0x00, 0x7F, 0x80][..]));
+    }
+
+    #[test]
+    fn bad_base64_names_the_record_and_field_and_keeps_the_bytes() {
+        let e = event(serde_json::json!({
+            "eventSource": "aws:kafka",
+            "records": {"t-1": [{"topic": "t", "partition": 1, "offset": 42, "timestamp": 0,
+                                 "value": "%%%not base64", "headers": []}]}
+        }));
+        let parts = partitions(&e);
+        let (raw, err) = parts[0].records[0].as_ref().unwrap_err();
+        assert_eq!(err.to_string(), "record t-1@42: field `value` is not valid base64");
+        assert_eq!(raw.value, b"%%%not base64");
+    }
+
+    #[test]
+    fn encode_then_decode_round_trips() {
+        let id = RecordId {
+            topic: "typing-events".into(),
+            partition: 1,
+            offset: 3,
+        };
+        let headers = vec![("h".to_owned(), vec![0xFFu8, 0x01])];
+        let rec = encode_record(&id, Some(b"k"), b"{\"a\":1}", &headers, 1_764_064_800_000_i64);
+        let e = event(serde_json::json!({"eventSource": "aws:kafka", "records": {"typing-events-1": [rec]}}));
+        let r = partitions(&e).remove(0).records.remove(0).unwrap();
+        assert_eq!(
+            (r.key.as_deref(), r.value.as_slice(), r.headers),
+            (Some(&b"k"[..]), &b"{\"a\":1}"[..], headers)
+        );
+    }
+
+    #[test]
+    fn batch_response_has_the_lambda_shape() {
+        let id = RecordId {
+            topic: "chat-messages".into(),
+            partition: 0,
+            offset: 5,
+        };
+        let resp = KafkaBatchResponse {
+            batch_item_failures: vec![BatchItemFailure::new(&id)],
+        };
+        assert_eq!(
+            serde_json::to_value(&resp).unwrap(),
+            serde_json::json!({"batchItemFailures":[{"itemIdentifier":{"partition":"chat-messages-0","offset":5}}]})
+        );
+    }
+}
