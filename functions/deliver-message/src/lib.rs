@@ -1,1 +1,47 @@
+//! deliver-message: `chat-messages` → each recipient's live connections (`@connections`); a
+//! DELIVERED event on `message-status-events` for recipients reached, a `notifications` event for
+//! the others. Stale connections (410 Gone) are removed.
 
+use aws_lambda_events::event::kafka::KafkaEvent;
+use relaychat_core::Error;
+use relaychat_core::batch::{RecordHandler, run_batch};
+use relaychat_core::delivery::deliver_message;
+use relaychat_core::ports::{ConnectionDirectory, DeadLetters, FramePusher, Publisher};
+use relaychat_schema::{ChatMessage, DecodedRecord, KafkaBatchResponse, Topics};
+
+pub const CONSUMER: &str = "deliver-message";
+
+pub struct DeliverMessage<C, F, P, D> {
+    pub directory: C,
+    pub pusher: F,
+    pub publisher: P,
+    pub dead_letters: D,
+    pub topics: Topics,
+}
+
+impl<C, F, P, D> DeliverMessage<C, F, P, D>
+where
+    C: ConnectionDirectory,
+    F: FramePusher,
+    P: Publisher,
+    D: DeadLetters,
+{
+    pub async fn invoke(&self, event: &KafkaEvent) -> KafkaBatchResponse {
+        run_batch(event, &self.dead_letters, self).await
+    }
+}
+
+impl<C, F, P, D> RecordHandler for DeliverMessage<C, F, P, D>
+where
+    C: ConnectionDirectory,
+    F: FramePusher,
+    P: Publisher,
+    D: DeadLetters,
+{
+    async fn handle(&self, record: &DecodedRecord) -> Result<(), Error> {
+        let message: ChatMessage = record.parse()?;
+        deliver_message(&self.directory, &self.pusher, &self.publisher, &self.topics, &message)
+            .await
+            .map(|_| ())
+    }
+}

@@ -1,1 +1,34 @@
+//! persist-message: `chat-messages` → DynamoDB (the message, the conversation's last message and
+//! the recipients' unread counts), exactly once per message however often it is delivered.
 
+use aws_lambda_events::event::kafka::KafkaEvent;
+use relaychat_core::Error;
+use relaychat_core::batch::{RecordHandler, run_batch};
+use relaychat_core::persist::persist_message;
+use relaychat_core::ports::{DeadLetters, MessageStore};
+use relaychat_schema::{ChatMessage, DecodedRecord, KafkaBatchResponse};
+
+/// The consumer group, and the name of its dead-letter topic (`persist-message-dlq`).
+pub const CONSUMER: &str = "persist-message";
+
+pub struct PersistMessage<S, D> {
+    store: S,
+    dead_letters: D,
+}
+
+impl<S: MessageStore, D: DeadLetters> PersistMessage<S, D> {
+    pub fn new(store: S, dead_letters: D) -> Self {
+        Self { store, dead_letters }
+    }
+
+    pub async fn invoke(&self, event: &KafkaEvent) -> KafkaBatchResponse {
+        run_batch(event, &self.dead_letters, self).await
+    }
+}
+
+impl<S: MessageStore, D: DeadLetters> RecordHandler for PersistMessage<S, D> {
+    async fn handle(&self, record: &DecodedRecord) -> Result<(), Error> {
+        let message: ChatMessage = record.parse()?;
+        persist_message(&self.store, &message).await.map(|_| ())
+    }
+}

@@ -1,1 +1,33 @@
+//! relay-typing: `typing-events` → the other members' live connections. Nothing is stored; an
+//! indicator older than ten seconds is dropped as stale.
 
+use aws_lambda_events::event::kafka::KafkaEvent;
+use chrono::Utc;
+use relaychat_core::Error;
+use relaychat_core::batch::{RecordHandler, run_batch};
+use relaychat_core::ports::{ConnectionDirectory, DeadLetters, FramePusher};
+use relaychat_core::typing::relay_typing;
+use relaychat_schema::{DecodedRecord, KafkaBatchResponse, TypingIndicator};
+
+pub const CONSUMER: &str = "relay-typing";
+
+pub struct RelayTyping<C, F, D> {
+    pub directory: C,
+    pub pusher: F,
+    pub dead_letters: D,
+}
+
+impl<C: ConnectionDirectory, F: FramePusher, D: DeadLetters> RelayTyping<C, F, D> {
+    pub async fn invoke(&self, event: &KafkaEvent) -> KafkaBatchResponse {
+        run_batch(event, &self.dead_letters, self).await
+    }
+}
+
+impl<C: ConnectionDirectory, F: FramePusher, D: DeadLetters> RecordHandler for RelayTyping<C, F, D> {
+    async fn handle(&self, record: &DecodedRecord) -> Result<(), Error> {
+        let indicator: TypingIndicator = record.parse()?;
+        relay_typing(&self.directory, &self.pusher, &indicator, Utc::now())
+            .await
+            .map(|_| ())
+    }
+}

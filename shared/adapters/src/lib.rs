@@ -1,1 +1,13 @@
+//! Thin adapters from relaychat's ports to real services: DynamoDB, API Gateway's
+//! `@connections` API, Kafka (rdkafka) and FCM HTTP v1. No business rule lives here.
 
+pub mod aws;
+pub mod connections_api;
+pub mod dynamo;
+mod error;
+pub use error::{optional, required};
+pub mod fcm;
+pub mod kafka;
+pub mod telemetry;
+
+pub use error::ConfigError;

@@ -15,25 +15,29 @@ pub enum Pushed {
 
 /// Records the notification (30-day history) and sends it to every device. A token the push
 /// service reports unregistered is deleted. A replay after success sends nothing.
-pub async fn send_notification<P>(ports: &P, notification: &Notification) -> Result<Pushed, Error>
+pub async fn send_notification<S>(
+    store: &S,
+    sender: &impl PushSender,
+    notification: &Notification,
+) -> Result<Pushed, Error>
 where
-    P: NotificationLog + DeviceStore + PushSender,
+    S: NotificationLog + DeviceStore,
 {
-    if !ports.begin(notification).await? {
+    if !store.begin(notification).await? {
         debug!(notification_id = %notification.notification_id, "already sent");
         return Ok(Pushed::AlreadySent);
     }
     let mut sent = 0;
-    for device in ports.devices_of(&notification.user_id).await? {
-        match ports.send(&device, notification).await? {
+    for device in store.devices_of(&notification.user_id).await? {
+        match sender.send(&device, notification).await? {
             PushResult::Sent => sent += 1,
             PushResult::Unregistered => {
                 info!(user = %device.user, platform = %device.platform, "device token unregistered; deleting it");
-                ports.remove_device(&device).await?;
+                store.remove_device(&device).await?;
             }
         }
     }
-    ports.mark_sent(notification, sent).await?;
+    store.mark_sent(notification, sent).await?;
     Ok(Pushed::Sent(sent))
 }
 
@@ -51,8 +55,8 @@ mod tests {
         mem.unregister_token("tok-dead");
         let n = Notification::for_message(&sample_message("c1", "alice", &["carol"]), &user("carol"), None);
         // WHEN the notification is handled twice
-        assert_eq!(send_notification(&mem, &n).await.unwrap(), Pushed::Sent(1));
-        assert_eq!(send_notification(&mem, &n).await.unwrap(), Pushed::AlreadySent);
+        assert_eq!(send_notification(&mem, &mem, &n).await.unwrap(), Pushed::Sent(1));
+        assert_eq!(send_notification(&mem, &mem, &n).await.unwrap(), Pushed::AlreadySent);
         // THEN one push went out, and the dead token is gone
         assert_eq!(mem.pushes(), vec!["tok-live".to_owned()]);
         assert_eq!(mem.device_tokens("carol"), vec!["tok-live".to_owned()]);
@@ -64,8 +68,8 @@ mod tests {
         mem.register_device("carol", "tok");
         let n = Notification::for_message(&sample_message("c1", "alice", &["carol"]), &user("carol"), None);
         mem.fail_pushes(true);
-        assert!(send_notification(&mem, &n).await.unwrap_err().is_retryable());
+        assert!(send_notification(&mem, &mem, &n).await.unwrap_err().is_retryable());
         mem.fail_pushes(false);
-        assert_eq!(send_notification(&mem, &n).await.unwrap(), Pushed::Sent(1));
+        assert_eq!(send_notification(&mem, &mem, &n).await.unwrap(), Pushed::Sent(1));
     }
 }

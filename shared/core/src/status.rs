@@ -15,9 +15,15 @@ pub struct StatusChange {
     pub advanced: Vec<MessageId>,
 }
 
-pub async fn apply_status_update<P>(ports: &P, update: &MessageStatusUpdate) -> Result<StatusChange, Error>
+/// `store` holds messages, read state, receipts and connections; `pusher` reaches the sender.
+pub async fn apply_status_update<S, F>(
+    store: &S,
+    pusher: &F,
+    update: &MessageStatusUpdate,
+) -> Result<StatusChange, Error>
 where
-    P: MessageStore + ReadState + Receipts + ConnectionDirectory + FramePusher,
+    S: MessageStore + ReadState + Receipts + ConnectionDirectory,
+    F: FramePusher,
 {
     match update.status {
         DeliveryStatus::Delivered => {
@@ -28,12 +34,12 @@ where
                 })
             })?;
             let mut change = StatusChange::default();
-            if advance_and_tell(ports, update, update.message_id, sender).await? {
+            if advance_and_tell(store, pusher, update, update.message_id, sender).await? {
                 change.advanced.push(update.message_id);
             }
             Ok(change)
         }
-        DeliveryStatus::Read => mark_read_up_to(ports, update).await,
+        DeliveryStatus::Read => mark_read_up_to(store, pusher, update).await,
         DeliveryStatus::Sent => Err(Error::Invalid(SchemaError::InvalidField {
             field: "status",
             reason: "SENT is where receipts start, not an update".into(),
@@ -43,41 +49,44 @@ where
 
 /// READ covers every message from others after the reader's cursor up to `messageId`. Receipts are
 /// moved before the cursor, so a crash in between is healed by the redelivery.
-async fn mark_read_up_to<P>(ports: &P, update: &MessageStatusUpdate) -> Result<StatusChange, Error>
+async fn mark_read_up_to<S, F>(store: &S, pusher: &F, update: &MessageStatusUpdate) -> Result<StatusChange, Error>
 where
-    P: MessageStore + ReadState + Receipts + ConnectionDirectory + FramePusher,
+    S: MessageStore + ReadState + Receipts + ConnectionDirectory,
+    F: FramePusher,
 {
     let reader = &update.user_id;
-    let cursor = ports.read_cursor(reader, &update.conversation_id).await?;
+    let cursor = store.read_cursor(reader, &update.conversation_id).await?;
     if cursor.is_some_and(|c| c >= update.message_id) {
         debug!(%reader, "already read up to here");
         return Ok(StatusChange::default());
     }
     let mut change = StatusChange::default();
-    for (message, sender) in ports
+    for (message, sender) in store
         .messages_between(&update.conversation_id, cursor, update.message_id)
         .await?
     {
-        if &sender != reader && advance_and_tell(ports, update, message, &sender).await? {
+        if &sender != reader && advance_and_tell(store, pusher, update, message, &sender).await? {
             change.advanced.push(message);
         }
     }
-    ports
+    store
         .advance_read_cursor(reader, &update.conversation_id, update.message_id)
         .await?;
     Ok(change)
 }
 
-async fn advance_and_tell<P>(
-    ports: &P,
+async fn advance_and_tell<S, F>(
+    store: &S,
+    pusher: &F,
     update: &MessageStatusUpdate,
     message: MessageId,
     sender: &UserId,
 ) -> Result<bool, Error>
 where
-    P: Receipts + ConnectionDirectory + FramePusher,
+    S: Receipts + ConnectionDirectory,
+    F: FramePusher,
 {
-    let moved = ports
+    let moved = store
         .advance_receipt(
             message,
             &update.conversation_id,
@@ -94,7 +103,7 @@ where
             status: update.status,
             at: update.at,
         };
-        push_to_user(ports, ports, sender, &frame.to_bytes()).await?;
+        push_to_user(store, pusher, sender, &frame.to_bytes()).await?;
     }
     Ok(moved)
 }
@@ -116,11 +125,23 @@ mod tests {
         let read = status_update(&m, "bob", DeliveryStatus::Read);
         let delivered = status_update(&m, "bob", DeliveryStatus::Delivered);
         assert_eq!(
-            apply_status_update(&mem, &read).await.unwrap().advanced,
+            apply_status_update(&mem, &mem, &read).await.unwrap().advanced,
             vec![m.message_id]
         );
-        assert!(apply_status_update(&mem, &delivered).await.unwrap().advanced.is_empty());
-        assert!(apply_status_update(&mem, &read).await.unwrap().advanced.is_empty());
+        assert!(
+            apply_status_update(&mem, &mem, &delivered)
+                .await
+                .unwrap()
+                .advanced
+                .is_empty()
+        );
+        assert!(
+            apply_status_update(&mem, &mem, &read)
+                .await
+                .unwrap()
+                .advanced
+                .is_empty()
+        );
         // THEN the receipt is READ, alice got exactly one status frame, and bob has nothing unread
         assert_eq!(mem.receipt(m.message_id, "bob"), Some(DeliveryStatus::Read));
         let frames = mem.frames_to("conn-alice");
@@ -143,7 +164,7 @@ mod tests {
             persist_message(&mem, m).await.unwrap();
         }
         assert_eq!(mem.unread("bob", "c1"), 3);
-        let change = apply_status_update(&mem, &status_update(&m2, "bob", DeliveryStatus::Read))
+        let change = apply_status_update(&mem, &mem, &status_update(&m2, "bob", DeliveryStatus::Read))
             .await
             .unwrap();
         assert_eq!(change.advanced, vec![m1.message_id, m2.message_id]);
@@ -158,7 +179,7 @@ mod tests {
         let m = sample_message("c1", "alice", &["bob"]);
         let mut update = status_update(&m, "bob", DeliveryStatus::Delivered);
         update.sender_id = None;
-        let err = apply_status_update(&mem, &update).await.unwrap_err();
+        let err = apply_status_update(&mem, &mem, &update).await.unwrap_err();
         assert!(!err.is_retryable());
         assert!(err.to_string().contains("senderId"), "{err}");
     }

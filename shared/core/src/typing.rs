@@ -17,10 +17,12 @@ pub enum Relayed {
     Stale,
 }
 
-pub async fn relay_typing<P>(ports: &P, indicator: &TypingIndicator, now: DateTime<Utc>) -> Result<Relayed, Error>
-where
-    P: ConnectionDirectory + FramePusher,
-{
+pub async fn relay_typing(
+    directory: &impl ConnectionDirectory,
+    pusher: &impl FramePusher,
+    indicator: &TypingIndicator,
+    now: DateTime<Utc>,
+) -> Result<Relayed, Error> {
     if now - indicator.at > TYPING_TTL {
         return Ok(Relayed::Stale);
     }
@@ -32,7 +34,7 @@ where
     .to_bytes();
     let mut reached = 0;
     for member in indicator.recipients.iter().filter(|r| **r != indicator.user_id) {
-        reached += push_to_user(ports, ports, member, &frame).await?;
+        reached += push_to_user(directory, pusher, member, &frame).await?;
     }
     Ok(Relayed::To(reached))
 }
@@ -48,14 +50,14 @@ mod tests {
         mem.connect("bob", "conn-bob");
         mem.connect("alice", "conn-alice");
         let t = typing("c1", "alice", &["alice", "bob"]);
-        assert_eq!(relay_typing(&mem, &t, t.at).await.unwrap(), Relayed::To(1));
+        assert_eq!(relay_typing(&mem, &mem, &t, t.at).await.unwrap(), Relayed::To(1));
         assert_eq!(mem.frames_to("conn-bob")[0]["type"], "typing");
         assert!(
             mem.frames_to("conn-alice").is_empty(),
             "the typist does not get their own indicator"
         );
         let later = t.at + Duration::seconds(30);
-        assert_eq!(relay_typing(&mem, &t, later).await.unwrap(), Relayed::Stale);
+        assert_eq!(relay_typing(&mem, &mem, &t, later).await.unwrap(), Relayed::Stale);
         assert_eq!(mem.frames_to("conn-bob").len(), 1);
     }
 }

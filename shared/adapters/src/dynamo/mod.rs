@@ -1,0 +1,96 @@
+//! The DynamoDB adapter: one store implementing every storage port. Tables and access patterns
+//! are described in docs/data-model.md; every write that a redelivery may repeat is conditional.
+
+mod analytics;
+mod connections;
+mod messages;
+mod notifications;
+mod receipts;
+pub mod tables;
+
+use std::collections::HashMap;
+
+use aws_config::SdkConfig;
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::types::AttributeValue;
+use chrono::{DateTime, SecondsFormat, Utc};
+
+pub use tables::TableNames;
+
+/// Every storage port over DynamoDB.
+#[derive(Debug, Clone)]
+pub struct DynamoStore {
+    pub(crate) client: Client,
+    pub(crate) tables: TableNames,
+}
+
+impl DynamoStore {
+    pub fn new(client: Client, tables: TableNames) -> Self {
+        Self { client, tables }
+    }
+
+    /// A client from the shared AWS config; `DYNAMODB_ENDPOINT` (e.g. DynamoDB Local) overrides the endpoint.
+    pub fn client(config: &SdkConfig) -> Client {
+        let mut builder = aws_sdk_dynamodb::config::Builder::from(config);
+        if let Some(endpoint) = crate::optional("DYNAMODB_ENDPOINT") {
+            builder = builder.endpoint_url(endpoint);
+        }
+        Client::from_conf(builder.build())
+    }
+
+    pub fn tables(&self) -> &TableNames {
+        &self.tables
+    }
+
+    pub fn raw_client(&self) -> &Client {
+        &self.client
+    }
+}
+
+pub(crate) type Item = HashMap<String, AttributeValue>;
+
+pub(crate) fn s(v: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(v.into())
+}
+
+pub(crate) fn n(v: impl ToString) -> AttributeValue {
+    AttributeValue::N(v.to_string())
+}
+
+pub(crate) fn time(t: DateTime<Utc>) -> AttributeValue {
+    AttributeValue::S(t.to_rfc3339_opts(SecondsFormat::Millis, true))
+}
+
+pub(crate) fn get_s<'a>(item: &'a Item, name: &str) -> Option<&'a str> {
+    item.get(name).and_then(|v| v.as_s().ok()).map(String::as_str)
+}
+
+pub(crate) fn get_n(item: &Item, name: &str) -> Option<i64> {
+    item.get(name).and_then(|v| v.as_n().ok()).and_then(|n| n.parse().ok())
+}
+
+/// Epoch seconds for a TTL attribute.
+pub(crate) fn ttl_after(now: DateTime<Utc>, seconds: i64) -> AttributeValue {
+    n(now.timestamp() + seconds)
+}
+
+/// True when the error is a failed condition: the write was a repeat (or lost a race), not a fault.
+pub(crate) fn is_condition_failed<E: aws_sdk_dynamodb::error::ProvideErrorMetadata, R>(
+    err: &aws_sdk_dynamodb::error::SdkError<E, R>,
+) -> bool {
+    err.as_service_error().and_then(|e| e.code()) == Some("ConditionalCheckFailedException")
+}
+
+/// True when a transaction was cancelled because its first item's condition failed (the write
+/// that guards the whole transaction: a repeat, or a lost race).
+pub(crate) fn transaction_condition_failed(
+    err: &aws_sdk_dynamodb::error::SdkError<aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError>,
+) -> bool {
+    use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+    match err.as_service_error() {
+        Some(TransactWriteItemsError::TransactionCanceledException(t)) => {
+            t.cancellation_reasons().first().and_then(|r| r.code()) == Some("ConditionalCheckFailed")
+        }
+        _ => false,
+    }
+}

@@ -1,0 +1,193 @@
+//! Table names and definitions. The local runtime and the tests create the tables from these;
+//! template.yaml declares the same ones for AWS (a test checks they agree).
+
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection, ProjectionType,
+    ScalarAttributeType, TimeToLiveSpecification,
+};
+
+/// The names of relaychat's tables: a prefix (`RELAYCHAT_TABLE_PREFIX`, default `relaychat-`)
+/// before each base name. Tests use a fresh prefix each, so they never share a table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TableNames {
+    prefix: String,
+}
+
+/// Index of the connections table by user.
+pub const CONNECTIONS_BY_USER: &str = "byUser";
+
+/// One table's shape.
+#[derive(Debug, Clone, Copy)]
+pub struct TableSpec {
+    pub base: &'static str,
+    pub partition_key: &'static str,
+    pub sort_key: Option<&'static str>,
+    pub ttl_attribute: Option<&'static str>,
+}
+
+pub const TABLES: [TableSpec; 8] = [
+    TableSpec {
+        base: "messages",
+        partition_key: "conversationId",
+        sort_key: Some("messageId"),
+        ttl_attribute: None,
+    },
+    TableSpec {
+        base: "conversations",
+        partition_key: "conversationId",
+        sort_key: None,
+        ttl_attribute: None,
+    },
+    TableSpec {
+        base: "memberships",
+        partition_key: "userId",
+        sort_key: Some("conversationId"),
+        ttl_attribute: None,
+    },
+    TableSpec {
+        base: "connections",
+        partition_key: "connectionId",
+        sort_key: None,
+        ttl_attribute: Some("expiresAt"),
+    },
+    TableSpec {
+        base: "receipts",
+        partition_key: "messageId",
+        sort_key: Some("userId"),
+        ttl_attribute: None,
+    },
+    TableSpec {
+        base: "devices",
+        partition_key: "userId",
+        sort_key: Some("token"),
+        ttl_attribute: None,
+    },
+    TableSpec {
+        base: "notifications",
+        partition_key: "userId",
+        sort_key: Some("notificationId"),
+        ttl_attribute: Some("expiresAt"),
+    },
+    TableSpec {
+        base: "analytics",
+        partition_key: "counter",
+        sort_key: None,
+        ttl_attribute: None,
+    },
+];
+
+impl Default for TableNames {
+    fn default() -> Self {
+        Self::with_prefix("relaychat-")
+    }
+}
+
+impl TableNames {
+    pub fn with_prefix(prefix: impl Into<String>) -> Self {
+        Self { prefix: prefix.into() }
+    }
+
+    pub fn from_env() -> Self {
+        crate::optional("RELAYCHAT_TABLE_PREFIX")
+            .map(Self::with_prefix)
+            .unwrap_or_default()
+    }
+
+    pub fn name(&self, base: &str) -> String {
+        format!("{}{base}", self.prefix)
+    }
+
+    pub fn messages(&self) -> String {
+        self.name("messages")
+    }
+    pub fn conversations(&self) -> String {
+        self.name("conversations")
+    }
+    pub fn memberships(&self) -> String {
+        self.name("memberships")
+    }
+    pub fn connections(&self) -> String {
+        self.name("connections")
+    }
+    pub fn receipts(&self) -> String {
+        self.name("receipts")
+    }
+    pub fn devices(&self) -> String {
+        self.name("devices")
+    }
+    pub fn notifications(&self) -> String {
+        self.name("notifications")
+    }
+    pub fn analytics(&self) -> String {
+        self.name("analytics")
+    }
+}
+
+fn key(name: &str, kind: KeyType) -> Result<KeySchemaElement, aws_sdk_dynamodb::error::BuildError> {
+    KeySchemaElement::builder().attribute_name(name).key_type(kind).build()
+}
+
+fn attr(name: &str) -> Result<AttributeDefinition, aws_sdk_dynamodb::error::BuildError> {
+    AttributeDefinition::builder()
+        .attribute_name(name)
+        .attribute_type(ScalarAttributeType::S)
+        .build()
+}
+
+/// Creates any missing table (on-demand, with its index and TTL).
+/// For DynamoDB Local and tests; in AWS the template creates them.
+pub async fn create_tables(
+    client: &Client,
+    names: &TableNames,
+) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    for spec in TABLES {
+        let table = names.name(spec.base);
+        let mut keys = vec![key(spec.partition_key, KeyType::Hash)?];
+        let mut attrs = vec![attr(spec.partition_key)?];
+        if let Some(sort) = spec.sort_key {
+            keys.push(key(sort, KeyType::Range)?);
+            attrs.push(attr(sort)?);
+        }
+        let mut request = client
+            .create_table()
+            .table_name(&table)
+            .billing_mode(BillingMode::PayPerRequest)
+            .set_key_schema(Some(keys));
+        if spec.base == "connections" {
+            attrs.push(attr("userId")?);
+            request = request.global_secondary_indexes(
+                GlobalSecondaryIndex::builder()
+                    .index_name(CONNECTIONS_BY_USER)
+                    .key_schema(key("userId", KeyType::Hash)?)
+                    .key_schema(key("connectionId", KeyType::Range)?)
+                    .projection(
+                        Projection::builder()
+                            .projection_type(ProjectionType::Include)
+                            .non_key_attributes("expiresAt")
+                            .build(),
+                    )
+                    .build()?,
+            );
+        }
+        match request.set_attribute_definitions(Some(attrs)).send().await {
+            Ok(_) => {}
+            Err(e) if e.as_service_error().is_some_and(|e| e.is_resource_in_use_exception()) => continue,
+            Err(e) => return Err(e.into()),
+        }
+        if let Some(ttl) = spec.ttl_attribute {
+            client
+                .update_time_to_live()
+                .table_name(&table)
+                .time_to_live_specification(
+                    TimeToLiveSpecification::builder()
+                        .attribute_name(ttl)
+                        .enabled(true)
+                        .build()?,
+                )
+                .send()
+                .await?;
+        }
+    }
+    Ok(())
+}

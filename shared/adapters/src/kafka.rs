@@ -1,0 +1,239 @@
+//! The Kafka producer (rdkafka): one per execution environment, idempotent, `acks=all`, and every
+//! send awaited until the broker has the record. Also the dead-letter topic writer.
+
+use std::time::Duration;
+
+use rdkafka::ClientConfig;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
+use relaychat_core::Error;
+use relaychat_core::ports::{DeadLetters, Publisher};
+use relaychat_schema::kafka::RawRecord;
+use relaychat_schema::topics::dead_letter_topic;
+
+use crate::{ConfigError, optional, required};
+
+/// Headers a dead-lettered record carries besides its own.
+pub const DLQ_REASON_HEADER: &str = "x-relaychat-dlq-reason";
+pub const DLQ_SOURCE_HEADER: &str = "x-relaychat-dlq-source";
+pub const DLQ_CONSUMER_HEADER: &str = "x-relaychat-dlq-consumer";
+
+/// How the client authenticates to the brokers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KafkaAuth {
+    None,
+    /// SASL/SCRAM (MSK's SCRAM-SHA-512, or SHA-256 elsewhere).
+    Scram {
+        mechanism: String,
+        username: String,
+        password: String,
+    },
+}
+
+/// Connection settings, from `KAFKA_BROKERS`, `KAFKA_SSL_ENABLED`, `KAFKA_SASL_MECHANISM`,
+/// `KAFKA_SASL_USERNAME`, `KAFKA_SASL_PASSWORD`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KafkaSettings {
+    pub brokers: String,
+    pub tls: bool,
+    pub auth: KafkaAuth,
+    pub client_id: String,
+}
+
+impl KafkaSettings {
+    pub fn plaintext(brokers: impl Into<String>) -> Self {
+        Self {
+            brokers: brokers.into(),
+            tls: false,
+            auth: KafkaAuth::None,
+            client_id: "relaychat".into(),
+        }
+    }
+
+    pub fn from_env() -> Result<Self, ConfigError> {
+        let tls = match optional("KAFKA_SSL_ENABLED")
+            .as_deref()
+            .map(str::to_ascii_lowercase)
+            .as_deref()
+        {
+            None | Some("false") | Some("0") => false,
+            Some("true") | Some("1") => true,
+            Some(other) => {
+                return Err(ConfigError::Invalid {
+                    name: "KAFKA_SSL_ENABLED",
+                    reason: format!("{other:?} is not true/false"),
+                });
+            }
+        };
+        let auth = match optional("KAFKA_SASL_MECHANISM").as_deref() {
+            None | Some("NONE") => KafkaAuth::None,
+            Some(m @ ("SCRAM-SHA-512" | "SCRAM-SHA-256")) => KafkaAuth::Scram {
+                mechanism: m.to_owned(),
+                username: required("KAFKA_SASL_USERNAME")?,
+                password: required("KAFKA_SASL_PASSWORD")?,
+            },
+            Some(other) => {
+                return Err(ConfigError::Invalid {
+                    name: "KAFKA_SASL_MECHANISM",
+                    reason: format!("{other:?} is not one of NONE, SCRAM-SHA-512, SCRAM-SHA-256"),
+                });
+            }
+        };
+        Ok(Self {
+            brokers: required("KAFKA_BROKERS")?,
+            tls,
+            auth,
+            client_id: optional("AWS_LAMBDA_FUNCTION_NAME").unwrap_or_else(|| "relaychat".into()),
+        })
+    }
+
+    /// The librdkafka properties for these settings (shared by producers and consumers).
+    pub fn client_config(&self) -> ClientConfig {
+        let mut config = ClientConfig::new();
+        config
+            .set("bootstrap.servers", &self.brokers)
+            .set("client.id", &self.client_id);
+        let protocol = match (&self.auth, self.tls) {
+            (KafkaAuth::None, false) => "plaintext",
+            (KafkaAuth::None, true) => "ssl",
+            (KafkaAuth::Scram { .. }, false) => "sasl_plaintext",
+            (KafkaAuth::Scram { .. }, true) => "sasl_ssl",
+        };
+        config.set("security.protocol", protocol);
+        if let KafkaAuth::Scram {
+            mechanism,
+            username,
+            password,
+        } = &self.auth
+        {
+            config
+                .set("sasl.mechanism", mechanism)
+                .set("sasl.username", username)
+                .set("sasl.password", password);
+        }
+        config
+    }
+}
+
+/// An idempotent producer whose sends complete when the broker acknowledged them.
+#[derive(Clone)]
+pub struct KafkaPublisher {
+    producer: FutureProducer,
+    queue_timeout: Duration,
+}
+
+impl KafkaPublisher {
+    pub fn new(settings: &KafkaSettings) -> Result<Self, ConfigError> {
+        let producer: FutureProducer = settings
+            .client_config()
+            .set("acks", "all")
+            .set("enable.idempotence", "true")
+            // Low latency on the chat path; a bounded wait so a handler never outlives its timeout.
+            .set("linger.ms", "1")
+            .set("message.timeout.ms", "10000")
+            .set("socket.keepalive.enable", "true")
+            .create()
+            .map_err(ConfigError::Kafka)?;
+        Ok(Self {
+            producer,
+            queue_timeout: Duration::from_secs(5),
+        })
+    }
+
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::new(&KafkaSettings::from_env()?)
+    }
+
+    /// Sends one record and waits for the broker's acknowledgement: (partition, offset).
+    pub async fn send(
+        &self,
+        topic: &str,
+        key: Option<&[u8]>,
+        value: &[u8],
+        headers: &[(&str, &[u8])],
+    ) -> Result<(i32, i64), Error> {
+        let mut owned = OwnedHeaders::new_with_capacity(headers.len());
+        for (name, v) in headers {
+            owned = owned.insert(Header {
+                key: name,
+                value: Some(*v),
+            });
+        }
+        let mut record = FutureRecord::<[u8], [u8]>::to(topic).payload(value).headers(owned);
+        if let Some(key) = key {
+            record = record.key(key);
+        }
+        match self.producer.send(record, self.queue_timeout).await {
+            Ok(delivery) => Ok((delivery.partition, delivery.offset)),
+            Err((e, _)) => Err(classify_kafka("produce", e)),
+        }
+    }
+
+    /// Waits for queued records (shutdown).
+    pub fn flush(&self, timeout: Duration) -> Result<(), Error> {
+        self.producer.flush(timeout).map_err(|e| classify_kafka("flush", e))
+    }
+}
+
+impl Publisher for KafkaPublisher {
+    async fn publish(&self, topic: &str, key: &str, value: Vec<u8>) -> Result<(), Error> {
+        self.send(topic, Some(key.as_bytes()), &value, &[]).await.map(|_| ())
+    }
+}
+
+fn classify_kafka(operation: &'static str, e: KafkaError) -> Error {
+    let permanent = matches!(
+        e.rdkafka_error_code(),
+        Some(
+            RDKafkaErrorCode::MessageSizeTooLarge
+                | RDKafkaErrorCode::InvalidMessageSize
+                | RDKafkaErrorCode::TopicAuthorizationFailed
+                | RDKafkaErrorCode::InvalidTopic
+        )
+    );
+    if permanent {
+        Error::rejected(operation, e)
+    } else {
+        Error::unavailable(operation, e)
+    }
+}
+
+/// Writes a consumer's failed records to its dead-letter topic (`<consumer>-dlq`): the original key,
+/// value and headers, plus the reason, the source `topic-partition@offset` and the consumer.
+#[derive(Clone)]
+pub struct KafkaDeadLetters {
+    publisher: KafkaPublisher,
+    consumer: String,
+    topic: String,
+}
+
+impl KafkaDeadLetters {
+    pub fn new(publisher: KafkaPublisher, consumer: impl Into<String>) -> Self {
+        let consumer = consumer.into();
+        let topic = optional("KAFKA_DLQ_TOPIC").unwrap_or_else(|| dead_letter_topic(&consumer));
+        Self {
+            publisher,
+            consumer,
+            topic,
+        }
+    }
+
+    pub fn topic(&self) -> &str {
+        &self.topic
+    }
+}
+
+impl DeadLetters for KafkaDeadLetters {
+    async fn dead_letter(&self, record: &RawRecord, reason: &str) -> Result<(), Error> {
+        let source = record.id.to_string();
+        let mut headers: Vec<(&str, &[u8])> = record.headers.iter().map(|(k, v)| (k.as_str(), v.as_slice())).collect();
+        headers.push((DLQ_REASON_HEADER, reason.as_bytes()));
+        headers.push((DLQ_SOURCE_HEADER, source.as_bytes()));
+        headers.push((DLQ_CONSUMER_HEADER, self.consumer.as_bytes()));
+        self.publisher
+            .send(&self.topic, record.key.as_deref(), &record.value, &headers)
+            .await
+            .map(|_| ())
+    }
+}
