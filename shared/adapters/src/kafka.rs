@@ -19,6 +19,9 @@ pub const DLQ_REASON_HEADER: &str = "x-relaychat-dlq-reason";
 pub const DLQ_SOURCE_HEADER: &str = "x-relaychat-dlq-source";
 pub const DLQ_CONSUMER_HEADER: &str = "x-relaychat-dlq-consumer";
 
+/// Bounded so a handler never outlives its Lambda timeout waiting on a broker.
+pub const DEFAULT_DELIVERY_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// How the client authenticates to the brokers.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum KafkaAuth {
@@ -39,6 +42,8 @@ pub struct KafkaSettings {
     pub tls: bool,
     pub auth: KafkaAuth,
     pub client_id: String,
+    /// How long a produce may take before it fails (librdkafka's `message.timeout.ms`).
+    pub delivery_timeout: Duration,
 }
 
 impl KafkaSettings {
@@ -48,6 +53,7 @@ impl KafkaSettings {
             tls: false,
             auth: KafkaAuth::None,
             client_id: "relaychat".into(),
+            delivery_timeout: DEFAULT_DELIVERY_TIMEOUT,
         }
     }
 
@@ -85,6 +91,7 @@ impl KafkaSettings {
             tls,
             auth,
             client_id: optional("AWS_LAMBDA_FUNCTION_NAME").unwrap_or_else(|| "relaychat".into()),
+            delivery_timeout: DEFAULT_DELIVERY_TIMEOUT,
         })
     }
 
@@ -129,9 +136,9 @@ impl KafkaPublisher {
             .client_config()
             .set("acks", "all")
             .set("enable.idempotence", "true")
-            // Low latency on the chat path; a bounded wait so a handler never outlives its timeout.
+            // Low latency on the chat path.
             .set("linger.ms", "1")
-            .set("message.timeout.ms", "10000")
+            .set("message.timeout.ms", settings.delivery_timeout.as_millis().to_string())
             .set("socket.keepalive.enable", "true")
             .create()
             .map_err(ConfigError::Kafka)?;

@@ -1,0 +1,3 @@
+//! relaychat's local runtime. So far: the API Gateway `@connections` management API emulator.
+
+pub mod connections;

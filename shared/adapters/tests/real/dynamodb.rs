@@ -1,0 +1,308 @@
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use chrono::Utc;
+use relaychat_adapters::dynamo::{DynamoStore, TableNames};
+use relaychat_core::ports::*;
+use relaychat_schema::*;
+use relaychat_testkit::dynamo_store;
+
+fn user(s: &str) -> UserId {
+    UserId::parse(s).unwrap()
+}
+
+fn message(conv: &str, sender: &str, recipients: &[&str]) -> ChatMessage {
+    ChatMessage {
+        schema_version: SCHEMA_VERSION,
+        message_id: MessageId::new(),
+        conversation_id: ConversationId::parse(conv).unwrap(),
+        sender_id: user(sender),
+        sender_name: DisplayName::parse(sender).unwrap(),
+        content: MessageContent::parse("hello").unwrap(),
+        client_message_id: Some(ClientMessageId::parse("c-1").unwrap()),
+        sent_at: Utc::now(),
+        recipients: recipients.iter().map(|r| user(r)).collect(),
+    }
+}
+
+async fn unread(store: &DynamoStore, u: &str, conv: &str) -> i64 {
+    let out = store
+        .raw_client()
+        .get_item()
+        .table_name(store.tables().memberships())
+        .key("userId", AttributeValue::S(u.into()))
+        .key("conversationId", AttributeValue::S(conv.into()))
+        .consistent_read(true)
+        .send()
+        .await
+        .unwrap();
+    out.item()
+        .and_then(|i| i.get("unread"))
+        .and_then(|v| v.as_n().ok())
+        .map(|n| n.parse().unwrap())
+        .unwrap_or(0)
+}
+
+#[tokio::test]
+async fn a_message_is_stored_once_with_one_unread_per_recipient() {
+    let store = dynamo_store().await;
+    let m = message("c1", "alice", &["alice", "bob", "carol"]);
+    assert!(store.insert_message(&m).await.unwrap());
+    assert!(!store.insert_message(&m).await.unwrap(), "a replay is recognised");
+    store.set_last_message(&m).await.unwrap();
+    store.set_last_message(&m).await.unwrap();
+    assert_eq!(unread(&store, "bob", "c1").await, 1);
+    assert_eq!(unread(&store, "carol", "c1").await, 1);
+    assert_eq!(unread(&store, "alice", "c1").await, 0);
+    let listed = store
+        .messages_between(&m.conversation_id, None, m.message_id)
+        .await
+        .unwrap();
+    assert_eq!(listed, vec![(m.message_id, user("alice"))]);
+}
+
+#[tokio::test]
+async fn last_message_only_moves_forward() {
+    let store = dynamo_store().await;
+    let older = message("c1", "alice", &["bob"]);
+    let newer = message("c1", "bob", &["alice"]);
+    store.set_last_message(&newer).await.unwrap();
+    store.set_last_message(&older).await.unwrap();
+    let item = store
+        .raw_client()
+        .get_item()
+        .table_name(store.tables().conversations())
+        .key("conversationId", AttributeValue::S("c1".into()))
+        .send()
+        .await
+        .unwrap();
+    let last = item
+        .item()
+        .unwrap()
+        .get("lastMessageId")
+        .unwrap()
+        .as_s()
+        .unwrap()
+        .clone();
+    assert_eq!(last, newer.message_id.to_string());
+}
+
+#[tokio::test]
+async fn receipts_move_forward_only() {
+    let store = dynamo_store().await;
+    let (id, conv, bob) = (MessageId::new(), ConversationId::parse("c1").unwrap(), user("bob"));
+    let now = Utc::now();
+    assert!(
+        store
+            .advance_receipt(id, &conv, &bob, DeliveryStatus::Delivered, now)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .advance_receipt(id, &conv, &bob, DeliveryStatus::Delivered, now)
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .advance_receipt(id, &conv, &bob, DeliveryStatus::Read, now)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .advance_receipt(id, &conv, &bob, DeliveryStatus::Delivered, now)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .advance_receipt(id, &conv, &bob, DeliveryStatus::Read, now)
+            .await
+            .unwrap()
+    );
+}
+
+#[tokio::test]
+async fn the_read_cursor_moves_forward_and_recounts_unread() {
+    let store = dynamo_store().await;
+    let ms: Vec<ChatMessage> = (0..4).map(|_| message("c1", "alice", &["alice", "bob"])).collect();
+    let own = message("c1", "bob", &["alice", "bob"]);
+    for m in ms.iter().chain([&own]) {
+        store.insert_message(m).await.unwrap();
+    }
+    let (bob, conv) = (user("bob"), ms[0].conversation_id.clone());
+    assert_eq!(unread(&store, "bob", "c1").await, 4);
+    assert_eq!(store.read_cursor(&bob, &conv).await.unwrap(), None);
+    store.advance_read_cursor(&bob, &conv, ms[1].message_id).await.unwrap();
+    assert_eq!(store.read_cursor(&bob, &conv).await.unwrap(), Some(ms[1].message_id));
+    assert_eq!(
+        unread(&store, "bob", "c1").await,
+        2,
+        "two of alice's messages are after the cursor; bob's own doesn't count"
+    );
+    store.advance_read_cursor(&bob, &conv, ms[0].message_id).await.unwrap();
+    assert_eq!(
+        store.read_cursor(&bob, &conv).await.unwrap(),
+        Some(ms[1].message_id),
+        "never moves back"
+    );
+    let between = store
+        .messages_between(&conv, Some(ms[1].message_id), own.message_id)
+        .await
+        .unwrap();
+    let ids: Vec<MessageId> = between.iter().map(|(id, _)| *id).collect();
+    assert_eq!(ids, vec![ms[2].message_id, ms[3].message_id, own.message_id]);
+}
+
+#[tokio::test]
+async fn connections_are_found_by_user_and_expired_ones_are_ignored() {
+    let store = dynamo_store().await;
+    let bob = user("bob");
+    let (c1, c2) = (
+        ConnectionId::parse("bob-1=").unwrap(),
+        ConnectionId::parse("bob-2=").unwrap(),
+    );
+    store.put_connection(&c1, &bob, "Bob").await.unwrap();
+    store.put_connection(&c2, &bob, "Bob").await.unwrap();
+    // A row whose TTL has passed but which DynamoDB has not deleted yet.
+    store
+        .raw_client()
+        .put_item()
+        .table_name(store.tables().connections())
+        .item("connectionId", AttributeValue::S("bob-old".into()))
+        .item("userId", AttributeValue::S("bob".into()))
+        .item(
+            "expiresAt",
+            AttributeValue::N((Utc::now().timestamp() - 10).to_string()),
+        )
+        .send()
+        .await
+        .unwrap();
+    let mut found = store.connections_of(&bob).await.unwrap();
+    found.sort();
+    assert_eq!(found, vec![c1.clone(), c2.clone()]);
+    store.remove_connection(&c1).await.unwrap();
+    store.remove_connection(&c1).await.unwrap();
+    assert_eq!(store.connections_of(&bob).await.unwrap(), vec![c2]);
+}
+
+#[tokio::test]
+async fn a_notification_is_sent_once_and_devices_can_be_removed() {
+    let store = dynamo_store().await;
+    let carol = user("carol");
+    let note = Notification::for_message(&message("c1", "alice", &["carol"]), &carol, None);
+    assert!(store.begin(&note).await.unwrap());
+    assert!(
+        store.begin(&note).await.unwrap(),
+        "still pending: an unfinished attempt is retried"
+    );
+    store.mark_sent(&note, 1).await.unwrap();
+    assert!(!store.begin(&note).await.unwrap(), "sent: a replay sends nothing");
+    let row = store
+        .notification(&carol, &note.notification_id)
+        .await
+        .unwrap()
+        .unwrap();
+    let expires: i64 = row["expiresAt"].as_n().unwrap().parse().unwrap();
+    let days = (expires - Utc::now().timestamp()) / 86_400;
+    assert!((29..=30).contains(&days), "kept 30 days, got {days}");
+
+    let device = Device {
+        user: carol.clone(),
+        token: "tok-1".into(),
+        platform: "fcm".into(),
+    };
+    store.put_device(&device).await.unwrap();
+    assert_eq!(store.devices_of(&carol).await.unwrap(), vec![device.clone()]);
+    store.remove_device(&device).await.unwrap();
+    assert!(store.devices_of(&carol).await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn counters_apply_atomically_behind_a_watermark() {
+    let store = dynamo_store().await;
+    let inc = |c: &str, f: &str, n: i64| {
+        (
+            CounterKey {
+                counter: c.into(),
+                field: f.into(),
+            },
+            n,
+        )
+    };
+    let batch = vec![
+        inc("conv#c1#d", "messages", 3),
+        inc("conv#c1#d", "messageRead", 1),
+        inc("user#a#d", "messagesSent", 2),
+    ];
+    assert!(store.apply("analytics/t-0", None, 9, &batch).await.unwrap());
+    assert!(
+        !store.apply("analytics/t-0", None, 9, &batch).await.unwrap(),
+        "stale watermark: nothing added"
+    );
+    assert_eq!(store.watermark("analytics/t-0").await.unwrap(), Some(9));
+    assert!(
+        store
+            .apply("analytics/t-0", Some(9), 12, &[inc("conv#c1#d", "messages", 1)])
+            .await
+            .unwrap()
+    );
+    assert_eq!(store.counter("conv#c1#d", "messages").await.unwrap(), 4);
+    assert_eq!(store.counter("conv#c1#d", "messageRead").await.unwrap(), 1);
+    assert_eq!(store.counter("user#a#d", "messagesSent").await.unwrap(), 2);
+}
+
+#[tokio::test]
+async fn a_missing_table_is_a_permanent_error() {
+    let existing = dynamo_store().await;
+    let store = DynamoStore::new(existing.raw_client().clone(), TableNames::with_prefix("no-such-"));
+    let err = store
+        .insert_message(&message("c1", "alice", &["bob"]))
+        .await
+        .unwrap_err();
+    assert!(!err.is_retryable(), "{}", err.chain());
+}
+
+/// DynamoDB throttling, from a stand-in that answers every call the way DynamoDB does when over
+/// capacity: the SDK retries (3 attempts in all), then the error is retryable.
+#[tokio::test]
+async fn a_throttled_write_is_retried_then_reported_retryable() {
+    use axum::http::{HeaderValue, StatusCode};
+    use axum::response::IntoResponse;
+    let calls = Arc::new(AtomicUsize::new(0));
+    let counter = calls.clone();
+    let app = axum::Router::new().fallback(move || {
+        let counter = counter.clone();
+        async move {
+            counter.fetch_add(1, Ordering::SeqCst);
+            let body = r#"{"__type":"com.amazonaws.dynamodb.v20120810#ProvisionedThroughputExceededException","message":"Rate exceeded"}"#;
+            let mut r = (StatusCode::BAD_REQUEST, body).into_response();
+            r.headers_mut().insert("content-type", HeaderValue::from_static("application/x-amz-json-1.0"));
+            r
+        }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let config = relaychat_testkit::aws_config().await;
+    let client = aws_sdk_dynamodb::Client::from_conf(
+        aws_sdk_dynamodb::config::Builder::from(&config)
+            .endpoint_url(format!("http://{addr}"))
+            .build(),
+    );
+    let store = DynamoStore::new(client, TableNames::default());
+    let err = store
+        .insert_message(&message("c1", "alice", &["bob"]))
+        .await
+        .unwrap_err();
+    assert!(err.is_retryable(), "{}", err.chain());
+    assert!(err.chain().contains("ProvisionedThroughputExceeded"), "{}", err.chain());
+    assert_eq!(
+        calls.load(Ordering::SeqCst),
+        3,
+        "the SDK's standard retry made 3 attempts"
+    );
+}

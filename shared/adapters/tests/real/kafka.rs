@@ -1,0 +1,105 @@
+use std::time::Duration;
+
+use relaychat_adapters::kafka::*;
+use relaychat_core::ports::{DeadLetters, Publisher};
+use relaychat_schema::RecordId;
+use relaychat_schema::kafka::RawRecord;
+use relaychat_testkit::{create_topics, kafka_settings, read_topic, unique};
+
+#[tokio::test]
+async fn published_records_are_on_the_broker_when_publish_returns() {
+    let topic = unique("chat-messages");
+    create_topics(&[(&topic, 3)]).await;
+    let publisher = KafkaPublisher::new(&kafka_settings()).unwrap();
+    for i in 0..5 {
+        publisher
+            .publish(&topic, "conv-1", format!("{{\"n\":{i}}}").into_bytes())
+            .await
+            .unwrap();
+    }
+    let got = read_topic(&topic, 5, Duration::from_secs(10));
+    assert_eq!(got.len(), 5);
+    // One key, one partition, in order.
+    assert!(
+        got.iter()
+            .all(|r| r.partition == got[0].partition && r.key.as_deref() == Some(&b"conv-1"[..]))
+    );
+    let ns: Vec<i64> = got.iter().map(|r| r.json()["n"].as_i64().unwrap()).collect();
+    assert_eq!(ns, vec![0, 1, 2, 3, 4]);
+}
+
+#[tokio::test]
+async fn dead_letters_keep_the_original_record_and_say_why() {
+    let consumer = unique("persist-message");
+    let publisher = KafkaPublisher::new(&kafka_settings()).unwrap();
+    let dlq = KafkaDeadLetters::new(publisher, &consumer);
+    assert_eq!(dlq.topic(), format!("{consumer}-dlq"));
+    create_topics(&[(dlq.topic(), 1)]).await;
+    let raw = RawRecord {
+        id: RecordId {
+            topic: "chat-messages".into(),
+            partition: 2,
+            offset: 41,
+        },
+        key: Some(b"c1".to_vec()),
+        value: b"{not json".to_vec(),
+        headers: vec![("traceparent".into(), b"00-abc".to_vec())],
+    };
+    dlq.dead_letter(&raw, "invalid JSON: key must be a string at line 1 column 2")
+        .await
+        .unwrap();
+    let got = read_topic(dlq.topic(), 1, Duration::from_secs(10));
+    assert_eq!(got.len(), 1);
+    let r = &got[0];
+    assert_eq!(
+        (r.key.as_deref(), r.value.as_slice()),
+        (Some(&b"c1"[..]), &b"{not json"[..])
+    );
+    assert_eq!(r.header("traceparent"), Some(&b"00-abc"[..]));
+    assert_eq!(r.header(DLQ_SOURCE_HEADER), Some(&b"chat-messages-2@41"[..]));
+    assert_eq!(r.header(DLQ_CONSUMER_HEADER), Some(consumer.as_bytes()));
+    assert!(
+        std::str::from_utf8(r.header(DLQ_REASON_HEADER).unwrap())
+            .unwrap()
+            .starts_with("invalid JSON")
+    );
+}
+
+#[tokio::test]
+async fn an_unreachable_broker_is_a_retryable_failure_within_the_delivery_timeout() {
+    // A port nothing listens on.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut settings = KafkaSettings::plaintext(format!("127.0.0.1:{port}"));
+    settings.delivery_timeout = Duration::from_millis(1_500);
+    let publisher = KafkaPublisher::new(&settings).unwrap();
+    let started = std::time::Instant::now();
+    let err = publisher
+        .publish("chat-messages", "c1", b"{}".to_vec())
+        .await
+        .unwrap_err();
+    assert!(err.is_retryable(), "{}", err.chain());
+    assert!(
+        started.elapsed() < Duration::from_secs(8),
+        "bounded by the delivery timeout"
+    );
+}
+
+#[test]
+fn settings_choose_the_security_protocol() {
+    let mut s = KafkaSettings::plaintext("b:9092");
+    assert_eq!(s.client_config().get("security.protocol"), Some("plaintext"));
+    s.tls = true;
+    assert_eq!(s.client_config().get("security.protocol"), Some("ssl"));
+    s.auth = KafkaAuth::Scram {
+        mechanism: "SCRAM-SHA-512".into(),
+        username: "u".into(),
+        password: "p".into(),
+    };
+    let c = s.client_config();
+    assert_eq!(c.get("security.protocol"), Some("sasl_ssl"));
+    assert_eq!(c.get("sasl.mechanism"), Some("SCRAM-SHA-512"));
+}

@@ -1,0 +1,189 @@
+//! Helpers for tests against the real services `make test` starts (scripts/with-infra.sh):
+//! DynamoDB Local at `DYNAMODB_ENDPOINT` and a Kafka-API broker at `KAFKA_BROKERS`. Every test
+//! gets its own tables and topics. Test-only code: it panics with a clear message on failure.
+
+use std::time::{Duration, Instant};
+
+use aws_lambda_events::event::kafka::KafkaEvent;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::{Headers, Message};
+use rdkafka::{Offset, TopicPartitionList};
+use relaychat_adapters::connections_api::ConnectionsApi;
+use relaychat_adapters::dynamo::{DynamoStore, TableNames, tables};
+use relaychat_adapters::kafka::KafkaSettings;
+use relaychat_local::connections::{self, Connections};
+use relaychat_schema::RecordId;
+use relaychat_schema::kafka::encode_record;
+
+/// A name no other test uses.
+pub fn unique(base: &str) -> String {
+    format!("{base}-{}", ulid::Ulid::new().to_string().to_lowercase())
+}
+
+fn env(name: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| panic!("{name} is not set: run the tests with `make test`"))
+}
+
+pub async fn aws_config() -> aws_config::SdkConfig {
+    relaychat_adapters::aws::load_config().await
+}
+
+/// A DynamoDB store on fresh tables in DynamoDB Local.
+pub async fn dynamo_store() -> DynamoStore {
+    let config = aws_config().await;
+    let client = aws_sdk_dynamodb::Client::from_conf(
+        aws_sdk_dynamodb::config::Builder::from(&config)
+            .endpoint_url(env("DYNAMODB_ENDPOINT"))
+            .build(),
+    );
+    let names = TableNames::with_prefix(unique("t") + "-");
+    tables::create_tables(&client, &names)
+        .await
+        .expect("create tables in DynamoDB Local");
+    DynamoStore::new(client, names)
+}
+
+pub fn kafka_settings() -> KafkaSettings {
+    KafkaSettings::plaintext(env("KAFKA_BROKERS"))
+}
+
+/// Creates topics (Tansu cannot add partitions later, so tests create theirs up front).
+pub async fn create_topics(topics: &[(&str, i32)]) {
+    let admin: AdminClient<DefaultClientContext> = kafka_settings().client_config().create().expect("admin client");
+    let new: Vec<NewTopic> = topics
+        .iter()
+        .map(|(name, p)| NewTopic::new(name, *p, TopicReplication::Fixed(1)))
+        .collect();
+    let results = admin
+        .create_topics(&new, &AdminOptions::new())
+        .await
+        .expect("create topics");
+    for r in results {
+        if let Err((topic, code)) = r {
+            assert_eq!(
+                code,
+                rdkafka::types::RDKafkaErrorCode::TopicAlreadyExists,
+                "create topic {topic}"
+            );
+        }
+    }
+}
+
+/// A record read back from a topic.
+#[derive(Debug, Clone)]
+pub struct Received {
+    pub partition: i32,
+    pub offset: i64,
+    pub key: Option<Vec<u8>>,
+    pub value: Vec<u8>,
+    pub headers: Vec<(String, Vec<u8>)>,
+}
+
+impl Received {
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.value).expect("record value is JSON")
+    }
+
+    pub fn header(&self, name: &str) -> Option<&[u8]> {
+        self.headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_slice())
+    }
+}
+
+/// Reads `topic` from the beginning until `expected` records arrived or `timeout` passed; then
+/// waits a little longer to catch extra records (so "exactly N" assertions mean something).
+pub fn read_topic(topic: &str, expected: usize, timeout: Duration) -> Vec<Received> {
+    let consumer: BaseConsumer = kafka_settings()
+        .client_config()
+        .set("group.id", unique("reader"))
+        .set("enable.auto.commit", "false")
+        .set("fetch.wait.max.ms", "10")
+        .create()
+        .expect("consumer");
+    let metadata = consumer
+        .fetch_metadata(Some(topic), Duration::from_secs(5))
+        .expect("metadata");
+    let mut assignment = TopicPartitionList::new();
+    for t in metadata.topics() {
+        for p in t.partitions() {
+            assignment
+                .add_partition_offset(topic, p.id(), Offset::Beginning)
+                .expect("assign");
+        }
+    }
+    consumer.assign(&assignment).expect("assign");
+    let mut out = Vec::new();
+    let deadline = Instant::now() + timeout;
+    let mut settle_until: Option<Instant> = None;
+    loop {
+        let now = Instant::now();
+        if now >= deadline || settle_until.is_some_and(|s| now >= s) {
+            break;
+        }
+        if let Some(Ok(m)) = consumer.poll(Duration::from_millis(50)) {
+            let headers = m
+                .headers()
+                .map(|h| {
+                    h.iter()
+                        .map(|h| (h.key.to_owned(), h.value.unwrap_or_default().to_vec()))
+                        .collect()
+                })
+                .unwrap_or_default();
+            out.push(Received {
+                partition: m.partition(),
+                offset: m.offset(),
+                key: m.key().map(<[u8]>::to_vec),
+                value: m.payload().unwrap_or_default().to_vec(),
+                headers,
+            });
+        }
+        if out.len() >= expected && settle_until.is_none() {
+            settle_until = Some(Instant::now() + Duration::from_millis(300));
+        }
+    }
+    out
+}
+
+/// An MSK-shaped event (as Lambda delivers it) holding these records of one topic:
+/// (partition, offset, key, value).
+pub fn kafka_event(topic: &str, records: &[(i32, i64, Option<&[u8]>, &[u8])]) -> KafkaEvent {
+    let mut groups = serde_json::Map::new();
+    for (partition, offset, key, value) in records {
+        let id = RecordId {
+            topic: topic.to_owned(),
+            partition: *partition,
+            offset: *offset,
+        };
+        let record = encode_record(
+            &id,
+            *key,
+            value,
+            &[("traceparent".to_owned(), b"00-test".to_vec())],
+            1_764_064_800_000,
+        );
+        groups
+            .entry(id.topic_partition())
+            .or_insert_with(|| serde_json::Value::Array(Vec::new()))
+            .as_array_mut()
+            .expect("array")
+            .push(record);
+    }
+    serde_json::from_value(serde_json::json!({
+        "eventSource": "aws:kafka",
+        "eventSourceArn": "arn:aws:kafka:us-east-1:123456789012:cluster/relaychat/abc",
+        "bootstrapServers": "127.0.0.1:9092",
+        "records": groups,
+    }))
+    .expect("valid Kafka event")
+}
+
+/// The `@connections` emulator on a free port, and the real SDK adapter pointed at it.
+pub async fn connections_api() -> (Connections, ConnectionsApi) {
+    let registry = Connections::default();
+    let addr = connections::serve(registry.clone(), 0)
+        .await
+        .expect("serve @connections");
+    let api = ConnectionsApi::new(&aws_config().await, &format!("http://{addr}/test"));
+    (registry, api)
+}
