@@ -111,7 +111,7 @@ async fn count_partition<S: AnalyticsStore, D: DeadLetters>(
                     .await
                     .map(|()| Vec::new()),
             },
-            Err((raw, e)) => settle_failure(dead_letters, &raw, Error::Invalid(e))
+            Err(bad) => settle_failure(dead_letters, &bad.raw, Error::Invalid(bad.error))
                 .await
                 .map(|()| Vec::new()),
         };

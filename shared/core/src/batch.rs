@@ -47,7 +47,7 @@ async fn run_partition<H: RecordHandler, D: DeadLetters>(
                     Ok(()) => Ok(()),
                     Err(e) => settle_failure(dead_letters, &RawRecord::from(&decoded), e).await,
                 },
-                Err((raw, e)) => settle_failure(dead_letters, &raw, Error::Invalid(e)).await,
+                Err(bad) => settle_failure(dead_letters, &bad.raw, Error::Invalid(bad.error)).await,
             }
         }
         .instrument(span)

@@ -45,13 +45,17 @@ impl Error {
         }
     }
 
-    /// The whole chain as one line, for logs and dead-letter reasons.
+    /// The whole chain as one line, for logs and dead-letter reasons. A source whose text the
+    /// line already holds (errors that print their cause) is not repeated.
     pub fn chain(&self) -> String {
         let mut out = self.to_string();
         let mut source = std::error::Error::source(self);
         while let Some(s) = source {
-            out.push_str(": ");
-            out.push_str(&s.to_string());
+            let text = s.to_string();
+            if !out.contains(&text) {
+                out.push_str(": ");
+                out.push_str(&text);
+            }
             source = s.source();
         }
         out

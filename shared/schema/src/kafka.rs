@@ -69,12 +69,22 @@ pub struct RawRecord {
     pub headers: Vec<(String, Vec<u8>)>,
 }
 
+/// A record that could not be decoded, kept whole with the reason.
+#[derive(Debug)]
+pub struct Undecodable {
+    pub raw: RawRecord,
+    pub error: SchemaError,
+}
+
+/// One record of a batch: decoded, or the reason it could not be (boxed: the rare case).
+pub type BatchRecord = Result<DecodedRecord, Box<Undecodable>>;
+
 /// The records of one `topic-partition`, in offset order, each decoded or with the reason it was not.
 #[derive(Debug)]
 pub struct PartitionBatch {
     pub topic: String,
     pub partition: i32,
-    pub records: Vec<Result<DecodedRecord, (RawRecord, SchemaError)>>,
+    pub records: Vec<BatchRecord>,
 }
 
 impl PartitionBatch {
@@ -88,7 +98,7 @@ impl PartitionBatch {
             .iter()
             .map(|r| match r {
                 Ok(d) => d.id.clone(),
-                Err((raw, _)) => raw.id.clone(),
+                Err(bad) => bad.raw.id.clone(),
             })
             .collect()
     }
@@ -132,7 +142,7 @@ fn split_group_key(group_key: &str, first: Option<&KafkaRecord>) -> (String, i32
     (topic, partition)
 }
 
-fn decode_record(topic: &str, partition: i32, r: &KafkaRecord) -> Result<DecodedRecord, (RawRecord, SchemaError)> {
+fn decode_record(topic: &str, partition: i32, r: &KafkaRecord) -> BatchRecord {
     let id = RecordId {
         topic: topic.to_owned(),
         partition,
@@ -168,7 +178,7 @@ fn decode_record(topic: &str, partition: i32, r: &KafkaRecord) -> Result<Decoded
                 headers,
                 id,
             };
-            Err((raw, error))
+            Err(Box::new(Undecodable { raw, error }))
         }
     }
 }
@@ -317,7 +327,8 @@ mod tests {
                                  "value": "%%%not base64", "headers": []}]}
         }));
         let parts = partitions(&e);
-        let (raw, err) = parts[0].records[0].as_ref().unwrap_err();
+        let bad = parts[0].records[0].as_ref().unwrap_err();
+        let (raw, err) = (&bad.raw, &bad.error);
         assert_eq!(err.to_string(), "record t-1@42: field `value` is not valid base64");
         assert_eq!(raw.value, b"%%%not base64");
     }

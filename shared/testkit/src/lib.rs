@@ -2,6 +2,8 @@
 //! DynamoDB Local at `DYNAMODB_ENDPOINT` and a Kafka-API broker at `KAFKA_BROKERS`. Every test
 //! gets its own tables and topics. Test-only code: it panics with a clear message on failure.
 
+pub mod fcm;
+
 use std::time::{Duration, Instant};
 
 use aws_lambda_events::event::kafka::KafkaEvent;
@@ -145,9 +147,11 @@ pub fn read_topic(topic: &str, expected: usize, timeout: Duration) -> Vec<Receiv
     out
 }
 
-/// An MSK-shaped event (as Lambda delivers it) holding these records of one topic:
-/// (partition, offset, key, value).
-pub fn kafka_event(topic: &str, records: &[(i32, i64, Option<&[u8]>, &[u8])]) -> KafkaEvent {
+/// A record to put in a test event: (partition, offset, key, value).
+pub type TestRecord<'a> = (i32, i64, Option<&'a [u8]>, &'a [u8]);
+
+/// An MSK-shaped event (as Lambda delivers it) holding these records of one topic.
+pub fn kafka_event(topic: &str, records: &[TestRecord<'_>]) -> KafkaEvent {
     let mut groups = serde_json::Map::new();
     for (partition, offset, key, value) in records {
         let id = RecordId {

@@ -1,0 +1,111 @@
+#!/usr/bin/env python3
+"""Writes the sample events under events/: MSK-shaped (aws:kafka) Lambda events for every
+function, with base64 keys and values, signed-byte headers and several partitions. Run it after
+changing the payloads below; the files are committed and tests feed each one to its handler."""
+import base64
+import json
+import os
+
+OUT = os.path.join(os.path.dirname(__file__), "..", "events")
+ARN = "arn:aws:kafka:us-east-1:123456789012:cluster/relaychat/6c3f1a52-7f1e-4d5c-9a3e-2b1c0d9e8f7a-2"
+BOOTSTRAP = "b-1.relaychat.abc123.c2.kafka.us-east-1.amazonaws.com:9098,b-2.relaychat.abc123.c2.kafka.us-east-1.amazonaws.com:9098"
+T0 = 1764064800000  # 2025-11-25T10:00:00Z
+
+
+def signed(b: bytes):
+    return [x - 256 if x > 127 else x for x in b]
+
+
+def record(topic, partition, offset, key, value, headers=None, ts=T0):
+    if isinstance(value, (dict, list)):
+        value = json.dumps(value, separators=(",", ":")).encode()
+    hdrs = [{"traceparent": signed(f"00-4bf92f3577b34da6a3ce929d0e0e{offset:04d}-00f067aa0ba902b7-01".encode())}]
+    hdrs += [{k: signed(v)} for k, v in (headers or {}).items()]
+    r = {
+        "topic": topic,
+        "partition": partition,
+        "offset": offset,
+        "timestamp": ts + offset,
+        "timestampType": "CREATE_TIME",
+        "value": base64.b64encode(value).decode(),
+        "headers": hdrs,
+    }
+    if key is not None:
+        r["key"] = base64.b64encode(key.encode()).decode()
+    return r
+
+
+def event(records):
+    groups = {}
+    for r in records:
+        groups.setdefault(f"{r['topic']}-{r['partition']}", []).append(r)
+    return {"eventSource": "aws:kafka", "eventSourceArn": ARN, "bootstrapServers": BOOTSTRAP, "records": groups}
+
+
+def write(name, ev):
+    with open(os.path.join(OUT, name), "w") as f:
+        json.dump(ev, f, indent=2)
+        f.write("\n")
+
+
+def chat(mid, conv, sender, name, content, recipients, sent_at, client_id=None):
+    m = {"schemaVersion": 1, "messageId": mid, "conversationId": conv, "senderId": sender,
+         "senderName": name, "content": content, "sentAt": sent_at, "recipients": recipients}
+    if client_id:
+        m["clientMessageId"] = client_id
+    return m
+
+
+M1, M2, M3 = "01KAXB6S00AAAAAAAAAAAAAAAA", "01KAXB6S01BBBBBBBBBBBBBBBB", "01KAXB6S02CCCCCCCCCCCCCCCC"
+C_DIRECT, C_GROUP = "01KAXB5ZZZDIRECTALICEBOB00", "01KAXB5ZZZGROUPTEAM0000000"
+chat_records = [
+    record("chat-messages", 0, 120, C_DIRECT, chat(M1, C_DIRECT, "alice", "Alice", "Hi Bob! Lunch at noon?",
+                                                 ["alice", "bob"], "2025-11-25T10:00:00.000Z", "web-1")),
+    record("chat-messages", 0, 121, C_DIRECT, chat(M2, C_DIRECT, "bob", "Bob", "Sure, see you there 🍜",
+                                                 ["alice", "bob"], "2025-11-25T10:00:04.000Z", "ios-7")),
+    record("chat-messages", 2, 57, C_GROUP, chat(M3, C_GROUP, "carol", "Carol", "Standup moved to 10:30",
+                                               ["alice", "bob", "carol"], "2025-11-25T10:00:07.000Z")),
+]
+write("persist-message.json", event(chat_records))
+write("deliver-message.json", event(chat_records))
+write("persist-message-malformed.json", event([
+    chat_records[0],
+    record("chat-messages", 0, 122, C_DIRECT, b'{"schemaVersion":1,"messageId":"not-a-ulid"'),
+    record("chat-messages", 0, 123, C_DIRECT, {"schemaVersion": 1, "messageId": M2, "conversationId": C_DIRECT}),
+]))
+
+write("update-status.json", event([
+    record("message-status-events", 1, 40, "bob", {"schemaVersion": 1, "messageId": M1, "conversationId": C_DIRECT,
+           "userId": "bob", "senderId": "alice", "status": "DELIVERED", "at": "2025-11-25T10:00:01.000Z"}),
+    record("message-status-events", 1, 41, "bob", {"schemaVersion": 1, "messageId": M1, "conversationId": C_DIRECT,
+           "userId": "bob", "status": "READ", "at": "2025-11-25T10:00:03.000Z"}),
+    record("message-status-events", 0, 12, "alice", {"schemaVersion": 1, "messageId": M2, "conversationId": C_DIRECT,
+           "userId": "alice", "senderId": "bob", "status": "DELIVERED", "at": "2025-11-25T10:00:05.000Z"}),
+]))
+
+write("relay-typing.json", event([
+    record("typing-events", 0, 900, C_DIRECT, {"schemaVersion": 1, "conversationId": C_DIRECT, "userId": "alice",
+           "isTyping": True, "at": "2025-11-25T10:00:02.000Z", "recipients": ["alice", "bob"]}),
+    record("typing-events", 1, 311, C_GROUP, {"schemaVersion": 1, "conversationId": C_GROUP, "userId": "carol",
+           "isTyping": False, "at": "2025-11-25T10:00:06.000Z", "recipients": ["alice", "bob", "carol"]}),
+]))
+
+write("push-notification.json", event([
+    record("notifications", 2, 8, "carol", {"schemaVersion": 1, "notificationId": f"msg:{M1}", "userId": "carol",
+           "title": "Alice", "body": "Hi Bob! Lunch at noon?", "conversationId": C_GROUP, "messageId": M1,
+           "createdAt": "2025-11-25T10:00:01.000Z"}),
+    record("notifications", 0, 3, "dave", {"schemaVersion": 1, "notificationId": f"msg:{M3}", "userId": "dave",
+           "title": "Carol in Team", "body": "Standup moved to 10:30", "conversationId": C_GROUP, "messageId": M3,
+           "createdAt": "2025-11-25T10:00:08.000Z"}),
+]))
+
+write("analytics.json", event([
+    record("analytics-events", 0, 77, "alice", {"schemaVersion": 1, "eventId": "01KAXB6R00EEEEEEEEEEEEEEEE",
+           "kind": "connected", "userId": "alice", "at": "2025-11-25T09:59:58.000Z"}),
+    record("analytics-events", 0, 78, "alice", {"schemaVersion": 1, "eventId": "01KAXB6R01EEEEEEEEEEEEEEEE",
+           "kind": "conversationCreated", "userId": "alice", "conversationId": C_DIRECT,
+           "at": "2025-11-25T09:59:59.000Z"}),
+    record("analytics-events", 1, 5, "bob", {"schemaVersion": 1, "eventId": "01KAXB6R02EEEEEEEEEEEEEEEE",
+           "kind": "messageRead", "userId": "bob", "conversationId": C_DIRECT, "at": "2025-11-25T10:00:03.000Z"}),
+]))
+write("analytics-chat.json", event(chat_records))

@@ -1,0 +1,76 @@
+use std::path::PathBuf;
+use std::time::Duration;
+
+use aws_lambda_events::event::kafka::KafkaEvent;
+use relaychat_adapters::kafka::{KafkaDeadLetters, KafkaPublisher};
+use relaychat_local::connections::Outbound;
+use relaychat_schema::Topics;
+use relaychat_testkit::{create_topics, kafka_settings, unique};
+use tokio::sync::mpsc::UnboundedReceiver;
+
+pub fn events_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../events")
+}
+
+/// A sample event from events/, parsed the way lambda_runtime parses it.
+pub fn sample(name: &str) -> KafkaEvent {
+    let path = events_dir().join(name);
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+pub fn publisher() -> KafkaPublisher {
+    KafkaPublisher::new(&kafka_settings()).expect("producer")
+}
+
+/// Dead letters for a fresh consumer name, its topic created.
+pub async fn dead_letters(consumer: &str) -> KafkaDeadLetters {
+    let dlq = KafkaDeadLetters::new(publisher(), unique(consumer));
+    create_topics(&[(dlq.topic(), 1)]).await;
+    dlq
+}
+
+/// Fresh names for every topic, all created.
+pub async fn fresh_topics() -> Topics {
+    let topics = Topics::from_lookup(|var| Some(unique(&var.to_lowercase().replace('_', "-"))));
+    let specs: Vec<(&str, i32)> = topics.all().map(|(name, spec)| (name, spec.partitions)).collect();
+    create_topics(&specs).await;
+    topics
+}
+
+/// The frames waiting on an emulated connection.
+pub fn frames(socket: &mut UnboundedReceiver<Outbound>) -> Vec<serde_json::Value> {
+    let mut out = Vec::new();
+    while let Ok(Outbound::Frame(f)) = socket.try_recv() {
+        out.push(serde_json::from_slice(&f).expect("frames are JSON"));
+    }
+    out
+}
+
+pub const WAIT: Duration = Duration::from_secs(10);
+
+/// A member's unread count as stored.
+pub async fn unread(store: &relaychat_adapters::dynamo::DynamoStore, user: &str, conversation: &str) -> i64 {
+    use aws_sdk_dynamodb::types::AttributeValue;
+    let out = store
+        .raw_client()
+        .get_item()
+        .table_name(store.tables().memberships())
+        .key("userId", AttributeValue::S(user.into()))
+        .key("conversationId", AttributeValue::S(conversation.into()))
+        .consistent_read(true)
+        .send()
+        .await
+        .expect("read membership");
+    out.item()
+        .and_then(|i| i.get("unread"))
+        .and_then(|v| v.as_n().ok())
+        .map(|n| n.parse().expect("a number"))
+        .unwrap_or(0)
+}
+
+pub const DIRECT: &str = "01KAXB5ZZZDIRECTALICEBOB00";
+pub const GROUP: &str = "01KAXB5ZZZGROUPTEAM0000000";
+pub const M1: &str = "01KAXB6S00AAAAAAAAAAAAAAAA";
+pub const M2: &str = "01KAXB6S01BBBBBBBBBBBBBBBB";
+pub const M3: &str = "01KAXB6S02CCCCCCCCCCCCCCCC";

@@ -1,0 +1,53 @@
+use persist_message::PersistMessage;
+use relaychat_core::memory::Memory;
+use relaychat_schema::{ConnectionId, UserId};
+use relaychat_testkit::{connections_api, dynamo_store};
+use update_status::UpdateStatus;
+
+use crate::support::*;
+
+#[tokio::test]
+async fn receipts_reach_the_sender_once_and_read_clears_unread() {
+    // GIVEN the direct conversation's two messages stored, alice and bob online
+    let store = dynamo_store().await;
+    let seeded = PersistMessage::new(store.clone(), Memory::default())
+        .invoke(&sample("persist-message.json"))
+        .await;
+    assert!(seeded.batch_item_failures.is_empty());
+    let (registry, api) = connections_api().await;
+    for (user, conn) in [("alice", "alice-1="), ("bob", "bob-1=")] {
+        store
+            .put_connection(&ConnectionId::parse(conn).unwrap(), &UserId::parse(user).unwrap(), user)
+            .await
+            .unwrap();
+    }
+    let mut alice = registry.register("alice-1=", "127.0.0.1", "test");
+    let mut bob = registry.register("bob-1=", "127.0.0.1", "test");
+    let function = UpdateStatus {
+        store: store.clone(),
+        pusher: api,
+        dead_letters: dead_letters("update-status").await,
+    };
+    assert_eq!(unread(&store, "bob", DIRECT).await, 1);
+    // WHEN bob's DELIVERED and READ of M1 and alice's DELIVERED of M2 are applied, twice
+    for _ in 0..2 {
+        let response = function.invoke(&sample("update-status.json")).await;
+        assert!(response.batch_item_failures.is_empty(), "{response:?}");
+    }
+    // THEN alice heard DELIVERED then READ for M1, once each; bob heard DELIVERED for M2
+    let to_alice = frames(&mut alice);
+    let statuses: Vec<(&str, &str)> = to_alice
+        .iter()
+        .map(|f| (f["messageId"].as_str().unwrap(), f["status"].as_str().unwrap()))
+        .collect();
+    assert_eq!(statuses, vec![(M1, "DELIVERED"), (M1, "READ")]);
+    assert!(to_alice.iter().all(|f| f["type"] == "status" && f["userId"] == "bob"));
+    let to_bob = frames(&mut bob);
+    assert_eq!(to_bob.len(), 1);
+    assert_eq!(
+        (to_bob[0]["messageId"].as_str(), to_bob[0]["status"].as_str()),
+        (Some(M2), Some("DELIVERED"))
+    );
+    // AND bob has read everything in the conversation but his own message
+    assert_eq!(unread(&store, "bob", DIRECT).await, 0);
+}

@@ -1,0 +1,1 @@
+//! Home of the cross-crate test suites (see `handlers/`); no library code.
