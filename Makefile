@@ -15,7 +15,7 @@ help:
 	@echo "make events   regenerate the sample events under events/"
 
 test:
-	$(INFRA) $(CARGO) test --workspace --locked
+	$(INFRA) scripts/test-summary.sh $(CARGO) test --workspace --locked
 
 unit:
 	$(CARGO) test --workspace --locked --lib --bins
