@@ -109,3 +109,88 @@ write("analytics.json", event([
            "kind": "messageRead", "userId": "bob", "conversationId": C_DIRECT, "at": "2025-11-25T10:00:03.000Z"}),
 ]))
 write("analytics-chat.json", event(chat_records))
+
+
+# --- API Gateway WebSocket events for ws-connect, ws-disconnect and ws-message ----------------
+import hashlib
+import hmac
+
+DEV_SECRET = b"relaychat-dev-secret"  # the local runtime's default RELAYCHAT_JWT_SECRET
+API_ID = "a1b2c3d4e5"
+DOMAIN = f"{API_ID}.execute-api.us-east-1.amazonaws.com"
+ALICE_CONN = "L0SM9cOFvHcCIhw="
+
+
+def b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def jwt(sub, name, exp, secret=DEV_SECRET):
+    head = b64url(json.dumps({"alg": "HS256", "typ": "JWT"}, separators=(",", ":")).encode())
+    body = b64url(json.dumps({"sub": sub, "name": name, "exp": exp}, separators=(",", ":")).encode())
+    sig = b64url(hmac.new(secret, f"{head}.{body}".encode(), hashlib.sha256).digest())
+    return f"{head}.{body}.{sig}"
+
+
+def ws_context(route, event_type, n, extra=None):
+    ctx = {
+        "routeKey": route,
+        "eventType": event_type,
+        "extendedRequestId": f"Xk3Fz{n:03d}EFQ=",
+        "requestTime": "25/Nov/2025:10:00:00 +0000",
+        "messageDirection": "IN",
+        "stage": "prod",
+        "connectedAt": T0 - 10_000,
+        "requestTimeEpoch": T0 + n,
+        "identity": {"sourceIp": "203.0.113.7", "userAgent": "Mozilla/5.0 relaychat-web"},
+        "requestId": f"Xk3Fz{n:03d}EFQ=",
+        "domainName": DOMAIN,
+        "connectionId": ALICE_CONN,
+        "apiId": API_ID,
+    }
+    if event_type == "MESSAGE":
+        ctx["messageId"] = f"Xk3G{n:04d}Q="
+    ctx.update(extra or {})
+    return ctx
+
+
+def connect_event(token):
+    headers = {"Host": DOMAIN, "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==", "Sec-WebSocket-Version": "13",
+               "User-Agent": "Mozilla/5.0 relaychat-web", "X-Forwarded-For": "203.0.113.7"}
+    return {
+        "headers": headers,
+        "multiValueHeaders": {k: [v] for k, v in headers.items()},
+        "queryStringParameters": {"token": token},
+        "multiValueQueryStringParameters": {"token": [token]},
+        "requestContext": ws_context("$connect", "CONNECT", 1),
+        "isBase64Encoded": False,
+    }
+
+
+FOREVER = 4102444800  # 2100-01-01: sample tokens must not expire under the tests
+write("ws-connect.json", connect_event(jwt("alice", "Alice", FOREVER)))
+write("ws-connect-bad-token.json", connect_event(jwt("alice", "Alice", FOREVER, secret=b"not-the-secret")))
+write("ws-disconnect.json", {
+    "headers": {"Host": DOMAIN},
+    "multiValueHeaders": {"Host": [DOMAIN]},
+    "requestContext": ws_context("$disconnect", "DISCONNECT", 99,
+                                 {"disconnectStatusCode": 1001, "disconnectReason": "Going away"}),
+    "isBase64Encoded": False,
+})
+
+actions = {
+    "create-conversation": ("createConversation", {"members": ["bob", "carol"], "title": "Team lunch"}),
+    "list-conversations": ("listConversations", {}),
+    "send-message": ("sendMessage", {"conversationId": C_DIRECT, "content": "Hi Bob! Lunch at noon?",
+                                     "clientMessageId": "web-42"}),
+    "typing": ("typing", {"conversationId": C_DIRECT, "isTyping": True}),
+    "mark-read": ("markRead", {"conversationId": C_DIRECT, "messageId": M2}),
+    "history": ("history", {"conversationId": C_DIRECT, "limit": 20}),
+    "register-device": ("registerDevice", {"token": "fcm-device-token-alice-pixel", "platform": "fcm"}),
+}
+for n, (name, (action, fields)) in enumerate(actions.items(), start=10):
+    body = json.dumps({"action": action, **fields}, separators=(",", ":"))
+    write(f"ws-message-{name}.json", {"requestContext": ws_context(action, "MESSAGE", n), "body": body,
+                                      "isBase64Encoded": False})
+write("ws-message-invalid-json.json", {"requestContext": ws_context("$default", "MESSAGE", 30),
+                                       "body": "{\"action\":\"sendMessage\",", "isBase64Encoded": False})

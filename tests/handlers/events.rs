@@ -1,9 +1,10 @@
 //! Every sample event decodes, and survives parse → serialise → parse unchanged.
 
+use aws_lambda_events::apigw::ApiGatewayWebsocketProxyRequest;
 use aws_lambda_events::event::kafka::KafkaEvent;
 use relaychat_schema::kafka::partitions;
 
-use crate::support::{events_dir, sample};
+use crate::support::{events_dir, sample, ws_sample};
 
 #[test]
 fn every_sample_event_round_trips_and_decodes() {
@@ -14,6 +15,15 @@ fn every_sample_event_round_trips_and_decodes() {
             continue;
         }
         let name = path.file_name().unwrap().to_str().unwrap().to_owned();
+        if name.starts_with("ws-") {
+            let parsed: ApiGatewayWebsocketProxyRequest = ws_sample(&name);
+            let again: ApiGatewayWebsocketProxyRequest =
+                serde_json::from_str(&serde_json::to_string(&parsed).unwrap()).unwrap();
+            assert_eq!(parsed, again, "{name}");
+            assert!(parsed.request_context.connection_id.is_some() && parsed.request_context.route_key.is_some());
+            seen += 1;
+            continue;
+        }
         let parsed = sample(&name);
         let mut again: KafkaEvent = serde_json::from_str(&serde_json::to_string(&parsed).unwrap()).unwrap();
         // aws_lambda_events writes timestamps through a float and may lose a millisecond: allow
@@ -38,5 +48,5 @@ fn every_sample_event_round_trips_and_decodes() {
         }
         seen += 1;
     }
-    assert!(seen >= 8, "found {seen} sample events");
+    assert!(seen >= 19, "found {seen} sample events");
 }

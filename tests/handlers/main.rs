@@ -9,3 +9,4 @@ mod push_notification;
 mod relay_typing;
 mod support;
 mod update_status;
+mod ws;

@@ -13,7 +13,7 @@ async fn each_device_is_pushed_once_and_unregistered_tokens_are_deleted() {
     let carol = UserId::parse("carol").unwrap();
     for token in ["carol-phone", "dead"] {
         store
-            .put_device(&Device {
+            .register_device(&Device {
                 user: carol.clone(),
                 token: token.into(),
                 platform: "fcm".into(),

@@ -19,6 +19,13 @@ pub fn sample(name: &str) -> KafkaEvent {
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
+/// An API Gateway WebSocket sample event from events/.
+pub fn ws_sample(name: &str) -> aws_lambda_events::apigw::ApiGatewayWebsocketProxyRequest {
+    let path = events_dir().join(name);
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
 pub fn publisher() -> KafkaPublisher {
     KafkaPublisher::new(&kafka_settings()).expect("producer")
 }

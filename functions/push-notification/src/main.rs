@@ -12,7 +12,7 @@ async fn main() -> Result<(), Error> {
     let config = aws::load_config().await;
     let function = PushNotification {
         store: DynamoStore::new(DynamoStore::client(&config), TableNames::from_env()),
-        push: PushService::from_env()?,
+        push: PushService::from_env(&config).await?,
         dead_letters: KafkaDeadLetters::new(KafkaPublisher::from_env()?, CONSUMER),
     };
     let function = &function;

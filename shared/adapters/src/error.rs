@@ -14,6 +14,13 @@ pub enum ConfigError {
     #[error("could not read the FCM service account")]
     FcmKey(#[source] Box<dyn std::error::Error + Send + Sync>),
 
+    #[error("could not read secret {id}")]
+    Secret {
+        id: String,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+
     #[error("could not build the HTTP client")]
     Http(#[source] reqwest::Error),
 }

@@ -83,16 +83,18 @@ impl FcmSender {
         })
     }
 
-    /// From `FCM_SERVICE_ACCOUNT_JSON` (the key file's content) or `FCM_SERVICE_ACCOUNT_FILE`, and
-    /// `FCM_ENDPOINT`. `None` when neither key variable is set: push is not configured.
-    pub fn from_env() -> Result<Option<Self>, ConfigError> {
-        let json = match (
-            optional("FCM_SERVICE_ACCOUNT_JSON"),
-            optional("FCM_SERVICE_ACCOUNT_FILE"),
-        ) {
-            (Some(json), _) => json,
-            (None, Some(path)) => std::fs::read_to_string(&path).map_err(|e| ConfigError::FcmKey(Box::new(e)))?,
-            (None, None) => return Ok(None),
+    /// The service account from `FCM_SERVICE_ACCOUNT_JSON` (the key file's content),
+    /// `FCM_SERVICE_ACCOUNT_FILE`, or the Secrets Manager secret `FCM_SECRET_ARN`; the base URL
+    /// from `FCM_ENDPOINT`. `None` when none is set: push is not configured.
+    pub async fn from_env(config: &aws_config::SdkConfig) -> Result<Option<Self>, ConfigError> {
+        let json = if let Some(json) = optional("FCM_SERVICE_ACCOUNT_JSON") {
+            json
+        } else if let Some(path) = optional("FCM_SERVICE_ACCOUNT_FILE") {
+            std::fs::read_to_string(&path).map_err(|e| ConfigError::FcmKey(Box::new(e)))?
+        } else if let Some(arn) = optional("FCM_SECRET_ARN") {
+            crate::secrets::secret_string(config, &arn).await?
+        } else {
+            return Ok(None);
         };
         let key: ServiceAccountKey = serde_json::from_str(&json).map_err(|e| ConfigError::FcmKey(Box::new(e)))?;
         Self::new(key, optional("FCM_ENDPOINT").as_deref()).map(Some)
@@ -228,8 +230,10 @@ pub enum PushService {
 }
 
 impl PushService {
-    pub fn from_env() -> Result<Self, ConfigError> {
-        Ok(FcmSender::from_env()?.map_or(Self::NotConfigured, |f| Self::Fcm(Box::new(f))))
+    pub async fn from_env(config: &aws_config::SdkConfig) -> Result<Self, ConfigError> {
+        Ok(FcmSender::from_env(config)
+            .await?
+            .map_or(Self::NotConfigured, |f| Self::Fcm(Box::new(f))))
     }
 }
 

@@ -1,6 +1,7 @@
 //! Thin adapters from relaychat's ports to real services: DynamoDB, API Gateway's
 //! `@connections` API, Kafka (rdkafka) and FCM HTTP v1. No business rule lives here.
 
+pub mod auth;
 pub mod aws;
 pub mod connections_api;
 pub mod dynamo;
@@ -8,6 +9,7 @@ mod error;
 pub use error::{optional, required};
 pub mod fcm;
 pub mod kafka;
+pub mod secrets;
 pub mod telemetry;
 
 pub use error::ConfigError;

@@ -2,6 +2,7 @@
 //! (`ports`), so it runs the same against DynamoDB and `@connections` in Lambda, the local
 //! runtime, and the in-memory fakes of unit tests.
 
+pub mod actions;
 pub mod analytics;
 pub mod batch;
 pub mod delivery;

@@ -6,6 +6,7 @@ use std::sync::{Mutex, MutexGuard};
 
 use chrono::{DateTime, Utc};
 use relaychat_schema::kafka::RawRecord;
+use relaychat_schema::protocol::{ConversationSummary, MessageView};
 use relaychat_schema::{
     ChatMessage, ConnectionId, ConversationId, DeliveryStatus, DisplayName, MessageContent, MessageId,
     MessageStatusUpdate, Notification, SCHEMA_VERSION, TypingIndicator, UserId,
@@ -36,6 +37,9 @@ struct State {
     watermarks: HashMap<String, i64>,
     fail_counters: bool,
     largest_apply: usize,
+    conversations: BTreeMap<String, Conversation>,
+    identities: HashMap<String, Identity>,
+    last_typing: HashMap<String, DateTime<Utc>>,
 }
 
 /// Every port at once, over plain collections.
@@ -300,6 +304,12 @@ impl NotificationLog for Memory {
 }
 
 impl DeviceStore for Memory {
+    async fn register_device(&self, device: &Device) -> Result<(), Error> {
+        let mut s = self.state();
+        s.devices.retain(|d| d != device);
+        s.devices.push(device.clone());
+        Ok(())
+    }
     async fn devices_of(&self, user: &UserId) -> Result<Vec<Device>, Error> {
         Ok(self
             .state()
@@ -353,6 +363,95 @@ impl AnalyticsStore for Memory {
             *s.counters.entry((k.counter.clone(), k.field.clone())).or_default() += n;
         }
         Ok(true)
+    }
+}
+
+/// Minimum gap between two typing indicators of one connection.
+pub const TYPING_GAP_MS: i64 = 500;
+
+impl ConnectionRegistry for Memory {
+    async fn register(&self, connection: &ConnectionId, identity: &Identity) -> Result<(), Error> {
+        let mut s = self.state();
+        s.identities.insert(connection.to_string(), identity.clone());
+        s.connections.push((identity.user.to_string(), connection.to_string()));
+        Ok(())
+    }
+    async fn unregister(&self, connection: &ConnectionId) -> Result<(), Error> {
+        let mut s = self.state();
+        s.identities.remove(connection.as_str());
+        s.connections.retain(|(_, c)| c != connection.as_str());
+        Ok(())
+    }
+    async fn identity_of(&self, connection: &ConnectionId) -> Result<Option<Identity>, Error> {
+        Ok(self.state().identities.get(connection.as_str()).cloned())
+    }
+    async fn allow_typing(&self, connection: &ConnectionId, now: DateTime<Utc>) -> Result<bool, Error> {
+        let mut s = self.state();
+        let last = s.last_typing.get(connection.as_str()).copied();
+        if last.is_some_and(|l| (now - l).num_milliseconds() < TYPING_GAP_MS) {
+            return Ok(false);
+        }
+        s.last_typing.insert(connection.to_string(), now);
+        Ok(true)
+    }
+}
+
+impl ConversationStore for Memory {
+    async fn create_conversation(&self, c: &Conversation) -> Result<(), Error> {
+        self.state().conversations.insert(c.id.to_string(), c.clone());
+        Ok(())
+    }
+    async fn conversation(&self, id: &ConversationId) -> Result<Option<Conversation>, Error> {
+        Ok(self.state().conversations.get(id.as_str()).cloned())
+    }
+    async fn conversations_of(&self, user: &UserId) -> Result<Vec<ConversationSummary>, Error> {
+        let s = self.state();
+        Ok(s.conversations
+            .values()
+            .filter(|c| c.members.contains(user))
+            .map(|c| ConversationSummary {
+                conversation_id: c.id.clone(),
+                title: c.title.clone(),
+                members: c.members.clone(),
+                unread: s.unread.get(&key(user, &c.id)).copied().unwrap_or(0),
+                last_message: s
+                    .last_message
+                    .get(c.id.as_str())
+                    .and_then(|id| s.messages.get(&(c.id.to_string(), *id)))
+                    .map(view),
+            })
+            .collect())
+    }
+    async fn history(
+        &self,
+        conversation: &ConversationId,
+        before: Option<MessageId>,
+        limit: u32,
+    ) -> Result<(Vec<MessageView>, Option<MessageId>), Error> {
+        let s = self.state();
+        let older: Vec<&ChatMessage> = s
+            .messages
+            .iter()
+            .rev()
+            .filter(|((c, id), _)| c == conversation.as_str() && before.is_none_or(|b| *id < b))
+            .map(|(_, m)| m)
+            .collect();
+        let page: Vec<MessageView> = older.iter().take(limit as usize).map(|m| view(m)).collect();
+        let next = (older.len() > page.len())
+            .then(|| page.last().map(|m| m.message_id))
+            .flatten();
+        Ok((page, next))
+    }
+}
+
+fn view(m: &ChatMessage) -> MessageView {
+    MessageView {
+        message_id: m.message_id,
+        conversation_id: m.conversation_id.clone(),
+        sender_id: m.sender_id.clone(),
+        sender_name: m.sender_name.to_string(),
+        content: m.content.to_string(),
+        sent_at: m.sent_at,
     }
 }
 

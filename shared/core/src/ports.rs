@@ -5,7 +5,10 @@ use std::future::Future;
 
 use chrono::{DateTime, Utc};
 use relaychat_schema::kafka::RawRecord;
-use relaychat_schema::{ChatMessage, ConnectionId, ConversationId, DeliveryStatus, MessageId, Notification, UserId};
+use relaychat_schema::protocol::{ConversationSummary, MessageView};
+use relaychat_schema::{
+    ChatMessage, ConnectionId, ConversationId, DeliveryStatus, DisplayName, MessageId, Notification, Title, UserId,
+};
 
 use crate::Error;
 
@@ -103,6 +106,8 @@ pub struct Device {
 }
 
 pub trait DeviceStore: Sync {
+    /// Registers (or refreshes) a device.
+    fn register_device(&self, device: &Device) -> impl Future<Output = Result<(), Error>> + Send;
     fn devices_of(&self, user: &UserId) -> impl Future<Output = Result<Vec<Device>, Error>> + Send;
     fn remove_device(&self, device: &Device) -> impl Future<Output = Result<(), Error>> + Send;
 }
@@ -144,4 +149,68 @@ pub trait AnalyticsStore: Sync {
         to: i64,
         increments: &[(CounterKey, i64)],
     ) -> impl Future<Output = Result<bool, Error>> + Send;
+}
+
+/// Who a verified token says the user is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identity {
+    pub user: UserId,
+    pub name: DisplayName,
+}
+
+/// Why a token was refused (every case is a 401 at `$connect`).
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    #[error("no token")]
+    Missing,
+    #[error("invalid token: {0}")]
+    Invalid(String),
+}
+
+/// Verifies connect tokens.
+pub trait Authenticator: Sync {
+    fn verify(&self, token: &str) -> Result<Identity, AuthError>;
+}
+
+/// The registry of connections the WebSocket functions keep.
+pub trait ConnectionRegistry: Sync {
+    fn register(
+        &self,
+        connection: &ConnectionId,
+        identity: &Identity,
+    ) -> impl Future<Output = Result<(), Error>> + Send;
+    fn unregister(&self, connection: &ConnectionId) -> impl Future<Output = Result<(), Error>> + Send;
+    fn identity_of(&self, connection: &ConnectionId) -> impl Future<Output = Result<Option<Identity>, Error>> + Send;
+    /// Takes one typing token for the connection; `false` when it sent one too recently.
+    fn allow_typing(
+        &self,
+        connection: &ConnectionId,
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = Result<bool, Error>> + Send;
+}
+
+/// A conversation and its members.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Conversation {
+    pub id: ConversationId,
+    pub title: Option<Title>,
+    pub members: Vec<UserId>,
+    pub created_by: UserId,
+    pub created_at: DateTime<Utc>,
+}
+
+pub trait ConversationStore: Sync {
+    /// Stores the conversation and a membership for each member, atomically.
+    fn create_conversation(&self, conversation: &Conversation) -> impl Future<Output = Result<(), Error>> + Send;
+    fn conversation(&self, id: &ConversationId) -> impl Future<Output = Result<Option<Conversation>, Error>> + Send;
+    /// The user's conversations with unread counts and last messages, most recent first.
+    fn conversations_of(&self, user: &UserId) -> impl Future<Output = Result<Vec<ConversationSummary>, Error>> + Send;
+    /// Up to `limit` messages before `before` (or the newest), newest first, and the cursor of the
+    /// next page when there may be one.
+    fn history(
+        &self,
+        conversation: &ConversationId,
+        before: Option<MessageId>,
+        limit: u32,
+    ) -> impl Future<Output = Result<(Vec<MessageView>, Option<MessageId>), Error>> + Send;
 }

@@ -10,9 +10,9 @@ use crate::{ClientMessageId, ConversationId, DisplayName, MessageContent, Messag
 /// The version this build writes, and the newest it reads.
 pub const SCHEMA_VERSION: u32 = 1;
 
-/// Most members a conversation may have. A message's store, with one unread increment per
-/// recipient, is one DynamoDB transaction (at most 100 items).
-pub const MAX_MEMBERS: usize = 100;
+/// Most members a conversation may have. Creating one (the conversation and a membership per
+/// member) is one DynamoDB transaction, which takes at most 100 items.
+pub const MAX_MEMBERS: usize = 99;
 
 /// Implemented by every topic value: parse with the version check, write as JSON.
 pub trait TopicEvent: Serialize + DeserializeOwned {

@@ -5,8 +5,10 @@
 mod error;
 pub mod events;
 pub mod frames;
+pub mod gateway;
 pub mod ids;
 pub mod kafka;
+pub mod protocol;
 pub mod text;
 pub mod topics;
 

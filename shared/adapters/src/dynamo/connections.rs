@@ -1,9 +1,9 @@
 //! Live WebSocket connections, found by user through the `byUser` index.
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use relaychat_core::Error;
-use relaychat_core::ports::ConnectionDirectory;
-use relaychat_schema::{ConnectionId, UserId};
+use relaychat_core::ports::{ConnectionDirectory, ConnectionRegistry, Identity};
+use relaychat_schema::{ConnectionId, DisplayName, UserId};
 
 use super::tables::CONNECTIONS_BY_USER;
 use super::{DynamoStore, Item, get_s, n, s};
@@ -49,21 +49,86 @@ impl ConnectionDirectory for DynamoStore {
 /// How long a connection row lives without a refresh (API Gateway's own limit is 2 hours).
 pub const CONNECTION_TTL_SECONDS: i64 = 2 * 60 * 60;
 
-impl DynamoStore {
-    /// Registers a live connection for a user (what `$connect` does).
-    pub async fn put_connection(&self, connection: &ConnectionId, user: &UserId, name: &str) -> Result<(), Error> {
+/// Minimum gap between two typing indicators of one connection.
+pub const TYPING_GAP_MS: i64 = 500;
+
+impl ConnectionRegistry for DynamoStore {
+    async fn register(&self, connection: &ConnectionId, identity: &Identity) -> Result<(), Error> {
         let now = Utc::now();
         self.client
             .put_item()
             .table_name(self.tables.connections())
             .item("connectionId", s(connection.as_str()))
-            .item("userId", s(user.as_str()))
-            .item("userName", s(name))
+            .item("userId", s(identity.user.as_str()))
+            .item("userName", s(identity.name.as_str()))
             .item("connectedAt", super::time(now))
             .item("expiresAt", super::ttl_after(now, CONNECTION_TTL_SECONDS))
             .send()
             .await
             .map_err(|e| classify("register connection", e))?;
         Ok(())
+    }
+
+    async fn unregister(&self, connection: &ConnectionId) -> Result<(), Error> {
+        self.remove_connection(connection).await
+    }
+
+    async fn identity_of(&self, connection: &ConnectionId) -> Result<Option<Identity>, Error> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(self.tables.connections())
+            .key("connectionId", s(connection.as_str()))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| classify("read connection", e))?;
+        let now = Utc::now().timestamp();
+        Ok(out
+            .item()
+            .filter(|i| super::get_n(i, "expiresAt").is_some_and(|t| t > now))
+            .and_then(|i| {
+                Some(Identity {
+                    user: UserId::parse(get_s(i, "userId")?).ok()?,
+                    name: DisplayName::parse(get_s(i, "userName")?).ok()?,
+                })
+            }))
+    }
+
+    async fn allow_typing(&self, connection: &ConnectionId, now: DateTime<Utc>) -> Result<bool, Error> {
+        let now_ms = now.timestamp_millis();
+        let result = self
+            .client
+            .update_item()
+            .table_name(self.tables.connections())
+            .key("connectionId", s(connection.as_str()))
+            .update_expression("SET lastTypingAt = :now")
+            .condition_expression(
+                "attribute_exists(connectionId) AND (attribute_not_exists(lastTypingAt) OR lastTypingAt <= :gap)",
+            )
+            .expression_attribute_values(":now", n(now_ms))
+            .expression_attribute_values(":gap", n(now_ms - TYPING_GAP_MS))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(e) if super::is_condition_failed(&e) => Ok(false),
+            Err(e) => Err(classify("rate-limit typing", e)),
+        }
+    }
+}
+
+impl DynamoStore {
+    /// Registers a live connection for a user (what `$connect` does).
+    pub async fn put_connection(&self, connection: &ConnectionId, user: &UserId, name: &str) -> Result<(), Error> {
+        let name = DisplayName::parse(name).map_err(Error::Invalid)?;
+        self.register(
+            connection,
+            &Identity {
+                user: user.clone(),
+                name,
+            },
+        )
+        .await
     }
 }

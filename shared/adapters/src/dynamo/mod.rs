@@ -3,6 +3,7 @@
 
 mod analytics;
 mod connections;
+mod conversations;
 mod messages;
 mod notifications;
 mod receipts;

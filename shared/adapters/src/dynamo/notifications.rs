@@ -61,6 +61,20 @@ impl NotificationLog for DynamoStore {
 }
 
 impl DeviceStore for DynamoStore {
+    async fn register_device(&self, device: &Device) -> Result<(), Error> {
+        self.client
+            .put_item()
+            .table_name(self.tables.devices())
+            .item("userId", s(device.user.as_str()))
+            .item("token", s(&device.token))
+            .item("platform", s(&device.platform))
+            .item("registeredAt", time(Utc::now()))
+            .send()
+            .await
+            .map_err(|e| classify("register device", e))?;
+        Ok(())
+    }
+
     async fn devices_of(&self, user: &UserId) -> Result<Vec<Device>, Error> {
         let items: Vec<Item> = self
             .client
@@ -100,21 +114,6 @@ impl DeviceStore for DynamoStore {
 }
 
 impl DynamoStore {
-    /// Registers (or refreshes) a push device for a user.
-    pub async fn put_device(&self, device: &Device) -> Result<(), Error> {
-        self.client
-            .put_item()
-            .table_name(self.tables.devices())
-            .item("userId", s(device.user.as_str()))
-            .item("token", s(&device.token))
-            .item("platform", s(&device.platform))
-            .item("registeredAt", time(Utc::now()))
-            .send()
-            .await
-            .map_err(|e| classify("register device", e))?;
-        Ok(())
-    }
-
     /// A notification's history row, as stored (for tests and support tools).
     pub async fn notification(&self, user: &UserId, notification_id: &str) -> Result<Option<Item>, Error> {
         let out = self

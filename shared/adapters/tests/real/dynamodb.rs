@@ -215,7 +215,7 @@ async fn a_notification_is_sent_once_and_devices_can_be_removed() {
         token: "tok-1".into(),
         platform: "fcm".into(),
     };
-    store.put_device(&device).await.unwrap();
+    store.register_device(&device).await.unwrap();
     assert_eq!(store.devices_of(&carol).await.unwrap(), vec![device.clone()]);
     store.remove_device(&device).await.unwrap();
     assert!(store.devices_of(&carol).await.unwrap().is_empty());

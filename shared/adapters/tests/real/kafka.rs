@@ -103,3 +103,45 @@ fn settings_choose_the_security_protocol() {
     assert_eq!(c.get("security.protocol"), Some("sasl_ssl"));
     assert_eq!(c.get("sasl.mechanism"), Some("SCRAM-SHA-512"));
 }
+
+/// MSK IAM: the OAUTHBEARER token is a SigV4-presigned `kafka-cluster:Connect` URL signed with the
+/// default credential chain (here the static credentials `make test` exports).
+#[test]
+fn msk_iam_tokens_are_presigned_with_the_default_credentials() {
+    use base64::Engine as _;
+    use rdkafka::ClientContext as _;
+    let mut settings = KafkaSettings::plaintext("b-1.example.kafka.us-east-1.amazonaws.com:9098");
+    settings.auth = KafkaAuth::MskIam {
+        region: "us-east-1".into(),
+    };
+    let config = settings.client_config();
+    assert_eq!(
+        (config.get("security.protocol"), config.get("sasl.mechanism")),
+        (Some("sasl_ssl"), Some("OAUTHBEARER"))
+    );
+    let key_id = std::env::var("AWS_ACCESS_KEY_ID").expect("make test exports static credentials");
+    let token = settings.context().generate_oauth_token(None).unwrap();
+    let url = String::from_utf8(
+        base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(&token.token)
+            .unwrap(),
+    )
+    .unwrap();
+    assert!(
+        url.starts_with("https://kafka.us-east-1.amazonaws.com/?Action=kafka-cluster%3AConnect"),
+        "{url}"
+    );
+    assert!(url.contains(&format!("X-Amz-Credential={key_id}%2F")), "{url}");
+    assert!(url.contains("X-Amz-Signature="), "{url}");
+    assert!(
+        token.lifetime_ms > chrono::Utc::now().timestamp_millis(),
+        "expires in the future"
+    );
+    assert!(
+        KafkaSettings::plaintext("b:9092")
+            .context()
+            .generate_oauth_token(None)
+            .is_err(),
+        "only for MSK IAM"
+    );
+}

@@ -1,0 +1,53 @@
+//! ws-connect (`$connect`): verifies the token from `?token=`, then registers the connection.
+//! A refused connect answers 401 and stores nothing.
+
+use aws_lambda_events::apigw::{ApiGatewayProxyResponse, ApiGatewayWebsocketProxyRequest};
+use chrono::Utc;
+use relaychat_core::actions::{Sender, record};
+use relaychat_core::ports::{Authenticator, ConnectionRegistry, Publisher};
+use relaychat_schema::gateway::{connection_id, query_parameter, response};
+use relaychat_schema::{AnalyticsKind, Topics};
+use tracing::{info, warn};
+
+pub struct WsConnect<A, R, P> {
+    pub auth: A,
+    pub registry: R,
+    pub publisher: P,
+    pub topics: Topics,
+}
+
+impl<A: Authenticator, R: ConnectionRegistry, P: Publisher> WsConnect<A, R, P> {
+    pub async fn invoke(&self, request: &ApiGatewayWebsocketProxyRequest) -> ApiGatewayProxyResponse {
+        let connection = match connection_id(request) {
+            Ok(c) => c,
+            Err(e) => {
+                warn!(error = %e, "connect without a valid connection id");
+                return response(400, None);
+            }
+        };
+        let identity = match self.auth.verify(query_parameter(request, "token").unwrap_or_default()) {
+            Ok(identity) => identity,
+            Err(e) => {
+                info!(%connection, reason = %e, "connect refused");
+                return response(401, Some("Unauthorized".into()));
+            }
+        };
+        if let Err(e) = self.registry.register(&connection, &identity).await {
+            warn!(%connection, error = %e.chain(), "could not register the connection");
+            // The client sees the connect fail and reconnects.
+            return response(if e.is_retryable() { 503 } else { 500 }, None);
+        }
+        info!(%connection, user = %identity.user, "connected");
+        let sender = Sender { connection, identity };
+        record(
+            &self.publisher,
+            &self.topics,
+            &sender,
+            AnalyticsKind::Connected,
+            None,
+            Utc::now(),
+        )
+        .await;
+        response(200, None)
+    }
+}

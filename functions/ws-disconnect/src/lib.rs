@@ -1,0 +1,48 @@
+//! ws-disconnect (`$disconnect`): forgets the connection. Safe to run twice.
+
+use aws_lambda_events::apigw::{ApiGatewayProxyResponse, ApiGatewayWebsocketProxyRequest};
+use chrono::Utc;
+use relaychat_core::actions::{Sender, record};
+use relaychat_core::ports::{ConnectionRegistry, Publisher};
+use relaychat_schema::gateway::{connection_id, response};
+use relaychat_schema::{AnalyticsKind, Topics};
+use tracing::{info, warn};
+
+pub struct WsDisconnect<R, P> {
+    pub registry: R,
+    pub publisher: P,
+    pub topics: Topics,
+}
+
+impl<R: ConnectionRegistry, P: Publisher> WsDisconnect<R, P> {
+    pub async fn invoke(&self, request: &ApiGatewayWebsocketProxyRequest) -> ApiGatewayProxyResponse {
+        let Ok(connection) = connection_id(request) else {
+            return response(400, None);
+        };
+        let identity = match self.registry.identity_of(&connection).await {
+            Ok(identity) => identity,
+            Err(e) => {
+                warn!(%connection, error = %e.chain(), "could not read the connection");
+                None
+            }
+        };
+        // The row expires by TTL anyway; a failed delete only delays that.
+        if let Err(e) = self.registry.unregister(&connection).await {
+            warn!(%connection, error = %e.chain(), "could not remove the connection; its TTL will");
+        }
+        info!(%connection, reason = ?request.request_context.disconnect_reason, "disconnected");
+        if let Some(identity) = identity {
+            let sender = Sender { connection, identity };
+            record(
+                &self.publisher,
+                &self.topics,
+                &sender,
+                AnalyticsKind::Disconnected,
+                None,
+                Utc::now(),
+            )
+            .await;
+        }
+        response(200, None)
+    }
+}

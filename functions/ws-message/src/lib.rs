@@ -1,0 +1,54 @@
+//! ws-message (`$default` and every action route): parses the body into a typed command and
+//! performs it as the connection's user. The reply (or an `error` frame) is the response body,
+//! which API Gateway sends back on the connection.
+
+use aws_lambda_events::apigw::{ApiGatewayProxyResponse, ApiGatewayWebsocketProxyRequest};
+use chrono::Utc;
+use relaychat_core::actions::{Sender, perform, refusal_for};
+use relaychat_core::ports::{ConnectionRegistry, ConversationStore, DeviceStore, Publisher};
+use relaychat_schema::Topics;
+use relaychat_schema::gateway::{body_text, connection_id, response};
+use relaychat_schema::protocol::{Command, ErrorCode, Refusal, Reply};
+use tracing::{Instrument, info_span, warn};
+
+pub struct WsMessage<S, P> {
+    pub store: S,
+    pub publisher: P,
+    pub topics: Topics,
+}
+
+impl<S, P> WsMessage<S, P>
+where
+    S: ConversationStore + ConnectionRegistry + DeviceStore,
+    P: Publisher,
+{
+    pub async fn invoke(&self, request: &ApiGatewayWebsocketProxyRequest) -> ApiGatewayProxyResponse {
+        let reply = match self.reply(request).await {
+            Ok(reply) => reply,
+            Err(refusal) => Some(refusal.to_reply()),
+        };
+        // Refusals are answered too: a 200 whose body is the error frame.
+        response(200, reply.map(|r| r.to_json()))
+    }
+
+    async fn reply(&self, request: &ApiGatewayWebsocketProxyRequest) -> Result<Option<Reply>, Refusal> {
+        let connection = connection_id(request)?;
+        let identity = self
+            .store
+            .identity_of(&connection)
+            .await
+            .map_err(|e| refusal_for(&e))?
+            .ok_or_else(|| Refusal::new(ErrorCode::Unauthorized, "this connection is not registered; reconnect"))?;
+        let body = body_text(request).unwrap_or_default();
+        let command = Command::parse(&body)?;
+        let span = info_span!("action", action = command.action(), user = %identity.user, %connection);
+        let sender = Sender { connection, identity };
+        let result = perform(&self.store, &self.publisher, &self.topics, &sender, command, Utc::now())
+            .instrument(span)
+            .await;
+        if let Err(refusal) = &result {
+            warn!(code = ?refusal.code, message = %refusal.message, "action refused");
+        }
+        result
+    }
+}

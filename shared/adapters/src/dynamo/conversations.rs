@@ -1,0 +1,233 @@
+//! Conversations, memberships (with unread counts) and history.
+
+use std::collections::HashMap;
+
+use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, Put, TransactWriteItem};
+use chrono::{DateTime, Utc};
+use relaychat_core::Error;
+use relaychat_core::ports::{Conversation, ConversationStore};
+use relaychat_schema::protocol::{ConversationSummary, MessageView};
+use relaychat_schema::{ConversationId, MessageId, Title, UserId};
+
+use super::{DynamoStore, Item, get_n, get_s, n, s, time};
+use crate::aws::classify;
+
+fn parse_time(v: Option<&str>) -> DateTime<Utc> {
+    v.and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+        .map(|t| t.with_timezone(&Utc))
+        .unwrap_or_default()
+}
+
+/// A stored message (or a conversation's `lastMessage` map) as the protocol shows it.
+fn message_view(conversation: &ConversationId, item: &Item) -> Option<MessageView> {
+    Some(MessageView {
+        message_id: get_s(item, "messageId")?.parse().ok()?,
+        conversation_id: conversation.clone(),
+        sender_id: UserId::parse(get_s(item, "senderId")?).ok()?,
+        sender_name: get_s(item, "senderName").unwrap_or_default().to_owned(),
+        content: get_s(item, "content").unwrap_or_default().to_owned(),
+        sent_at: parse_time(get_s(item, "sentAt")),
+    })
+}
+
+fn members_of(item: &Item) -> Vec<UserId> {
+    item.get("members")
+        .and_then(|v| v.as_l().ok())
+        .map(|l| {
+            l.iter()
+                .filter_map(|m| m.as_s().ok())
+                .filter_map(|m| UserId::parse(m.as_str()).ok())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn conversation_from(item: &Item) -> Option<Conversation> {
+    Some(Conversation {
+        id: ConversationId::parse(get_s(item, "conversationId")?).ok()?,
+        title: get_s(item, "title").and_then(|t| Title::parse(t).ok()),
+        members: members_of(item),
+        created_by: UserId::parse(get_s(item, "createdBy")?).ok()?,
+        created_at: parse_time(get_s(item, "createdAt")),
+    })
+}
+
+impl ConversationStore for DynamoStore {
+    async fn create_conversation(&self, c: &Conversation) -> Result<(), Error> {
+        const OP: &str = "create conversation";
+        let mut item: Item = [
+            ("conversationId", s(c.id.as_str())),
+            (
+                "members",
+                AttributeValue::L(c.members.iter().map(|m| s(m.as_str())).collect()),
+            ),
+            ("createdBy", s(c.created_by.as_str())),
+            ("createdAt", time(c.created_at)),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect();
+        if let Some(t) = &c.title {
+            item.insert("title".into(), s(t.as_str()));
+        }
+        let put = |table: String, item: Item, condition: &str| {
+            Put::builder()
+                .table_name(table)
+                .set_item(Some(item))
+                .condition_expression(condition)
+                .build()
+                .map(|p| TransactWriteItem::builder().put(p).build())
+                .map_err(|e| Error::rejected(OP, e))
+        };
+        let mut writes = vec![put(
+            self.tables.conversations(),
+            item,
+            "attribute_not_exists(conversationId)",
+        )?];
+        for member in &c.members {
+            let membership: Item = [
+                ("userId", s(member.as_str())),
+                ("conversationId", s(c.id.as_str())),
+                ("unread", n(0)),
+                ("joinedAt", time(c.created_at)),
+            ]
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v))
+            .collect();
+            writes.push(put(
+                self.tables.memberships(),
+                membership,
+                "attribute_not_exists(userId)",
+            )?);
+        }
+        self.client
+            .transact_write_items()
+            .set_transact_items(Some(writes))
+            .send()
+            .await
+            .map_err(|e| classify(OP, e))?;
+        Ok(())
+    }
+
+    async fn conversation(&self, id: &ConversationId) -> Result<Option<Conversation>, Error> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(self.tables.conversations())
+            .key("conversationId", s(id.as_str()))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| classify("read conversation", e))?;
+        Ok(out.item().and_then(conversation_from))
+    }
+
+    async fn conversations_of(&self, user: &UserId) -> Result<Vec<ConversationSummary>, Error> {
+        let memberships: Vec<Item> = self
+            .client
+            .query()
+            .table_name(self.tables.memberships())
+            .key_condition_expression("userId = :u")
+            .expression_attribute_values(":u", s(user.as_str()))
+            .into_paginator()
+            .items()
+            .send()
+            .collect::<Result<Vec<_>, _>>()
+            .await
+            .map_err(|e| classify("list memberships", e))?;
+        let unread: HashMap<String, i64> = memberships
+            .iter()
+            .filter_map(|m| Some((get_s(m, "conversationId")?.to_owned(), get_n(m, "unread").unwrap_or(0))))
+            .collect();
+        let mut summaries = Vec::with_capacity(unread.len());
+        let ids: Vec<&String> = unread.keys().collect();
+        // BatchGetItem takes 100 keys a call; unprocessed keys are asked for again.
+        for chunk in ids.chunks(100) {
+            let mut keys: Vec<Item> = chunk
+                .iter()
+                .map(|id| [("conversationId".to_owned(), s(id.as_str()))].into_iter().collect())
+                .collect();
+            while !keys.is_empty() {
+                let request = KeysAndAttributes::builder()
+                    .set_keys(Some(keys))
+                    .build()
+                    .map_err(|e| Error::rejected("list conversations", e))?;
+                let out = self
+                    .client
+                    .batch_get_item()
+                    .request_items(self.tables.conversations(), request)
+                    .send()
+                    .await
+                    .map_err(|e| classify("list conversations", e))?;
+                for item in out
+                    .responses()
+                    .and_then(|r| r.get(&self.tables.conversations()))
+                    .into_iter()
+                    .flatten()
+                {
+                    let Some(c) = conversation_from(item) else { continue };
+                    let last_message = item
+                        .get("lastMessage")
+                        .and_then(|v| v.as_m().ok())
+                        .and_then(|m| message_view(&c.id, m));
+                    summaries.push(ConversationSummary {
+                        unread: unread.get(c.id.as_str()).copied().unwrap_or(0),
+                        conversation_id: c.id,
+                        title: c.title,
+                        members: c.members,
+                        last_message,
+                    });
+                }
+                keys = out
+                    .unprocessed_keys()
+                    .and_then(|u| u.get(&self.tables.conversations()))
+                    .map(|k| k.keys().to_vec())
+                    .unwrap_or_default();
+            }
+        }
+        // Most recent activity first: the last message's id, else the conversation's own (a ULID).
+        summaries.sort_by(|a, b| {
+            let key = |c: &ConversationSummary| {
+                c.last_message
+                    .as_ref()
+                    .map(|m| m.message_id.to_string())
+                    .unwrap_or_else(|| c.conversation_id.to_string())
+            };
+            key(b).cmp(&key(a))
+        });
+        Ok(summaries)
+    }
+
+    async fn history(
+        &self,
+        conversation: &ConversationId,
+        before: Option<MessageId>,
+        limit: u32,
+    ) -> Result<(Vec<MessageView>, Option<MessageId>), Error> {
+        let mut query = self
+            .client
+            .query()
+            .table_name(self.tables.messages())
+            .scan_index_forward(false)
+            .limit(limit as i32)
+            .expression_attribute_values(":c", s(conversation.as_str()));
+        query = match before {
+            Some(b) => query
+                .key_condition_expression("conversationId = :c AND messageId < :b")
+                .expression_attribute_values(":b", s(b.to_string())),
+            None => query.key_condition_expression("conversationId = :c"),
+        };
+        let out = query.send().await.map_err(|e| classify("read history", e))?;
+        let messages: Vec<MessageView> = out
+            .items()
+            .iter()
+            .filter_map(|i| message_view(conversation, i))
+            .collect();
+        // DynamoDB says there may be more whenever it stopped at the limit.
+        let next = out
+            .last_evaluated_key()
+            .and_then(|k| get_s(k, "messageId"))
+            .and_then(|id| id.parse().ok());
+        Ok((messages, next))
+    }
+}

@@ -1,0 +1,407 @@
+//! ws-message: what each client action does. The sender is always the connection's user; every
+//! refusal is a `Refusal` with a stable code, turned into an `error` frame by the function.
+
+use chrono::{DateTime, Utc};
+use relaychat_schema::events::{MAX_MEMBERS, TopicEvent};
+use relaychat_schema::protocol::{Command, ErrorCode, Refusal, Reply};
+use relaychat_schema::{
+    AnalyticsEvent, AnalyticsKind, ChatMessage, ConnectionId, ConversationId, DeliveryStatus, MessageId,
+    MessageStatusUpdate, SCHEMA_VERSION, Topics, TypingIndicator,
+};
+use tracing::{error, warn};
+
+use crate::Error;
+use crate::ports::{ConnectionRegistry, Conversation, ConversationStore, Device, DeviceStore, Identity, Publisher};
+
+/// The connection an action came from, and its verified user.
+#[derive(Debug, Clone)]
+pub struct Sender {
+    pub connection: ConnectionId,
+    pub identity: Identity,
+}
+
+/// How a failed dependency looks to the client: retryable → `unavailable`, anything else →
+/// `internal` (logged with its chain).
+pub fn refusal_for(e: &Error) -> Refusal {
+    if e.is_retryable() {
+        warn!(error = %e.chain(), "dependency unavailable");
+        Refusal::new(ErrorCode::Unavailable, "the service is busy; try again")
+    } else {
+        error!(error = %e.chain(), "action failed");
+        Refusal::new(ErrorCode::Internal, "the server could not do this")
+    }
+}
+
+/// Performs one action; `Ok(None)` for actions with no reply (typing, markRead).
+pub async fn perform<S, P>(
+    store: &S,
+    publisher: &P,
+    topics: &Topics,
+    sender: &Sender,
+    command: Command,
+    now: DateTime<Utc>,
+) -> Result<Option<Reply>, Refusal>
+where
+    S: ConversationStore + ConnectionRegistry + DeviceStore,
+    P: Publisher,
+{
+    let user = &sender.identity.user;
+    match command {
+        Command::CreateConversation { members, title } => {
+            let mut all = vec![user.clone()];
+            for m in members {
+                if !all.contains(&m) {
+                    all.push(m);
+                }
+            }
+            if all.len() < 2 || all.len() > MAX_MEMBERS {
+                return Err(Refusal::new(
+                    ErrorCode::InvalidRequest,
+                    format!("members: a conversation has 2 to {MAX_MEMBERS} members, you included"),
+                ));
+            }
+            let conversation = Conversation {
+                id: ConversationId::parse(MessageId::new().to_string())?,
+                title,
+                members: all,
+                created_by: user.clone(),
+                created_at: now,
+            };
+            store
+                .create_conversation(&conversation)
+                .await
+                .map_err(|e| refusal_for(&e))?;
+            record(
+                publisher,
+                topics,
+                sender,
+                AnalyticsKind::ConversationCreated,
+                Some(&conversation.id),
+                now,
+            )
+            .await;
+            Ok(Some(Reply::Conversation {
+                conversation_id: conversation.id,
+                members: conversation.members,
+                title: conversation.title,
+            }))
+        }
+        Command::ListConversations => {
+            let conversations = store.conversations_of(user).await.map_err(|e| refusal_for(&e))?;
+            Ok(Some(Reply::Conversations { conversations }))
+        }
+        Command::SendMessage {
+            conversation_id,
+            content,
+            client_message_id,
+        } => {
+            let conversation = member_of(store, sender, &conversation_id)
+                .await
+                .map_err(|r| r.with_client_message_id(client_message_id.clone()))?;
+            let message = ChatMessage {
+                schema_version: SCHEMA_VERSION,
+                message_id: MessageId::new(),
+                conversation_id,
+                sender_id: user.clone(),
+                sender_name: sender.identity.name.clone(),
+                content,
+                client_message_id: client_message_id.clone(),
+                sent_at: now,
+                recipients: conversation.members,
+            };
+            // The ack promises the message is durable: only after the broker confirmed the write.
+            publisher
+                .publish(
+                    &topics.chat_messages,
+                    message.conversation_id.as_str(),
+                    message.to_json(),
+                )
+                .await
+                .map_err(|e| refusal_for(&e).with_client_message_id(client_message_id.clone()))?;
+            Ok(Some(Reply::Ack {
+                client_message_id,
+                message_id: message.message_id,
+                conversation_id: message.conversation_id,
+                status: DeliveryStatus::Sent,
+                sent_at: message.sent_at,
+            }))
+        }
+        Command::Typing {
+            conversation_id,
+            is_typing,
+        } => {
+            let conversation = member_of(store, sender, &conversation_id).await?;
+            if !store
+                .allow_typing(&sender.connection, now)
+                .await
+                .map_err(|e| refusal_for(&e))?
+            {
+                return Err(Refusal::new(
+                    ErrorCode::RateLimited,
+                    "typing indicators: at most 2 per second",
+                ));
+            }
+            let indicator = TypingIndicator {
+                schema_version: SCHEMA_VERSION,
+                conversation_id,
+                user_id: user.clone(),
+                is_typing,
+                at: now,
+                recipients: conversation.members,
+            };
+            publisher
+                .publish(
+                    &topics.typing_events,
+                    indicator.conversation_id.as_str(),
+                    indicator.to_json(),
+                )
+                .await
+                .map_err(|e| refusal_for(&e))?;
+            Ok(None)
+        }
+        Command::MarkRead {
+            conversation_id,
+            message_id,
+        } => {
+            member_of(store, sender, &conversation_id).await?;
+            let update = MessageStatusUpdate {
+                schema_version: SCHEMA_VERSION,
+                message_id,
+                conversation_id: conversation_id.clone(),
+                user_id: user.clone(),
+                sender_id: None,
+                status: DeliveryStatus::Read,
+                at: now,
+            };
+            publisher
+                .publish(&topics.message_status_events, user.as_str(), update.to_json())
+                .await
+                .map_err(|e| refusal_for(&e))?;
+            record(
+                publisher,
+                topics,
+                sender,
+                AnalyticsKind::MessageRead,
+                Some(&conversation_id),
+                now,
+            )
+            .await;
+            Ok(None)
+        }
+        Command::History {
+            conversation_id,
+            before,
+            limit,
+        } => {
+            member_of(store, sender, &conversation_id).await?;
+            let (messages, next_before) = store
+                .history(&conversation_id, before, limit)
+                .await
+                .map_err(|e| refusal_for(&e))?;
+            Ok(Some(Reply::History {
+                conversation_id,
+                messages,
+                next_before,
+            }))
+        }
+        Command::RegisterDevice { token, platform } => {
+            let device = Device {
+                user: user.clone(),
+                token,
+                platform,
+            };
+            store.register_device(&device).await.map_err(|e| refusal_for(&e))?;
+            Ok(Some(Reply::DeviceRegistered))
+        }
+    }
+}
+
+/// The conversation, if it exists and the sender is a member.
+async fn member_of<S: ConversationStore>(
+    store: &S,
+    sender: &Sender,
+    id: &ConversationId,
+) -> Result<Conversation, Refusal> {
+    let conversation = store
+        .conversation(id)
+        .await
+        .map_err(|e| refusal_for(&e))?
+        .ok_or_else(|| Refusal::new(ErrorCode::NotFound, format!("no conversation {id}")))?;
+    if !conversation.members.contains(&sender.identity.user) {
+        return Err(Refusal::new(
+            ErrorCode::NotAMember,
+            format!("you are not a member of {id}"),
+        ));
+    }
+    Ok(conversation)
+}
+
+/// Publishes an analytics event. Best effort: losing a counter must not fail a user's action.
+pub async fn record<P: Publisher>(
+    publisher: &P,
+    topics: &Topics,
+    sender: &Sender,
+    kind: AnalyticsKind,
+    conversation: Option<&ConversationId>,
+    now: DateTime<Utc>,
+) {
+    let event = AnalyticsEvent {
+        schema_version: SCHEMA_VERSION,
+        event_id: MessageId::new(),
+        kind,
+        user_id: sender.identity.user.clone(),
+        conversation_id: conversation.cloned(),
+        at: now,
+    };
+    if let Err(e) = publisher
+        .publish(&topics.analytics_events, event.user_id.as_str(), event.to_json())
+        .await
+    {
+        warn!(kind = kind.as_str(), error = %e.chain(), "analytics event not published");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::memory::{Memory, user};
+    use relaychat_schema::DisplayName;
+
+    fn sender(name: &str) -> Sender {
+        Sender {
+            connection: ConnectionId::parse(format!("{name}-conn")).unwrap(),
+            identity: Identity {
+                user: user(name),
+                name: DisplayName::parse(name).unwrap(),
+            },
+        }
+    }
+
+    async fn run(mem: &Memory, who: &str, body: &str) -> Result<Option<Reply>, Refusal> {
+        perform(
+            mem,
+            mem,
+            &Topics::default(),
+            &sender(who),
+            Command::parse(body)?,
+            Utc::now(),
+        )
+        .await
+    }
+
+    async fn create(mem: &Memory) -> ConversationId {
+        match run(
+            mem,
+            "alice",
+            r#"{"action":"createConversation","members":["bob","bob"]}"#,
+        )
+        .await
+        .unwrap()
+        {
+            Some(Reply::Conversation {
+                conversation_id,
+                members,
+                ..
+            }) => {
+                assert_eq!(
+                    members,
+                    vec![user("alice"), user("bob")],
+                    "the creator is a member, duplicates dropped"
+                );
+                conversation_id
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_member_sends_and_gets_an_ack_after_the_broker_has_it() {
+        let mem = Memory::default();
+        let conv = create(&mem).await;
+        let body =
+            format!(r#"{{"action":"sendMessage","conversationId":"{conv}","content":"hi","clientMessageId":"c-1"}}"#);
+        let Some(Reply::Ack {
+            client_message_id,
+            status,
+            ..
+        }) = run(&mem, "alice", &body).await.unwrap()
+        else {
+            panic!("expected an ack")
+        };
+        assert_eq!(
+            (client_message_id.unwrap().as_str(), status),
+            ("c-1", DeliveryStatus::Sent)
+        );
+        let published = mem.published("chat-messages");
+        assert_eq!(published.len(), 1);
+        assert_eq!(published[0].0, conv.to_string(), "keyed by conversation");
+        assert_eq!(published[0].1["senderId"], "alice");
+        assert_eq!(published[0].1["recipients"], serde_json::json!(["alice", "bob"]));
+    }
+
+    #[tokio::test]
+    async fn outsiders_and_unknown_conversations_are_refused() {
+        let mem = Memory::default();
+        let conv = create(&mem).await;
+        let body =
+            format!(r#"{{"action":"sendMessage","conversationId":"{conv}","content":"hi","clientMessageId":"x"}}"#);
+        let refused = run(&mem, "mallory", &body).await.unwrap_err();
+        assert_eq!(
+            (refused.code, refused.client_message_id.unwrap().as_str()),
+            (ErrorCode::NotAMember, "x")
+        );
+        let history = r#"{"action":"history","conversationId":"nope"}"#;
+        assert_eq!(run(&mem, "alice", history).await.unwrap_err().code, ErrorCode::NotFound);
+        assert!(mem.published("chat-messages").is_empty());
+    }
+
+    #[tokio::test]
+    async fn when_the_broker_is_down_the_sender_gets_unavailable_never_an_ack() {
+        let mem = Memory::default();
+        let conv = create(&mem).await;
+        mem.fail_publishing();
+        let body =
+            format!(r#"{{"action":"sendMessage","conversationId":"{conv}","content":"hi","clientMessageId":"c-9"}}"#);
+        let refused = run(&mem, "alice", &body).await.unwrap_err();
+        assert_eq!(refused.code, ErrorCode::Unavailable);
+        assert_eq!(refused.client_message_id.unwrap().as_str(), "c-9");
+    }
+
+    #[tokio::test]
+    async fn typing_is_rate_limited_per_connection() {
+        let mem = Memory::default();
+        let conv = create(&mem).await;
+        let body = format!(r#"{{"action":"typing","conversationId":"{conv}","isTyping":true}}"#);
+        assert_eq!(run(&mem, "alice", &body).await.unwrap(), None);
+        assert_eq!(
+            run(&mem, "alice", &body).await.unwrap_err().code,
+            ErrorCode::RateLimited
+        );
+        assert_eq!(
+            run(&mem, "bob", &body).await.unwrap(),
+            None,
+            "another connection has its own budget"
+        );
+        assert_eq!(mem.published("typing-events").len(), 2);
+    }
+
+    #[tokio::test]
+    async fn mark_read_publishes_a_read_update_keyed_by_the_reader() {
+        let mem = Memory::default();
+        let conv = create(&mem).await;
+        let id = MessageId::new();
+        let body = format!(r#"{{"action":"markRead","conversationId":"{conv}","messageId":"{id}"}}"#);
+        assert_eq!(run(&mem, "bob", &body).await.unwrap(), None);
+        let updates = mem.published("message-status-events");
+        assert_eq!(updates[0].0, "bob");
+        assert_eq!(
+            (updates[0].1["status"].as_str(), updates[0].1["userId"].as_str()),
+            (Some("READ"), Some("bob"))
+        );
+        assert_eq!(
+            mem.published("analytics-events").len(),
+            2,
+            "conversationCreated, messageRead"
+        );
+    }
+}

@@ -1,0 +1,449 @@
+//! The client side of the WebSocket protocol (DESIGN.md §3): actions parsed into typed commands,
+//! replies, and error codes. Parsing enforces every limit, so handlers only see valid commands.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::events::MAX_MEMBERS;
+use crate::{ClientMessageId, ConversationId, MessageContent, MessageId, SchemaError, Title, UserId};
+
+/// Largest WebSocket message API Gateway accepts (frames are at most 32 KB each).
+pub const MAX_MESSAGE_BYTES: usize = 128 * 1024;
+/// Largest single WebSocket frame API Gateway accepts.
+pub const MAX_FRAME_BYTES: usize = 32 * 1024;
+/// `history` page size: default and maximum.
+pub const DEFAULT_HISTORY_LIMIT: u32 = 50;
+pub const MAX_HISTORY_LIMIT: u32 = 100;
+
+/// Every refusal's stable code (`{"type":"error","code":…}`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    /// The body is not a JSON object.
+    InvalidJson,
+    /// No `action`, or one the server does not know.
+    UnknownAction,
+    /// A field is missing or invalid; the message names it.
+    InvalidRequest,
+    /// `content` is empty or only white space.
+    EmptyContent,
+    /// `content` is over 4,000 characters.
+    ContentTooLong,
+    /// The message is over 128 KB.
+    MessageTooLarge,
+    /// The sender is not a member of the conversation.
+    NotAMember,
+    /// No such conversation.
+    NotFound,
+    /// Too many typing indicators from this connection.
+    RateLimited,
+    /// The connection is not registered (expired or never connected).
+    Unauthorized,
+    /// A dependency (the broker, the database) cannot take the request now; try again.
+    Unavailable,
+    /// Something unexpected; the server logged it.
+    Internal,
+}
+
+/// A refused action.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    pub code: ErrorCode,
+    pub message: String,
+    pub client_message_id: Option<ClientMessageId>,
+}
+
+impl Refusal {
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        Self {
+            code,
+            message: message.into(),
+            client_message_id: None,
+        }
+    }
+
+    pub fn with_client_message_id(mut self, id: Option<ClientMessageId>) -> Self {
+        self.client_message_id = id;
+        self
+    }
+
+    pub fn to_reply(&self) -> Reply {
+        Reply::Error {
+            code: self.code,
+            message: self.message.clone(),
+            client_message_id: self.client_message_id.clone(),
+        }
+    }
+}
+
+impl From<SchemaError> for Refusal {
+    fn from(e: SchemaError) -> Self {
+        Self::new(ErrorCode::InvalidRequest, e.to_string())
+    }
+}
+
+/// A client action, parsed.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Command {
+    CreateConversation {
+        members: Vec<UserId>,
+        title: Option<Title>,
+    },
+    ListConversations,
+    SendMessage {
+        conversation_id: ConversationId,
+        content: MessageContent,
+        client_message_id: Option<ClientMessageId>,
+    },
+    Typing {
+        conversation_id: ConversationId,
+        is_typing: bool,
+    },
+    MarkRead {
+        conversation_id: ConversationId,
+        message_id: MessageId,
+    },
+    History {
+        conversation_id: ConversationId,
+        before: Option<MessageId>,
+        limit: u32,
+    },
+    RegisterDevice {
+        token: String,
+        platform: String,
+    },
+}
+
+/// The raw fields any action may carry; `Command::parse` turns them into a typed command.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Fields {
+    action: Option<Value>,
+    members: Option<Value>,
+    title: Option<Value>,
+    conversation_id: Option<Value>,
+    content: Option<Value>,
+    client_message_id: Option<Value>,
+    is_typing: Option<Value>,
+    message_id: Option<Value>,
+    before: Option<Value>,
+    limit: Option<Value>,
+    token: Option<Value>,
+    platform: Option<Value>,
+}
+
+fn invalid(field: &str, why: &str) -> Refusal {
+    Refusal::new(ErrorCode::InvalidRequest, format!("{field}: {why}"))
+}
+
+fn string(v: Option<Value>, field: &str) -> Result<Option<String>, Refusal> {
+    match v {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s)),
+        Some(_) => Err(invalid(field, "must be a string")),
+    }
+}
+
+fn required(v: Option<Value>, field: &str) -> Result<String, Refusal> {
+    string(v, field)?.ok_or_else(|| invalid(field, "is required"))
+}
+
+impl Command {
+    /// Parses a WebSocket message body. Refusals carry the body's `clientMessageId` when it has a
+    /// valid one, so the client can match the error to what it sent.
+    pub fn parse(body: &str) -> Result<Command, Refusal> {
+        if body.len() > MAX_MESSAGE_BYTES {
+            return Err(Refusal::new(ErrorCode::MessageTooLarge, "the message is over 128 KB"));
+        }
+        let value: Value = serde_json::from_str(body)
+            .map_err(|e| Refusal::new(ErrorCode::InvalidJson, format!("invalid JSON: {e}")))?;
+        if !value.is_object() {
+            return Err(Refusal::new(
+                ErrorCode::InvalidJson,
+                "the message must be a JSON object",
+            ));
+        }
+        let client_message_id = value
+            .get("clientMessageId")
+            .and_then(Value::as_str)
+            .and_then(|s| ClientMessageId::parse(s).ok());
+        Self::from_fields(value).map_err(|r| r.with_client_message_id(client_message_id))
+    }
+
+    fn from_fields(value: Value) -> Result<Command, Refusal> {
+        let f: Fields =
+            serde_json::from_value(value).map_err(|e| Refusal::new(ErrorCode::InvalidJson, e.to_string()))?;
+        let action = match f.action {
+            Some(Value::String(a)) => a,
+            Some(_) => return Err(Refusal::new(ErrorCode::UnknownAction, "action must be a string")),
+            None => return Err(Refusal::new(ErrorCode::UnknownAction, "action is required")),
+        };
+        let conversation = |v: Option<Value>| -> Result<ConversationId, Refusal> {
+            Ok(ConversationId::parse(required(v, "conversationId")?)?)
+        };
+        Ok(match action.as_str() {
+            "createConversation" => {
+                let members = match f.members {
+                    Some(Value::Array(items)) => items,
+                    Some(_) => return Err(invalid("members", "must be an array of user ids")),
+                    None => return Err(invalid("members", "is required")),
+                };
+                if members.is_empty() || members.len() >= MAX_MEMBERS {
+                    return Err(invalid(
+                        "members",
+                        &format!("must hold 1 to {} other users", MAX_MEMBERS - 1),
+                    ));
+                }
+                let members = members
+                    .into_iter()
+                    .map(|m| match m {
+                        Value::String(s) => UserId::parse(s).map_err(Refusal::from),
+                        _ => Err(invalid("members", "must be an array of user ids")),
+                    })
+                    .collect::<Result<Vec<_>, _>>()?;
+                let title = string(f.title, "title")?.map(Title::parse).transpose()?;
+                Command::CreateConversation { members, title }
+            }
+            "listConversations" => Command::ListConversations,
+            "sendMessage" => {
+                let content = required(f.content, "content")?;
+                // Empty and too long get their own codes: clients show them differently.
+                if content.trim().is_empty() {
+                    return Err(Refusal::new(ErrorCode::EmptyContent, "content must not be empty"));
+                }
+                let content = MessageContent::parse(content)
+                    .map_err(|_| Refusal::new(ErrorCode::ContentTooLong, "content is over 4,000 characters"))?;
+                Command::SendMessage {
+                    conversation_id: conversation(f.conversation_id)?,
+                    content,
+                    client_message_id: string(f.client_message_id, "clientMessageId")?
+                        .map(ClientMessageId::parse)
+                        .transpose()?,
+                }
+            }
+            "typing" => Command::Typing {
+                conversation_id: conversation(f.conversation_id)?,
+                is_typing: match f.is_typing {
+                    Some(Value::Bool(b)) => b,
+                    None => true,
+                    Some(_) => return Err(invalid("isTyping", "must be true or false")),
+                },
+            },
+            "markRead" => Command::MarkRead {
+                conversation_id: conversation(f.conversation_id)?,
+                message_id: MessageId::parse(&required(f.message_id, "messageId")?)?,
+            },
+            "history" => Command::History {
+                conversation_id: conversation(f.conversation_id)?,
+                before: string(f.before, "before")?.map(|b| MessageId::parse(&b)).transpose()?,
+                limit: match f.limit {
+                    None | Some(Value::Null) => DEFAULT_HISTORY_LIMIT,
+                    Some(Value::Number(n)) => match n.as_u64() {
+                        Some(l) if (1..=u64::from(MAX_HISTORY_LIMIT)).contains(&l) => l as u32,
+                        _ => return Err(invalid("limit", "must be a whole number from 1 to 100")),
+                    },
+                    Some(_) => return Err(invalid("limit", "must be a whole number from 1 to 100")),
+                },
+            },
+            "registerDevice" => {
+                let token = required(f.token, "token")?;
+                if token.is_empty() || token.len() > 4096 {
+                    return Err(invalid("token", "must be 1 to 4,096 characters"));
+                }
+                let platform = string(f.platform, "platform")?.unwrap_or_else(|| "fcm".into());
+                if platform != "fcm" {
+                    return Err(invalid("platform", "only \"fcm\" is supported"));
+                }
+                Command::RegisterDevice { token, platform }
+            }
+            other => {
+                return Err(Refusal::new(
+                    ErrorCode::UnknownAction,
+                    format!("unknown action {other:?}"),
+                ));
+            }
+        })
+    }
+
+    /// The action's name, for logs.
+    pub fn action(&self) -> &'static str {
+        match self {
+            Self::CreateConversation { .. } => "createConversation",
+            Self::ListConversations => "listConversations",
+            Self::SendMessage { .. } => "sendMessage",
+            Self::Typing { .. } => "typing",
+            Self::MarkRead { .. } => "markRead",
+            Self::History { .. } => "history",
+            Self::RegisterDevice { .. } => "registerDevice",
+        }
+    }
+}
+
+/// A message as `history` and `listConversations` show it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MessageView {
+    pub message_id: MessageId,
+    pub conversation_id: ConversationId,
+    pub sender_id: UserId,
+    pub sender_name: String,
+    pub content: String,
+    pub sent_at: DateTime<Utc>,
+}
+
+/// One entry of `listConversations`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ConversationSummary {
+    pub conversation_id: ConversationId,
+    pub title: Option<Title>,
+    pub members: Vec<UserId>,
+    pub unread: i64,
+    pub last_message: Option<MessageView>,
+}
+
+/// Replies to the sender of an action.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "type", rename_all = "camelCase")]
+pub enum Reply {
+    #[serde(rename_all = "camelCase")]
+    Conversation {
+        conversation_id: ConversationId,
+        members: Vec<UserId>,
+        title: Option<Title>,
+    },
+    #[serde(rename_all = "camelCase")]
+    Conversations {
+        conversations: Vec<ConversationSummary>,
+    },
+    #[serde(rename_all = "camelCase")]
+    Ack {
+        #[serde(skip_serializing_if = "Option::is_none")]
+        client_message_id: Option<ClientMessageId>,
+        message_id: MessageId,
+        conversation_id: ConversationId,
+        status: crate::DeliveryStatus,
+        sent_at: DateTime<Utc>,
+    },
+    #[serde(rename_all = "camelCase")]
+    History {
+        conversation_id: ConversationId,
+        messages: Vec<MessageView>,
+        next_before: Option<MessageId>,
+    },
+    DeviceRegistered,
+    #[serde(rename_all = "camelCase")]
+    Error {
+        code: ErrorCode,
+        message: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        client_message_id: Option<ClientMessageId>,
+    },
+}
+
+impl Reply {
+    pub fn to_json(&self) -> String {
+        // Plain data with string keys: serialisation cannot fail.
+        serde_json::to_string(self).unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn refusal(body: &str) -> Refusal {
+        Command::parse(body).unwrap_err()
+    }
+
+    #[test]
+    fn parses_every_action() {
+        let id = "01JDQ3ZK6M0000000000000000";
+        let cases = [
+            (
+                r#"{"action":"createConversation","members":["bob"],"title":"Lunch"}"#,
+                "createConversation",
+            ),
+            (r#"{"action":"listConversations"}"#, "listConversations"),
+            (
+                r#"{"action":"sendMessage","conversationId":"c1","content":"hi","clientMessageId":"m1"}"#,
+                "sendMessage",
+            ),
+            (
+                r#"{"action":"typing","conversationId":"c1","isTyping":false}"#,
+                "typing",
+            ),
+            (
+                &format!(r#"{{"action":"markRead","conversationId":"c1","messageId":"{id}"}}"#),
+                "markRead",
+            ),
+            (
+                &format!(r#"{{"action":"history","conversationId":"c1","before":"{id}","limit":10}}"#),
+                "history",
+            ),
+            (
+                r#"{"action":"registerDevice","token":"fcm-token","platform":"fcm"}"#,
+                "registerDevice",
+            ),
+        ];
+        for (body, action) in cases {
+            assert_eq!(Command::parse(body).unwrap().action(), action, "{body}");
+        }
+    }
+
+    #[test]
+    fn the_sender_is_never_taken_from_the_body() {
+        let cmd =
+            Command::parse(r#"{"action":"sendMessage","conversationId":"c1","content":"hi","senderId":"mallory"}"#);
+        assert!(matches!(cmd, Ok(Command::SendMessage { .. })));
+    }
+
+    #[test]
+    fn every_refusal_has_its_code() {
+        assert_eq!(refusal("not json").code, ErrorCode::InvalidJson);
+        assert_eq!(refusal("[1,2]").code, ErrorCode::InvalidJson);
+        assert_eq!(refusal(r#"{"content":"hi"}"#).code, ErrorCode::UnknownAction);
+        assert_eq!(refusal(r#"{"action":"dance"}"#).code, ErrorCode::UnknownAction);
+        let missing = refusal(r#"{"action":"sendMessage","content":"hi"}"#);
+        assert_eq!(
+            (missing.code, missing.message.as_str()),
+            (ErrorCode::InvalidRequest, "conversationId: is required")
+        );
+        let empty = refusal(r#"{"action":"sendMessage","conversationId":"c1","content":"  ","clientMessageId":"m7"}"#);
+        assert_eq!(empty.code, ErrorCode::EmptyContent);
+        assert_eq!(empty.client_message_id.unwrap().as_str(), "m7");
+        let long = format!(
+            r#"{{"action":"sendMessage","conversationId":"c1","content":"{}"}}"#,
+            "x".repeat(4_001)
+        );
+        assert_eq!(refusal(&long).code, ErrorCode::ContentTooLong);
+        let huge = format!(
+            r#"{{"action":"sendMessage","conversationId":"c1","content":"{}"}}"#,
+            "x".repeat(MAX_MESSAGE_BYTES)
+        );
+        assert_eq!(refusal(&huge).code, ErrorCode::MessageTooLarge);
+        assert_eq!(
+            refusal(r#"{"action":"history","conversationId":"c1","limit":101}"#).code,
+            ErrorCode::InvalidRequest
+        );
+        assert_eq!(
+            refusal(r#"{"action":"createConversation","members":[]}"#).code,
+            ErrorCode::InvalidRequest
+        );
+        assert_eq!(
+            refusal(r#"{"action":"markRead","conversationId":"c1","messageId":"nope"}"#).code,
+            ErrorCode::InvalidRequest
+        );
+    }
+
+    #[test]
+    fn replies_have_the_protocol_shape() {
+        let r = Refusal::new(ErrorCode::NotAMember, "not a member of c1").to_reply();
+        assert_eq!(
+            serde_json::to_value(&r).unwrap(),
+            serde_json::json!({"type":"error","code":"not_a_member","message":"not a member of c1"})
+        );
+        assert_eq!(Reply::DeviceRegistered.to_json(), r#"{"type":"deviceRegistered"}"#);
+    }
+}
