@@ -4,15 +4,38 @@ SHELL := /bin/bash
 
 CARGO ?= cargo
 INFRA := scripts/with-infra.sh
+RELAYCHAT_CACHE ?= $(HOME)/.cache/relaychat
+SAM_TOOLS := $(RELAYCHAT_CACHE)/sam-tools
+TOOLS_PATH := $(RELAYCHAT_CACHE)/lambda-tools/bin:$(SAM_TOOLS)/bin:$$PATH
+# samconfig.toml environment for build/deploy: default (dev) or prod.
+ENV ?= default
 
-.PHONY: help test unit lint fmt infra events lambda
+.PHONY: help dev invoke test unit lint fmt infra events lambda lambda-tools sam-tools build deploy lint-template
 
 help:
+	@echo "make dev      the whole system locally: broker, DynamoDB Local, every function, WebSocket gateway, web page"
+	@echo "make invoke FN=<function> EVENT=events/<file>.json   one function on one sample event"
 	@echo "make test     all tests: unit, adapters and handlers against DynamoDB Local + Tansu (installed on first run)"
 	@echo "make unit     unit tests only (no servers)"
 	@echo "make lint     rustfmt --check and clippy -D warnings"
 	@echo "make lambda   cargo lambda build --release --arm64 for every function"
 	@echo "make events   regenerate the sample events under events/"
+	@echo "make build    sam build (cargo-lambda, arm64, no Docker); ENV=prod for the prod config"
+	@echo "make deploy   sam build + sam deploy with samconfig.toml's ENV (default: dev); see docs/deploy.md"
+	@echo "make lint-template  cfn-lint + sam validate --lint on template.yaml"
+
+# Local AWS credentials: DynamoDB Local accepts any; nothing here talks to AWS.
+LOCAL_AWS := AWS_ACCESS_KEY_ID=$${AWS_ACCESS_KEY_ID:-local} AWS_SECRET_ACCESS_KEY=$${AWS_SECRET_ACCESS_KEY:-local} AWS_REGION=$${AWS_REGION:-us-east-1}
+
+dev:
+	scripts/install-infra.sh
+	$(CARGO) build --locked -p relaychat-local
+	$(LOCAL_AWS) $(CARGO) run --locked -q -p relaychat-local
+
+invoke:
+	@test -n "$(FN)" -a -n "$(EVENT)" || { echo "usage: make invoke FN=persist-message EVENT=events/persist-message.json"; exit 2; }
+	$(CARGO) build --locked -q -p relaychat-local
+	$(INFRA) $(CARGO) run --locked -q -p relaychat-local -- invoke $(FN) $(EVENT)
 
 test:
 	$(INFRA) scripts/test-summary.sh $(CARGO) test --workspace --locked
@@ -37,3 +60,19 @@ lambda:
 	scripts/install-lambda-tools.sh
 	PATH="$$HOME/.cache/relaychat/lambda-tools/bin:$$PATH" cargo lambda build --release --arm64 --workspace \
 	  $(foreach f,$(notdir $(wildcard functions/*)),--bin $(f))
+
+lambda-tools:
+	scripts/install-lambda-tools.sh
+
+sam-tools:
+	@test -x "$(SAM_TOOLS)/bin/sam" || { python3 -m venv "$(SAM_TOOLS)" && \
+	  "$(SAM_TOOLS)/bin/pip" install --quiet --disable-pip-version-check aws-sam-cli cfn-lint; }
+
+build: lambda-tools sam-tools
+	PATH="$(TOOLS_PATH)" sam build --config-env $(ENV)
+
+deploy: build
+	PATH="$(TOOLS_PATH)" sam deploy --config-env $(ENV)
+
+lint-template:
+	scripts/lint-template.sh

@@ -1,3 +1,13 @@
-//! relaychat's local runtime. So far: the API Gateway `@connections` management API emulator.
+//! relaychat's local runtime (`make dev`): the functions of template.yaml, in-process, on a real
+//! Kafka-API broker and DynamoDB Local, with event-source-mapping and API Gateway WebSocket
+//! emulation. See docs/local-runtime.md.
 
 pub mod connections;
+pub mod esm;
+pub mod functions;
+pub mod gateway;
+pub mod infra;
+pub mod invoke;
+pub mod runtime;
+pub mod template;
+pub mod web;

@@ -77,7 +77,10 @@ impl From<MessageId> for String {
 /// Defines a string id newtype limited to `1..=max` characters of `[A-Za-z0-9._@:=+-]`: safe in
 /// DynamoDB keys, Kafka keys, URLs and log lines alike.
 macro_rules! token_id {
-    ($(#[$doc:meta])* $name:ident, $field:literal, $max:expr) => {
+    ($(#[$doc:meta])* $name:ident, $field:literal, $max:literal) => {
+        token_id!($(#[$doc])* $name, $field, $max, "");
+    };
+    ($(#[$doc:meta])* $name:ident, $field:literal, $max:literal, $extra:literal) => {
         $(#[$doc])*
         #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
         #[serde(try_from = "String", into = "String")]
@@ -88,7 +91,7 @@ macro_rules! token_id {
 
             pub fn parse(s: impl Into<String>) -> Result<Self, SchemaError> {
                 let s = s.into();
-                check_token($field, &s, Self::MAX_LEN)?;
+                check_token($field, &s, Self::MAX_LEN, $extra)?;
                 Ok(Self(s))
             }
 
@@ -133,15 +136,15 @@ token_id!(
     ConversationId, "conversationId", 64
 );
 token_id!(
-    /// An API Gateway connection id (e.g. `L0SM9cOFvHcCIhw=`).
-    ConnectionId, "connectionId", 128
+    /// An API Gateway connection id: standard base64 (e.g. `L0SM9cOFvHcCIhw=`), so `/` too.
+    ConnectionId, "connectionId", 128, "/"
 );
 token_id!(
     /// The client's own id for a message it sends, echoed in the `ack` so it can match them up.
     ClientMessageId, "clientMessageId", 64
 );
 
-fn check_token(field: &'static str, s: &str, max: usize) -> Result<(), SchemaError> {
+fn check_token(field: &'static str, s: &str, max: usize, extra: &str) -> Result<(), SchemaError> {
     if s.is_empty() {
         return Err(SchemaError::field(field, "must not be empty"));
     }
@@ -150,7 +153,7 @@ fn check_token(field: &'static str, s: &str, max: usize) -> Result<(), SchemaErr
     }
     if let Some(c) = s
         .chars()
-        .find(|c| !(c.is_ascii_alphanumeric() || "._@:=+-".contains(*c)))
+        .find(|c| !(c.is_ascii_alphanumeric() || "._@:=+-".contains(*c) || extra.contains(*c)))
     {
         return Err(SchemaError::field(field, format!("character {c:?} is not allowed")));
     }
@@ -193,6 +196,11 @@ mod tests {
         assert!(UserId::parse("a".repeat(65)).is_err());
         assert!(UserId::parse("a b").is_err());
         assert!(ConnectionId::parse("L0SM9cOFvHcCIhw=").is_ok());
+        assert!(
+            ConnectionId::parse("a/b+c=").is_ok(),
+            "connection ids are standard base64"
+        );
+        assert!(UserId::parse("a/b").is_err());
         let err = serde_json::from_str::<UserId>("\"bad/id\"").unwrap_err().to_string();
         assert!(err.contains("userId"), "{err}");
     }

@@ -17,6 +17,13 @@ async fn frames_reach_live_connections_and_unknown_ones_are_gone() {
         socket.recv().await,
         Some(Outbound::Frame(br#"{"type":"typing"}"#.to_vec()))
     );
+    // '/' and '+' (base64) survive the SDK's path encoding and the emulator's decoding.
+    let mut slashed = registry.register("ab/c+d=", "127.0.0.1", "test");
+    assert_eq!(
+        api.push(&ConnectionId::parse("ab/c+d=").unwrap(), b"{}").await.unwrap(),
+        PushOutcome::Delivered
+    );
+    assert_eq!(slashed.recv().await, Some(Outbound::Frame(b"{}".to_vec())));
     let unknown = ConnectionId::parse("nobody=").unwrap();
     assert_eq!(api.push(&unknown, b"{}").await.unwrap(), PushOutcome::Gone);
 }

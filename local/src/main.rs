@@ -1,0 +1,70 @@
+//! `relaychat-local` — `make dev` runs the whole system; `relaychat-local invoke FN EVENT` runs
+//! one function on one event.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use relaychat_adapters::dynamo::{DynamoStore, TableNames};
+use relaychat_adapters::kafka::KafkaPublisher;
+use relaychat_adapters::{aws, telemetry};
+use relaychat_local::functions::Wiring;
+use relaychat_local::runtime::{self, LocalConfig};
+use relaychat_schema::Topics;
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    telemetry::init();
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let result = match args.as_slice() {
+        [] => dev().await,
+        [cmd, function, event] if cmd == "invoke" => invoke(function, PathBuf::from(event)).await,
+        _ => Err("usage: relaychat-local [invoke FUNCTION EVENT_FILE]".into()),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            let mut message = e.to_string();
+            let mut source = e.source();
+            while let Some(s) = source {
+                message.push_str(&format!(": {s}"));
+                source = s.source();
+            }
+            eprintln!("relaychat-local: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn dev() -> Result<(), Box<dyn std::error::Error>> {
+    let running = runtime::start(LocalConfig::from_env()).await?;
+    println!();
+    println!("  relaychat is running");
+    println!("  web page     http://{}/", running.http);
+    println!("  websocket    ws://{}/local?token=JWT", running.ws);
+    println!("  dev token    http://{}/dev/token?user=alice&name=Alice", running.http);
+    println!("  status/lag   http://{}/dev/status", running.http);
+    println!("  kafka        {}", running.brokers);
+    println!("  dynamodb     {}", running.dynamodb_endpoint);
+    println!("  Ctrl-C stops it.");
+    println!();
+    tokio::signal::ctrl_c().await?;
+    running.stop().await;
+    Ok(())
+}
+
+async fn invoke(function: &str, event: PathBuf) -> Result<(), Box<dyn std::error::Error>> {
+    let config = aws::load_config().await;
+    let ws = relaychat_adapters::optional("RELAYCHAT_WS_PORT").unwrap_or_else(|| "3001".into());
+    let wiring = Wiring {
+        store: DynamoStore::new(DynamoStore::client(&config), TableNames::from_env()),
+        publisher: KafkaPublisher::from_env()?,
+        connections_endpoint: format!("http://127.0.0.1:{ws}/local"),
+        jwt_secret: relaychat_adapters::optional("RELAYCHAT_JWT_SECRET")
+            .unwrap_or_else(|| relaychat_adapters::auth::DEV_SECRET.into()),
+        topics: Topics::from_env(),
+        aws: config,
+    };
+    let response = relaychat_local::invoke::invoke(function, &event, &wiring).await?;
+    println!("{}", serde_json::to_string_pretty(&response)?);
+    Ok(())
+}

@@ -1,0 +1,282 @@
+//! The whole system on one machine: servers, topics and tables, every function of the template
+//! behind its event-source mappings and WebSocket routes, and the developer web page.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use relaychat_adapters::auth::DEV_SECRET;
+use relaychat_adapters::dynamo::{DynamoStore, TableNames};
+use relaychat_adapters::kafka::{KafkaPublisher, KafkaSettings};
+use relaychat_adapters::optional;
+use relaychat_schema::{TopicKind, Topics};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tracing::{error, info};
+
+use crate::connections::Connections;
+use crate::esm::{Esm, MappingStats, Stats};
+use crate::functions::{KafkaFunction, WebSocketFunction, Wiring};
+use crate::gateway::{DEFAULT_IDLE_TIMEOUT, Gateway};
+use crate::infra::{Infra, InfraConfig, create_tables, create_topics, port_or_free};
+use crate::template::Template;
+use crate::web::Web;
+
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    #[error(transparent)]
+    Template(#[from] crate::template::TemplateError),
+    #[error(transparent)]
+    Infra(#[from] crate::infra::InfraError),
+    #[error(transparent)]
+    Config(#[from] relaychat_adapters::ConfigError),
+    #[error("template.yaml wires {0}, which this runtime does not know")]
+    UnknownFunction(String),
+    #[error("could not listen on port {port}")]
+    Listen {
+        port: u16,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Settings, from the environment (DESIGN.md §6 names the defaults).
+#[derive(Debug, Clone)]
+pub struct LocalConfig {
+    pub http_port: u16,
+    pub ws_port: u16,
+    pub stage: String,
+    pub jwt_secret: String,
+    pub template: PathBuf,
+    pub web_dir: PathBuf,
+    pub idle_timeout: Duration,
+    pub topics: Topics,
+    pub tables: TableNames,
+    /// Appended to every consumer group (tests run several runtimes on one broker).
+    pub group_suffix: String,
+    pub infra: InfraConfig,
+}
+
+fn port(name: &str, default: u16) -> u16 {
+    optional(name).and_then(|p| p.parse().ok()).unwrap_or(default)
+}
+
+impl LocalConfig {
+    pub fn from_env() -> Self {
+        let cache = optional("RELAYCHAT_CACHE")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from(optional("HOME").unwrap_or_else(|| ".".into())).join(".cache/relaychat"));
+        Self {
+            http_port: port("RELAYCHAT_HTTP_PORT", 3000),
+            ws_port: port("RELAYCHAT_WS_PORT", 3001),
+            stage: optional("RELAYCHAT_STAGE").unwrap_or_else(|| "local".into()),
+            jwt_secret: optional("RELAYCHAT_JWT_SECRET").unwrap_or_else(|| DEV_SECRET.into()),
+            template: optional("RELAYCHAT_TEMPLATE")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| "template.yaml".into()),
+            web_dir: optional("RELAYCHAT_WEB_DIR")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| "web".into()),
+            idle_timeout: optional("RELAYCHAT_IDLE_TIMEOUT_SECS")
+                .and_then(|s| s.parse().ok())
+                .map(Duration::from_secs)
+                .unwrap_or(DEFAULT_IDLE_TIMEOUT),
+            topics: Topics::from_env(),
+            tables: TableNames::from_env(),
+            group_suffix: optional("RELAYCHAT_GROUP_SUFFIX").unwrap_or_default(),
+            infra: InfraConfig {
+                data_dir: optional("RELAYCHAT_DATA_DIR")
+                    .map(PathBuf::from)
+                    .unwrap_or_else(|| ".local/dynamodb".into()),
+                in_memory: optional("RELAYCHAT_IN_MEMORY").is_some_and(|v| v == "1" || v == "true"),
+                kafka_port: port("RELAYCHAT_KAFKA_PORT", 19092),
+                dynamodb_port: port("RELAYCHAT_DYNAMODB_PORT", 18000),
+                kafka_brokers: optional("KAFKA_BROKERS"),
+                dynamodb_endpoint: optional("DYNAMODB_ENDPOINT"),
+                cache,
+            },
+        }
+    }
+}
+
+/// The running system.
+pub struct Running {
+    pub http: SocketAddr,
+    pub ws: SocketAddr,
+    pub brokers: String,
+    pub dynamodb_endpoint: String,
+    pub stats: Stats,
+    shutdown: watch::Sender<bool>,
+    mappings: Vec<JoinHandle<()>>,
+    servers: Vec<JoinHandle<()>>,
+    publisher: KafkaPublisher,
+    infra: Infra,
+}
+
+/// A template topic name under the names in force (`KAFKA_TOPIC_*` may rename catalogue topics).
+fn renamed(topic: &str, topics: &Topics) -> String {
+    TopicKind::ALL
+        .into_iter()
+        .find(|k| k.spec().default_name == topic)
+        .map(|k| topics.name(k).to_owned())
+        .unwrap_or_else(|| topic.to_owned())
+}
+
+pub async fn start(config: LocalConfig) -> Result<Running, RuntimeError> {
+    let template = Template::load(&config.template)?;
+    let infra = Infra::start(&config.infra).await?;
+    let settings = KafkaSettings::plaintext(&infra.brokers);
+    let mut dead_letter_topics: Vec<String> = template.functions.iter().map(|f| format!("{f}-dlq")).collect();
+    dead_letter_topics.extend(template.mappings.iter().filter_map(|m| m.on_failure_topic.clone()));
+    dead_letter_topics.sort();
+    dead_letter_topics.dedup();
+    create_topics(&settings, &config.topics, &dead_letter_topics).await?;
+
+    let aws = relaychat_adapters::aws::load_config().await;
+    let dynamodb = aws_sdk_dynamodb::Client::from_conf(
+        aws_sdk_dynamodb::config::Builder::from(&aws)
+            .endpoint_url(&infra.dynamodb_endpoint)
+            .build(),
+    );
+    create_tables(&dynamodb, &config.tables).await?;
+
+    let ws_port = port_or_free(config.ws_port)?;
+    let http_port = port_or_free(config.http_port)?;
+    let publisher = KafkaPublisher::new(&settings)?;
+    let wiring = Wiring {
+        store: DynamoStore::new(dynamodb, config.tables.clone()),
+        publisher: publisher.clone(),
+        connections_endpoint: format!("http://127.0.0.1:{ws_port}/{}", config.stage),
+        jwt_secret: config.jwt_secret.clone(),
+        topics: config.topics.clone(),
+        aws,
+    };
+
+    // Event-source mappings.
+    let (shutdown, watch_shutdown) = watch::channel(false);
+    let stats: Stats = Arc::new(Mutex::new(Vec::new()));
+    let mut functions: BTreeMap<String, Arc<KafkaFunction>> = BTreeMap::new();
+    let mut mappings = Vec::new();
+    for (index, mut mapping) in template.mappings.into_iter().enumerate() {
+        mapping.topics = mapping.topics.iter().map(|t| renamed(t, &config.topics)).collect();
+        mapping.consumer_group.push_str(&config.group_suffix);
+        let function = match functions.get(&mapping.function) {
+            Some(f) => f.clone(),
+            None => {
+                let built = KafkaFunction::build(&mapping.function, &wiring)
+                    .await?
+                    .ok_or_else(|| RuntimeError::UnknownFunction(mapping.function.clone()))?;
+                let built = Arc::new(built);
+                functions.insert(mapping.function.clone(), built.clone());
+                built
+            }
+        };
+        if let Ok(mut s) = stats.lock() {
+            s.push(MappingStats {
+                function: mapping.function.clone(),
+                consumer_group: mapping.consumer_group.clone(),
+                topics: mapping.topics.clone(),
+                ..MappingStats::default()
+            });
+        }
+        let esm = Esm {
+            mapping,
+            function,
+            settings: settings.clone(),
+            dead_letters: publisher.clone(),
+            cluster_arn: "arn:aws:kafka:us-east-1:000000000000:cluster/relaychat-local/local".into(),
+            stats: stats.clone(),
+            index,
+        };
+        let rx = watch_shutdown.clone();
+        mappings.push(tokio::spawn(async move {
+            let function = esm.mapping.function.clone();
+            if let Err(e) = esm.run(rx).await {
+                error!(%function, error = %e, "event source mapping failed");
+            }
+        }));
+    }
+
+    // The WebSocket API.
+    let mut routes = BTreeMap::new();
+    let mut built: BTreeMap<String, Arc<WebSocketFunction>> = BTreeMap::new();
+    for (route, function) in &template.websocket.routes {
+        let f = match built.get(function) {
+            Some(f) => f.clone(),
+            None => {
+                let f = Arc::new(
+                    WebSocketFunction::build(function, &wiring)
+                        .ok_or_else(|| RuntimeError::UnknownFunction(function.clone()))?,
+                );
+                built.insert(function.clone(), f.clone());
+                f
+            }
+        };
+        routes.insert(route.clone(), f);
+    }
+    let gateway = Gateway {
+        stage: config.stage.clone(),
+        api_id: "local".into(),
+        domain: format!("127.0.0.1:{ws_port}"),
+        routes,
+        connections: Connections::default(),
+        idle_timeout: config.idle_timeout,
+    };
+    let ws = serve(ws_port, gateway.router()).await?;
+    let web = Web {
+        dir: config.web_dir.clone(),
+        ws_url: format!("ws://127.0.0.1:{ws_port}/{}", config.stage),
+        jwt_secret: config.jwt_secret.clone(),
+        stats: stats.clone(),
+    };
+    let http = serve(http_port, web.router()).await?;
+    info!(web = %format!("http://{}/", http.0), websocket = %format!("ws://{}/{}", ws.0, config.stage), "relaychat is running");
+    Ok(Running {
+        http: http.0,
+        ws: ws.0,
+        brokers: infra.brokers.clone(),
+        dynamodb_endpoint: infra.dynamodb_endpoint.clone(),
+        stats,
+        shutdown,
+        mappings,
+        servers: vec![ws.1, http.1],
+        publisher,
+        infra,
+    })
+}
+
+async fn serve(port: u16, router: axum::Router) -> Result<(SocketAddr, JoinHandle<()>), RuntimeError> {
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+        .await
+        .map_err(|source| RuntimeError::Listen { port, source })?;
+    let addr = listener
+        .local_addr()
+        .map_err(|source| RuntimeError::Listen { port, source })?;
+    let app = router.into_make_service_with_connect_info::<SocketAddr>();
+    let task = tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, app).await {
+            error!(error = %e, "server stopped");
+        }
+    });
+    Ok((addr, task))
+}
+
+impl Running {
+    /// Stops cleanly: mappings finish their batch and commit, the producer flushes, servers stop.
+    pub async fn stop(self) {
+        let _ = self.shutdown.send(true);
+        for m in self.mappings {
+            let _ = tokio::time::timeout(Duration::from_secs(15), m).await;
+        }
+        if let Err(e) = self.publisher.flush(Duration::from_secs(5)) {
+            error!(error = %e.chain(), "producer flush failed");
+        }
+        for s in self.servers {
+            s.abort();
+        }
+        self.infra.stop().await;
+        info!("relaychat stopped");
+    }
+}

@@ -1,0 +1,356 @@
+//! Reads what the local runtime emulates from template.yaml: every Kafka event-source mapping
+//! (`AWS::Lambda::EventSourceMapping` or a SAM `MSK` / `SelfManagedKafka` event) and every
+//! WebSocket route with the function behind it. CloudFormation intrinsics are resolved as far as
+//! the local runtime needs: `!Ref` / `!Sub` to parameter defaults, `!GetAtt`/`${X.Arn}` to the
+//! resource, `!If` to the branch that makes sense locally (a `kafka://` destination, the MSK
+//! variant of a mapping).
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+
+use serde_yaml::Value;
+
+#[derive(Debug, thiserror::Error)]
+pub enum TemplateError {
+    #[error("could not read {path}")]
+    Read {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("template.yaml is not valid YAML")]
+    Yaml(#[from] serde_yaml::Error),
+    #[error("template.yaml: {0}")]
+    Shape(String),
+}
+
+/// Where an event-source mapping starts reading a group that has no committed offset.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StartingPosition {
+    TrimHorizon,
+    Latest,
+}
+
+/// One Kafka event-source mapping, as the template declares it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mapping {
+    /// The template's logical id of the mapping (or `<function>.<event>` for SAM events).
+    pub id: String,
+    /// The function's binary (its crate), e.g. `persist-message`.
+    pub function: String,
+    pub topics: Vec<String>,
+    pub consumer_group: String,
+    pub starting_position: StartingPosition,
+    pub batch_size: usize,
+    pub batching_window_ms: u64,
+    pub report_batch_item_failures: bool,
+    pub bisect_on_error: bool,
+    /// -1: retry until the record expires (here: forever).
+    pub max_retries: i64,
+    /// The on-failure destination's topic (`kafka://<topic>`), if the template names one.
+    pub on_failure_topic: Option<String>,
+    pub timeout_secs: u64,
+}
+
+/// The WebSocket API: route key → function binary.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct WebSocketApi {
+    pub route_selection: String,
+    pub routes: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Template {
+    pub mappings: Vec<Mapping>,
+    pub websocket: WebSocketApi,
+    /// Every function binary the template deploys.
+    pub functions: Vec<String>,
+}
+
+struct Ctx<'a> {
+    resources: &'a serde_yaml::Mapping,
+    params: HashMap<String, String>,
+    globals_timeout: u64,
+}
+
+impl Template {
+    pub fn load(path: &Path) -> Result<Self, TemplateError> {
+        let text = std::fs::read_to_string(path).map_err(|source| TemplateError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
+        Self::parse(&text)
+    }
+
+    pub fn parse(text: &str) -> Result<Self, TemplateError> {
+        let doc: Value = serde_yaml::from_str(text)?;
+        let resources = doc
+            .get("Resources")
+            .and_then(Value::as_mapping)
+            .ok_or_else(|| TemplateError::Shape("no Resources".into()))?;
+        let params = doc
+            .get("Parameters")
+            .and_then(Value::as_mapping)
+            .map(|m| {
+                m.iter()
+                    .filter_map(|(k, v)| Some((k.as_str()?.to_owned(), scalar(v.get("Default")?)?)))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let globals_timeout = doc
+            .get("Globals")
+            .and_then(|g| g.get("Function"))
+            .and_then(|f| f.get("Timeout"))
+            .and_then(Value::as_u64)
+            .unwrap_or(3);
+        let ctx = Ctx {
+            resources,
+            params,
+            globals_timeout,
+        };
+        let mut template = Template {
+            mappings: Vec::new(),
+            websocket: WebSocketApi::default(),
+            functions: Vec::new(),
+        };
+        for (id, resource) in resources {
+            let id = id.as_str().unwrap_or_default();
+            let kind = resource.get("Type").and_then(Value::as_str).unwrap_or_default();
+            let props = resource.get("Properties").cloned().unwrap_or(Value::Null);
+            match kind {
+                "AWS::Serverless::Function" => {
+                    template.functions.push(ctx.binary(id)?);
+                    if let Some(events) = props.get("Events").and_then(Value::as_mapping) {
+                        for (name, event) in events {
+                            let ty = event.get("Type").and_then(Value::as_str).unwrap_or_default();
+                            if ty == "MSK" || ty == "SelfManagedKafka" {
+                                let name = format!("{id}.{}", name.as_str().unwrap_or_default());
+                                let p = event.get("Properties").cloned().unwrap_or(Value::Null);
+                                template.mappings.push(ctx.mapping(&name, id, &p)?);
+                            }
+                        }
+                    }
+                }
+                "AWS::Lambda::EventSourceMapping" => {
+                    // Locally the broker is one: take the MSK variant, skip its self-managed twin.
+                    if resource
+                        .get("Condition")
+                        .and_then(Value::as_str)
+                        .is_some_and(|c| c.contains("SelfManaged"))
+                    {
+                        continue;
+                    }
+                    let function = props
+                        .get("FunctionName")
+                        .and_then(|f| ctx.resource_name(f))
+                        .ok_or_else(|| {
+                            TemplateError::Shape(format!("{id}: FunctionName must name a function of the template"))
+                        })?;
+                    template.mappings.push(ctx.mapping(id, &function, &props)?);
+                }
+                "AWS::ApiGatewayV2::Api" => {
+                    if let Some(sel) = props.get("RouteSelectionExpression").and_then(|v| ctx.resolve(v)) {
+                        template.websocket.route_selection = sel;
+                    }
+                }
+                "AWS::ApiGatewayV2::Route" => {
+                    let key = props.get("RouteKey").and_then(|v| ctx.resolve(v)).unwrap_or_default();
+                    let function = props
+                        .get("Target")
+                        .and_then(|t| ctx.resolve(t))
+                        .and_then(|t| {
+                            let id = t.strip_prefix("integrations/")?;
+                            Some(id.trim_start_matches("${").trim_end_matches('}').to_owned())
+                        })
+                        .and_then(|integration| ctx.integration_function(&integration))
+                        .ok_or_else(|| TemplateError::Shape(format!("{id}: route {key} has no Lambda integration")))?;
+                    template.websocket.routes.insert(key, function);
+                }
+                _ => {}
+            }
+        }
+        template.mappings.sort_by(|a, b| a.id.cmp(&b.id));
+        template.functions.sort();
+        Ok(template)
+    }
+}
+
+impl Ctx<'_> {
+    /// Resolves a value to a string: plain scalars, `!Ref` to parameters, `!Sub` with parameters.
+    fn resolve(&self, v: &Value) -> Option<String> {
+        match v {
+            Value::Tagged(t) if t.tag == "!Ref" => {
+                let name = scalar(&t.value)?;
+                Some(self.params.get(&name).cloned().unwrap_or(name))
+            }
+            Value::Tagged(t) if t.tag == "!Sub" => {
+                let text = match &t.value {
+                    Value::Sequence(parts) => scalar(parts.first()?)?,
+                    other => scalar(other)?,
+                };
+                Some(self.substitute(&text))
+            }
+            Value::Tagged(t) if t.tag == "!If" => {
+                let branches = t.value.as_sequence()?;
+                branches.get(1).and_then(|b| self.resolve(b))
+            }
+            other => scalar(other),
+        }
+    }
+
+    fn substitute(&self, text: &str) -> String {
+        let mut out = String::new();
+        let mut rest = text;
+        while let Some(start) = rest.find("${") {
+            out.push_str(&rest[..start]);
+            let Some(end) = rest[start..].find('}') else { break };
+            let name = &rest[start + 2..start + end];
+            match self.params.get(name) {
+                Some(v) => out.push_str(v),
+                None => out.push_str(&rest[start..start + end + 1]),
+            }
+            rest = &rest[start + end + 1..];
+        }
+        out.push_str(rest);
+        out
+    }
+
+    /// The logical id a `!Ref X` / `!GetAtt X.Arn` names.
+    fn resource_name(&self, v: &Value) -> Option<String> {
+        let id = match v {
+            Value::Tagged(t) if t.tag == "!Ref" => scalar(&t.value)?,
+            Value::Tagged(t) if t.tag == "!GetAtt" => scalar(&t.value)?.split('.').next()?.to_owned(),
+            other => scalar(other)?,
+        };
+        self.binary(&id).ok()
+    }
+
+    /// A function's binary name (its `BuildProperties.Binary`).
+    fn binary(&self, id: &str) -> Result<String, TemplateError> {
+        self.resources
+            .get(id)
+            .and_then(|r| r.get("Metadata"))
+            .and_then(|m| m.get("BuildProperties"))
+            .and_then(|b| b.get("Binary"))
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+            .ok_or_else(|| TemplateError::Shape(format!("{id}: no Metadata.BuildProperties.Binary")))
+    }
+
+    fn timeout(&self, function_id: &str) -> u64 {
+        self.resources
+            .get(function_id)
+            .and_then(|r| r.get("Properties"))
+            .and_then(|p| p.get("Timeout"))
+            .and_then(Value::as_u64)
+            .unwrap_or(self.globals_timeout)
+    }
+
+    /// The function behind an integration (`IntegrationUri: !Sub "...${Fn.Arn}/invocations"`).
+    fn integration_function(&self, integration: &str) -> Option<String> {
+        let uri = self
+            .resources
+            .get(integration)?
+            .get("Properties")?
+            .get("IntegrationUri")?;
+        let text = match uri {
+            Value::Tagged(t) => scalar(&t.value).or_else(|| t.value.as_sequence().and_then(|s| scalar(s.first()?)))?,
+            other => scalar(other)?,
+        };
+        let start = text.find("functions/${")? + "functions/${".len();
+        let id = text[start..].split(['.', '}']).next()?;
+        self.binary(id).ok()
+    }
+
+    fn mapping(&self, id: &str, function_id_or_binary: &str, p: &Value) -> Result<Mapping, TemplateError> {
+        let (function, timeout_secs) = match self.binary(function_id_or_binary) {
+            Ok(binary) => (binary, self.timeout(function_id_or_binary)),
+            Err(_) => {
+                let function_id = self.function_id_of(function_id_or_binary);
+                (
+                    function_id_or_binary.to_owned(),
+                    function_id.map(|f| self.timeout(&f)).unwrap_or(self.globals_timeout),
+                )
+            }
+        };
+        let topics: Vec<String> = p
+            .get("Topics")
+            .and_then(Value::as_sequence)
+            .map(|s| s.iter().filter_map(|t| self.resolve(t)).collect())
+            .unwrap_or_default();
+        if topics.is_empty() {
+            return Err(TemplateError::Shape(format!("{id}: no Topics")));
+        }
+        let group = p
+            .get("AmazonManagedKafkaEventSourceConfig")
+            .or_else(|| p.get("SelfManagedKafkaEventSourceConfig"))
+            .and_then(|c| c.get("ConsumerGroupId"))
+            .or_else(|| p.get("ConsumerGroupId"))
+            .and_then(|g| self.resolve(g))
+            .unwrap_or_else(|| format!("relaychat-{function}"));
+        let starting_position = match p.get("StartingPosition").and_then(|s| self.resolve(s)).as_deref() {
+            Some("LATEST") => StartingPosition::Latest,
+            _ => StartingPosition::TrimHorizon,
+        };
+        let number = |name: &str, default: f64| {
+            p.get(name)
+                .and_then(|v| self.resolve(v))
+                .and_then(|v| v.parse::<f64>().ok())
+                .unwrap_or(default)
+        };
+        let on_failure_topic = p
+            .get("DestinationConfig")
+            .and_then(|d| d.get("OnFailure"))
+            .and_then(|o| o.get("Destination"))
+            .and_then(kafka_destination);
+        Ok(Mapping {
+            id: id.to_owned(),
+            topics,
+            consumer_group: group,
+            starting_position,
+            batch_size: number("BatchSize", 100.0).max(1.0) as usize,
+            batching_window_ms: (number("MaximumBatchingWindowInSeconds", 0.0) * 1000.0) as u64,
+            report_batch_item_failures: p
+                .get("FunctionResponseTypes")
+                .and_then(Value::as_sequence)
+                .is_some_and(|s| {
+                    s.iter()
+                        .any(|t| scalar(t).as_deref() == Some("ReportBatchItemFailures"))
+                }),
+            bisect_on_error: p
+                .get("BisectBatchOnFunctionError")
+                .and_then(Value::as_bool)
+                .unwrap_or(false),
+            max_retries: number("MaximumRetryAttempts", -1.0) as i64,
+            on_failure_topic,
+            timeout_secs,
+            function,
+        })
+    }
+
+    fn function_id_of(&self, binary: &str) -> Option<String> {
+        self.resources.iter().find_map(|(k, _)| {
+            let id = k.as_str()?;
+            (self.binary(id).ok()? == binary).then(|| id.to_owned())
+        })
+    }
+}
+
+/// A `kafka://topic` destination anywhere in the value (both branches of an `!If` are looked at).
+fn kafka_destination(v: &Value) -> Option<String> {
+    match v {
+        Value::String(s) => s.strip_prefix("kafka://").map(str::to_owned),
+        Value::Tagged(t) => kafka_destination(&t.value),
+        Value::Sequence(items) => items.iter().find_map(kafka_destination),
+        _ => None,
+    }
+}
+
+fn scalar(v: &Value) -> Option<String> {
+    match v {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        Value::Bool(b) => Some(b.to_string()),
+        _ => None,
+    }
+}
