@@ -38,7 +38,8 @@ invoke:
 	$(INFRA) $(CARGO) run --locked -q -p relaychat-local -- invoke $(FN) $(EVENT)
 
 test:
-	$(INFRA) scripts/test-summary.sh $(CARGO) test --workspace --locked
+	scripts/lint-template.sh
+	$(INFRA) scripts/test-summary.sh bash -c '$(CARGO) test --workspace --locked && scripts/browser-test.sh'
 
 unit:
 	$(CARGO) test --workspace --locked --lib --bins

@@ -354,3 +354,152 @@ fn scalar(v: &Value) -> Option<String> {
         _ => None,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use relaychat_adapters::dynamo::tables::{CONNECTIONS_BY_USER, TABLES};
+    use relaychat_schema::TopicKind;
+
+    fn repo_template() -> (Template, Value) {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../template.yaml");
+        let text = std::fs::read_to_string(&path).expect("template.yaml");
+        (
+            Template::parse(&text).expect("template parses"),
+            serde_yaml::from_str(&text).expect("YAML"),
+        )
+    }
+
+    #[test]
+    fn every_function_is_wired_as_the_code_expects() {
+        let (t, _) = repo_template();
+        let expected = [
+            "analytics",
+            "deliver-message",
+            "persist-message",
+            "push-notification",
+            "relay-typing",
+            "update-status",
+            "ws-connect",
+            "ws-disconnect",
+            "ws-message",
+        ];
+        assert_eq!(t.functions, expected);
+        let consumes = |f: &str| -> Vec<String> {
+            let mut topics: Vec<String> = t
+                .mappings
+                .iter()
+                .filter(|m| m.function == f)
+                .flat_map(|m| m.topics.clone())
+                .collect();
+            topics.sort();
+            topics
+        };
+        let name = |k: TopicKind| k.spec().default_name.to_owned();
+        assert_eq!(consumes("persist-message"), vec![name(TopicKind::ChatMessages)]);
+        assert_eq!(consumes("deliver-message"), vec![name(TopicKind::ChatMessages)]);
+        assert_eq!(
+            consumes("analytics"),
+            vec![name(TopicKind::AnalyticsEvents), name(TopicKind::ChatMessages)]
+        );
+        assert_eq!(consumes("update-status"), vec![name(TopicKind::MessageStatusEvents)]);
+        assert_eq!(consumes("relay-typing"), vec![name(TopicKind::TypingEvents)]);
+        assert_eq!(consumes("push-notification"), vec![name(TopicKind::Notifications)]);
+        for m in &t.mappings {
+            assert!(
+                m.report_batch_item_failures,
+                "{}: the functions answer with batch item failures",
+                m.id
+            );
+            assert_eq!(
+                m.on_failure_topic.as_deref(),
+                Some(format!("{}-dlq", m.function).as_str()),
+                "{}",
+                m.id
+            );
+            assert!(
+                m.max_retries >= 0 && m.bisect_on_error,
+                "{}: bounded retries, bisect",
+                m.id
+            );
+        }
+        // The delivery path does not wait for batches; typing starts from the latest.
+        let deliver = t.mappings.iter().find(|m| m.function == "deliver-message").unwrap();
+        assert_eq!(deliver.batching_window_ms, 0);
+        let typing = t.mappings.iter().find(|m| m.function == "relay-typing").unwrap();
+        assert_eq!(typing.starting_position, StartingPosition::Latest);
+    }
+
+    #[test]
+    fn every_route_of_the_protocol_is_present() {
+        let (t, _) = repo_template();
+        assert_eq!(t.websocket.route_selection, "$request.body.action");
+        let mut expected: Vec<(&str, &str)> = vec![
+            ("$connect", "ws-connect"),
+            ("$disconnect", "ws-disconnect"),
+            ("$default", "ws-message"),
+        ];
+        for action in [
+            "createConversation",
+            "listConversations",
+            "sendMessage",
+            "typing",
+            "markRead",
+            "history",
+            "registerDevice",
+        ] {
+            expected.push((action, "ws-message"));
+        }
+        for (route, function) in expected {
+            assert_eq!(
+                t.websocket.routes.get(route).map(String::as_str),
+                Some(function),
+                "route {route}"
+            );
+        }
+        assert_eq!(t.websocket.routes.len(), 10);
+    }
+
+    #[test]
+    fn the_tables_match_what_the_adapter_creates() {
+        let (_, doc) = repo_template();
+        let resources = doc["Resources"].as_mapping().unwrap();
+        let tables: Vec<&Value> = resources
+            .values()
+            .filter(|r| r["Type"] == "AWS::DynamoDB::Table")
+            .collect();
+        assert_eq!(tables.len(), TABLES.len());
+        for spec in TABLES {
+            let table = tables
+                .iter()
+                .find(|t| match &t["Properties"]["TableName"] {
+                    Value::Tagged(tag) => tag
+                        .value
+                        .as_str()
+                        .is_some_and(|s| s.ends_with(&format!("}}{}", spec.base))),
+                    _ => false,
+                })
+                .unwrap_or_else(|| panic!("no table {}", spec.base));
+            let p = &table["Properties"];
+            let keys: Vec<(String, String)> = p["KeySchema"]
+                .as_sequence()
+                .unwrap()
+                .iter()
+                .map(|k| (scalar(&k["AttributeName"]).unwrap(), scalar(&k["KeyType"]).unwrap()))
+                .collect();
+            let mut want = vec![(spec.partition_key.to_owned(), "HASH".to_owned())];
+            if let Some(sort) = spec.sort_key {
+                want.push((sort.to_owned(), "RANGE".to_owned()));
+            }
+            assert_eq!(keys, want, "{} keys", spec.base);
+            let ttl = p["TimeToLiveSpecification"]["AttributeName"].as_str();
+            assert_eq!(ttl, spec.ttl_attribute, "{} TTL", spec.base);
+            assert_eq!(p["BillingMode"], "PAY_PER_REQUEST", "{}", spec.base);
+            if spec.base == "connections" {
+                let index = &p["GlobalSecondaryIndexes"][0];
+                assert_eq!(index["IndexName"], CONNECTIONS_BY_USER);
+                assert_eq!(index["KeySchema"][0]["AttributeName"], "userId");
+            }
+        }
+    }
+}

@@ -12,7 +12,7 @@ async fn main() -> Result<(), Error> {
     let config = aws::load_config().await;
     let function = Analytics {
         store: DynamoStore::new(DynamoStore::client(&config), TableNames::from_env()),
-        dead_letters: KafkaDeadLetters::new(KafkaPublisher::from_env()?, CONSUMER),
+        dead_letters: KafkaDeadLetters::new(KafkaPublisher::connect(&config).await?, CONSUMER),
         topics: Topics::from_env(),
     };
     let function = &function;

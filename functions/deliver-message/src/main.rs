@@ -11,7 +11,7 @@ use relaychat_schema::Topics;
 async fn main() -> Result<(), Error> {
     telemetry::init();
     let config = aws::load_config().await;
-    let publisher = KafkaPublisher::from_env()?;
+    let publisher = KafkaPublisher::connect(&config).await?;
     let function = DeliverMessage {
         directory: DynamoStore::new(DynamoStore::client(&config), TableNames::from_env()),
         pusher: ConnectionsApi::from_env(&config)?,

@@ -10,7 +10,7 @@ async fn main() -> Result<(), Error> {
     telemetry::init();
     let config = aws::load_config().await;
     let store = DynamoStore::new(DynamoStore::client(&config), TableNames::from_env());
-    let dead_letters = KafkaDeadLetters::new(KafkaPublisher::from_env()?, CONSUMER);
+    let dead_letters = KafkaDeadLetters::new(KafkaPublisher::connect(&config).await?, CONSUMER);
     let function = PersistMessage::new(store, dead_letters);
     let function = &function;
     run(service_fn(move |event: LambdaEvent<KafkaEvent>| async move {

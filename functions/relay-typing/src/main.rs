@@ -13,7 +13,7 @@ async fn main() -> Result<(), Error> {
     let function = RelayTyping {
         directory: DynamoStore::new(DynamoStore::client(&config), TableNames::from_env()),
         pusher: ConnectionsApi::from_env(&config)?,
-        dead_letters: KafkaDeadLetters::new(KafkaPublisher::from_env()?, CONSUMER),
+        dead_letters: KafkaDeadLetters::new(KafkaPublisher::connect(&config).await?, CONSUMER),
     };
     let function = &function;
     run(service_fn(move |event: LambdaEvent<KafkaEvent>| async move {

@@ -14,7 +14,7 @@ async fn main() -> Result<(), Error> {
     let function = WsConnect {
         auth: JwtAuthenticator::from_env(&config).await?,
         registry: DynamoStore::new(DynamoStore::client(&config), TableNames::from_env()),
-        publisher: KafkaPublisher::from_env()?,
+        publisher: KafkaPublisher::connect(&config).await?,
         topics: Topics::from_env(),
     };
     let function = &function;

@@ -12,7 +12,7 @@ async fn main() -> Result<(), Error> {
     let config = aws::load_config().await;
     let function = WsDisconnect {
         registry: DynamoStore::new(DynamoStore::client(&config), TableNames::from_env()),
-        publisher: KafkaPublisher::from_env()?,
+        publisher: KafkaPublisher::connect(&config).await?,
         topics: Topics::from_env(),
     };
     let function = &function;

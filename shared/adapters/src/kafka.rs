@@ -19,6 +19,41 @@ pub const DLQ_REASON_HEADER: &str = "x-relaychat-dlq-reason";
 pub const DLQ_SOURCE_HEADER: &str = "x-relaychat-dlq-source";
 pub const DLQ_CONSUMER_HEADER: &str = "x-relaychat-dlq-consumer";
 
+#[derive(serde::Deserialize)]
+struct ScramSecret {
+    username: String,
+    password: String,
+}
+
+/// The cluster's bootstrap string for the listener that matches the auth mechanism.
+pub async fn msk_bootstrap_brokers(
+    client: &aws_sdk_kafka::Client,
+    cluster_arn: &str,
+    mechanism: Option<&str>,
+) -> Result<String, ConfigError> {
+    let out = client
+        .get_bootstrap_brokers()
+        .cluster_arn(cluster_arn)
+        .send()
+        .await
+        .map_err(|e| ConfigError::Invalid {
+            name: "MSK_CLUSTER_ARN",
+            reason: format!("GetBootstrapBrokers failed: {}", e.into_service_error()),
+        })?;
+    let brokers = match mechanism {
+        Some("AWS_MSK_IAM") => out.bootstrap_broker_string_sasl_iam(),
+        Some(m) if m.starts_with("SCRAM") => out.bootstrap_broker_string_sasl_scram(),
+        _ => out.bootstrap_broker_string_tls().or(out.bootstrap_broker_string()),
+    };
+    brokers.map(str::to_owned).ok_or(ConfigError::Invalid {
+        name: "MSK_CLUSTER_ARN",
+        reason: format!(
+            "the cluster has no listener for {}",
+            mechanism.unwrap_or("plaintext/TLS")
+        ),
+    })
+}
+
 /// Bounded so a handler never outlives its Lambda timeout waiting on a broker.
 pub const DEFAULT_DELIVERY_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -61,7 +96,39 @@ impl KafkaSettings {
         }
     }
 
+    /// From the environment alone: `KAFKA_BROKERS` is required, SCRAM credentials come from
+    /// `KAFKA_SASL_USERNAME` / `KAFKA_SASL_PASSWORD`.
     pub fn from_env() -> Result<Self, ConfigError> {
+        Self::build(required("KAFKA_BROKERS")?, None)
+    }
+
+    /// As in AWS: brokers from `KAFKA_BROKERS`, else from `MSK_CLUSTER_ARN` (GetBootstrapBrokers,
+    /// the listener that matches the auth); SCRAM credentials from the Secrets Manager secret
+    /// `KAFKA_SCRAM_SECRET_ARN` (MSK's `{"username":…,"password":…}` shape) when set.
+    pub async fn discover(aws: &aws_config::SdkConfig) -> Result<Self, ConfigError> {
+        let scram = match optional("KAFKA_SCRAM_SECRET_ARN") {
+            Some(arn) => {
+                let secret = crate::secrets::secret_string(aws, &arn).await?;
+                let parsed: ScramSecret = serde_json::from_str(&secret).map_err(|e| ConfigError::Secret {
+                    id: arn.clone(),
+                    source: Box::new(e),
+                })?;
+                Some((parsed.username, parsed.password))
+            }
+            None => None,
+        };
+        let brokers = match optional("KAFKA_BROKERS") {
+            Some(brokers) => brokers,
+            None => {
+                let arn = optional("MSK_CLUSTER_ARN").ok_or(ConfigError::Missing { name: "KAFKA_BROKERS" })?;
+                let client = aws_sdk_kafka::Client::new(aws);
+                msk_bootstrap_brokers(&client, &arn, optional("KAFKA_SASL_MECHANISM").as_deref()).await?
+            }
+        };
+        Self::build(brokers, scram)
+    }
+
+    fn build(brokers: String, scram: Option<(String, String)>) -> Result<Self, ConfigError> {
         let tls = match optional("KAFKA_SSL_ENABLED")
             .as_deref()
             .map(str::to_ascii_lowercase)
@@ -78,11 +145,17 @@ impl KafkaSettings {
         };
         let auth = match optional("KAFKA_SASL_MECHANISM").as_deref() {
             None | Some("NONE") => KafkaAuth::None,
-            Some(m @ ("SCRAM-SHA-512" | "SCRAM-SHA-256")) => KafkaAuth::Scram {
-                mechanism: m.to_owned(),
-                username: required("KAFKA_SASL_USERNAME")?,
-                password: required("KAFKA_SASL_PASSWORD")?,
-            },
+            Some(m @ ("SCRAM-SHA-512" | "SCRAM-SHA-256")) => {
+                let (username, password) = match scram {
+                    Some(credentials) => credentials,
+                    None => (required("KAFKA_SASL_USERNAME")?, required("KAFKA_SASL_PASSWORD")?),
+                };
+                KafkaAuth::Scram {
+                    mechanism: m.to_owned(),
+                    username,
+                    password,
+                }
+            }
             Some("AWS_MSK_IAM") => KafkaAuth::MskIam {
                 region: optional("AWS_REGION").ok_or(ConfigError::Missing { name: "AWS_REGION" })?,
             },
@@ -94,7 +167,7 @@ impl KafkaSettings {
             }
         };
         Ok(Self {
-            brokers: required("KAFKA_BROKERS")?,
+            brokers,
             tls,
             auth,
             client_id: optional("AWS_LAMBDA_FUNCTION_NAME").unwrap_or_else(|| "relaychat".into()),
@@ -215,6 +288,11 @@ impl KafkaPublisher {
 
     pub fn from_env() -> Result<Self, ConfigError> {
         Self::new(&KafkaSettings::from_env()?)
+    }
+
+    /// The producer a Lambda function uses: settings discovered as `KafkaSettings::discover` says.
+    pub async fn connect(aws: &aws_config::SdkConfig) -> Result<Self, ConfigError> {
+        Self::new(&KafkaSettings::discover(aws).await?)
     }
 
     /// Sends one record and waits for the broker's acknowledgement: (partition, offset).

@@ -145,3 +145,41 @@ fn msk_iam_tokens_are_presigned_with_the_default_credentials() {
         "only for MSK IAM"
     );
 }
+
+/// GetBootstrapBrokers, against a stand-in for the Kafka control-plane API that answers as AWS does
+/// (REST-JSON, camelCase members).
+#[tokio::test]
+async fn msk_brokers_are_found_from_the_cluster_arn() {
+    let app = axum::Router::new().fallback(|uri: axum::http::Uri| async move {
+        let path = uri.path().to_owned();
+        if !(path.starts_with("/v1/clusters/") && path.ends_with("/bootstrap-brokers")) {
+            return (axum::http::StatusCode::NOT_FOUND, axum::Json(serde_json::json!({"message": path})));
+        }
+        let body = serde_json::json!({
+            "bootstrapBrokerStringSaslIam": "b-1.relaychat.kafka.us-east-1.amazonaws.com:9098,b-2.relaychat.kafka.us-east-1.amazonaws.com:9098",
+            "bootstrapBrokerStringTls": "b-1.relaychat.kafka.us-east-1.amazonaws.com:9094",
+        });
+        (axum::http::StatusCode::OK, axum::Json(body))
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let config = relaychat_testkit::aws_config().await;
+    let client = aws_sdk_kafka::Client::from_conf(
+        aws_sdk_kafka::config::Builder::from(&config)
+            .endpoint_url(format!("http://{addr}"))
+            .build(),
+    );
+    let arn = "arn:aws:kafka:us-east-1:123456789012:cluster/relaychat/6c3f1a52-7f1e-4d5c-9a3e-2b1c0d9e8f7a-2";
+    let iam = msk_bootstrap_brokers(&client, arn, Some("AWS_MSK_IAM")).await.unwrap();
+    assert_eq!(
+        iam,
+        "b-1.relaychat.kafka.us-east-1.amazonaws.com:9098,b-2.relaychat.kafka.us-east-1.amazonaws.com:9098"
+    );
+    let tls = msk_bootstrap_brokers(&client, arn, None).await.unwrap();
+    assert_eq!(tls, "b-1.relaychat.kafka.us-east-1.amazonaws.com:9094");
+    let scram = msk_bootstrap_brokers(&client, arn, Some("SCRAM-SHA-512"))
+        .await
+        .unwrap_err();
+    assert!(scram.to_string().contains("MSK_CLUSTER_ARN"), "{scram}");
+}
