@@ -14,7 +14,6 @@ use futures::FutureExt;
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::{Headers, Message};
-use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{Offset, TopicPartitionList};
 use relaychat_adapters::kafka::{
     DLQ_CONSUMER_HEADER, DLQ_REASON_HEADER, DLQ_SOURCE_HEADER, KafkaPublisher, KafkaSettings,
@@ -25,7 +24,7 @@ use serde::Serialize;
 use tokio::sync::watch;
 use tracing::{error, info, warn};
 
-use crate::functions::KafkaFunction;
+use crate::functions::SharedKafkaFunction;
 use crate::template::{Mapping, StartingPosition};
 
 /// Lambda's limit on an invocation's payload.
@@ -108,7 +107,7 @@ enum Outcome {
 
 pub struct Esm {
     pub mapping: Mapping,
-    pub function: Arc<KafkaFunction>,
+    pub function: SharedKafkaFunction,
     pub settings: KafkaSettings,
     pub dead_letters: KafkaPublisher,
     pub cluster_arn: String,
@@ -260,11 +259,20 @@ impl Esm {
     ) {
         let max = self.mapping.max_retries;
         if max >= 0 && attempts >= max {
-            self.give_up(
-                &records,
-                &format!("retries exhausted after {} attempts: {reason}", attempts + 1),
-            )
-            .await;
+            // Only the first record of each partition is given up on; the records queued behind it
+            // get a fresh set of attempts, so one poison record costs no good ones.
+            let mut firsts: Vec<Record> = Vec::new();
+            let mut rest = Vec::new();
+            for r in records {
+                if firsts.iter().any(|f| f.id.topic_partition() == r.id.topic_partition()) {
+                    rest.push(r);
+                } else {
+                    firsts.push(r);
+                }
+            }
+            let reason = format!("retries exhausted after {} attempts: {reason}", attempts + 1);
+            self.give_up(&firsts, &reason).await;
+            queue.push((rest, 0));
             return;
         }
         let backoff = FIRST_BACKOFF.saturating_mul(1 << attempts.clamp(0, 5)).min(MAX_BACKOFF);
@@ -308,7 +316,7 @@ impl Esm {
         let started = Instant::now();
         let function = self.function.clone();
         // A panicking handler is a failed invocation, as a crashed Lambda would be.
-        let call = async move { function.invoke(&event).await };
+        let call = async move { function.invoke_batch(&event).await };
         let result = tokio::time::timeout(
             Duration::from_secs(m.timeout_secs),
             std::panic::AssertUnwindSafe(call).catch_unwind(),
@@ -433,9 +441,4 @@ fn describe(records: &[Record]) -> String {
         })
         .collect::<Vec<_>>()
         .join(", ")
-}
-
-/// True for errors that mean the topic does not exist yet.
-pub fn is_unknown_topic(e: &KafkaError) -> bool {
-    e.rdkafka_error_code() == Some(RDKafkaErrorCode::UnknownTopicOrPartition)
 }

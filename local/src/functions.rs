@@ -3,6 +3,8 @@
 
 use std::sync::Arc;
 
+use futures::future::BoxFuture;
+
 use analytics::Analytics;
 use aws_lambda_events::apigw::{ApiGatewayProxyResponse, ApiGatewayWebsocketProxyRequest};
 use aws_lambda_events::event::kafka::KafkaEvent;
@@ -131,4 +133,15 @@ impl WebSocketFunction {
     }
 }
 
-pub type SharedKafkaFunction = Arc<KafkaFunction>;
+/// What an event-source mapping invokes: a Kafka function (tests script their own).
+pub trait InvokeKafka: Send + Sync {
+    fn invoke_batch<'a>(&'a self, event: &'a KafkaEvent) -> BoxFuture<'a, KafkaBatchResponse>;
+}
+
+impl InvokeKafka for KafkaFunction {
+    fn invoke_batch<'a>(&'a self, event: &'a KafkaEvent) -> BoxFuture<'a, KafkaBatchResponse> {
+        Box::pin(self.invoke(event))
+    }
+}
+
+pub type SharedKafkaFunction = Arc<dyn InvokeKafka>;

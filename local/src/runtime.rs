@@ -18,7 +18,7 @@ use tracing::{error, info};
 
 use crate::connections::Connections;
 use crate::esm::{Esm, MappingStats, Stats};
-use crate::functions::{KafkaFunction, WebSocketFunction, Wiring};
+use crate::functions::{KafkaFunction, SharedKafkaFunction, WebSocketFunction, Wiring};
 use crate::gateway::{DEFAULT_IDLE_TIMEOUT, Gateway};
 use crate::infra::{Infra, InfraConfig, create_tables, create_topics, port_or_free};
 use crate::template::Template;
@@ -157,7 +157,7 @@ pub async fn start(config: LocalConfig) -> Result<Running, RuntimeError> {
     // Event-source mappings.
     let (shutdown, watch_shutdown) = watch::channel(false);
     let stats: Stats = Arc::new(Mutex::new(Vec::new()));
-    let mut functions: BTreeMap<String, Arc<KafkaFunction>> = BTreeMap::new();
+    let mut functions: BTreeMap<String, SharedKafkaFunction> = BTreeMap::new();
     let mut mappings = Vec::new();
     for (index, mut mapping) in template.mappings.into_iter().enumerate() {
         mapping.topics = mapping.topics.iter().map(|t| renamed(t, &config.topics)).collect();
@@ -168,7 +168,7 @@ pub async fn start(config: LocalConfig) -> Result<Running, RuntimeError> {
                 let built = KafkaFunction::build(&mapping.function, &wiring)
                     .await?
                     .ok_or_else(|| RuntimeError::UnknownFunction(mapping.function.clone()))?;
-                let built = Arc::new(built);
+                let built: SharedKafkaFunction = Arc::new(built);
                 functions.insert(mapping.function.clone(), built.clone());
                 built
             }

@@ -3,5 +3,6 @@
 
 mod chat;
 mod client;
+mod esm;
 mod gateway;
 mod poison;
