@@ -1,4 +1,4 @@
-// relaychat dev page: one WebSocket speaking the protocol of DESIGN.md §3. No framework: the
+// relaychat dev page: one WebSocket speaking the protocol of docs/protocol.md. No framework: the
 // state lives in plain maps below and the two lists are re-rendered from it on every change.
 'use strict';
 

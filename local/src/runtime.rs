@@ -42,7 +42,7 @@ pub enum RuntimeError {
     },
 }
 
-/// Settings, from the environment (DESIGN.md §6 names the defaults).
+/// Settings, from the environment (docs/local-runtime.md names them).
 #[derive(Debug, Clone)]
 pub struct LocalConfig {
     pub http_port: u16,

@@ -1,4 +1,4 @@
-//! The values on relaychat's Kafka topics (DESIGN.md §2). JSON, camelCase, with a
+//! The values on relaychat's Kafka topics (docs/architecture.md, "Topics"). JSON, camelCase, with a
 //! `schemaVersion`; unknown fields are ignored, a missing required field is an error naming it.
 
 use chrono::{DateTime, Utc};

@@ -1,4 +1,4 @@
-//! Server → client WebSocket frames (DESIGN.md §3) that the Kafka-side functions push through
+//! Server → client WebSocket frames (docs/protocol.md) that the Kafka-side functions push through
 //! the `@connections` API.
 
 use chrono::{DateTime, Utc};

@@ -1,4 +1,4 @@
-//! The client side of the WebSocket protocol (DESIGN.md §3): actions parsed into typed commands,
+//! The client side of the WebSocket protocol (docs/protocol.md): actions parsed into typed commands,
 //! replies, and error codes. Parsing enforces every limit, so handlers only see valid commands.
 
 use chrono::{DateTime, Utc};

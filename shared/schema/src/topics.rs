@@ -1,4 +1,4 @@
-//! The topic catalogue (DESIGN.md §2): default names, overridable one by one from the environment.
+//! The topic catalogue (docs/architecture.md, "Topics"): default names, overridable one by one from the environment.
 
 use std::time::Duration;
 
