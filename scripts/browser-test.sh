@@ -23,7 +23,12 @@ log="$(mktemp)"
 RELAYCHAT_HTTP_PORT="$http" RELAYCHAT_WS_PORT="$ws" RELAYCHAT_TABLE_PREFIX="$run-" RELAYCHAT_GROUP_SUFFIX="-$run" \
   "${CARGO_TARGET_DIR:-target}/debug/relaychat-local" >"$log" 2>&1 &
 runtime=$!
-trap 'kill $runtime 2>/dev/null; wait $runtime 2>/dev/null; rm -f "$log"' EXIT
+stop_runtime() {
+  kill "$runtime" 2>/dev/null || true
+  wait "$runtime" 2>/dev/null || true
+  rm -f "$log"
+}
+trap stop_runtime EXIT
 
 for _ in $(seq 1 300); do
   curl -sf "http://127.0.0.1:$http/config.json" >/dev/null && break
