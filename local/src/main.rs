@@ -5,9 +5,10 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use relaychat_adapters::dynamo::{DynamoStore, TableNames};
-use relaychat_adapters::kafka::KafkaPublisher;
+use relaychat_adapters::kafka::{KafkaPublisher, KafkaSettings};
 use relaychat_adapters::{aws, telemetry};
 use relaychat_local::functions::Wiring;
+use relaychat_local::infra;
 use relaychat_local::runtime::{self, LocalConfig};
 use relaychat_schema::Topics;
 
@@ -54,6 +55,11 @@ async fn dev() -> Result<(), Box<dyn std::error::Error>> {
 
 async fn invoke(function: &str, event: PathBuf) -> Result<(), Box<dyn std::error::Error>> {
     let config = aws::load_config().await;
+    // The servers may be fresh: make sure the topics and tables are there (both idempotent).
+    let settings = KafkaSettings::from_env()?;
+    let topics = Topics::from_env();
+    infra::create_topics(&settings, &topics, &[format!("{function}-dlq")]).await?;
+    infra::create_tables(&DynamoStore::client(&config), &TableNames::from_env()).await?;
     let ws = relaychat_adapters::optional("RELAYCHAT_WS_PORT").unwrap_or_else(|| "3001".into());
     let wiring = Wiring {
         store: DynamoStore::new(DynamoStore::client(&config), TableNames::from_env()),
