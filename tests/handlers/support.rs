@@ -5,6 +5,7 @@ use aws_lambda_events::event::kafka::KafkaEvent;
 use relaychat_adapters::kafka::{KafkaDeadLetters, KafkaPublisher};
 use relaychat_local::connections::Outbound;
 use relaychat_schema::Topics;
+pub use relaychat_testkit::unread;
 use relaychat_testkit::{create_topics, kafka_settings, unique};
 use tokio::sync::mpsc::UnboundedReceiver;
 
@@ -55,26 +56,6 @@ pub fn frames(socket: &mut UnboundedReceiver<Outbound>) -> Vec<serde_json::Value
 }
 
 pub const WAIT: Duration = Duration::from_secs(10);
-
-/// A member's unread count as stored.
-pub async fn unread(store: &relaychat_adapters::dynamo::DynamoStore, user: &str, conversation: &str) -> i64 {
-    use aws_sdk_dynamodb::types::AttributeValue;
-    let out = store
-        .raw_client()
-        .get_item()
-        .table_name(store.tables().memberships())
-        .key("userId", AttributeValue::S(user.into()))
-        .key("conversationId", AttributeValue::S(conversation.into()))
-        .consistent_read(true)
-        .send()
-        .await
-        .expect("read membership");
-    out.item()
-        .and_then(|i| i.get("unread"))
-        .and_then(|v| v.as_n().ok())
-        .map(|n| n.parse().expect("a number"))
-        .unwrap_or(0)
-}
 
 pub const DIRECT: &str = "01KAXB5ZZZDIRECTALICEBOB00";
 pub const GROUP: &str = "01KAXB5ZZZGROUPTEAM0000000";

@@ -1,14 +1,12 @@
 //! The WebSocket functions on their API Gateway-shaped samples, against DynamoDB Local and the
 //! broker: connect, every action, refusals, an unavailable broker, disconnect.
 
-use std::time::Duration;
-
 use aws_lambda_events::apigw::ApiGatewayProxyResponse;
 use aws_lambda_events::encodings::Body;
 use chrono::Utc;
 use relaychat_adapters::auth::{DEV_SECRET, JwtAuthenticator};
 use relaychat_adapters::dynamo::DynamoStore;
-use relaychat_adapters::kafka::{KafkaPublisher, KafkaSettings};
+use relaychat_adapters::kafka::KafkaPublisher;
 use relaychat_core::ports::{ConnectionRegistry, Conversation, ConversationStore, DeviceStore};
 use relaychat_schema::{ConnectionId, ConversationId, Topics, UserId};
 use relaychat_testkit::{dynamo_store, read_topic};
@@ -196,13 +194,7 @@ async fn when_the_broker_is_down_the_sender_gets_unavailable_and_can_go_on() {
     let topics = fresh_topics().await;
     assert_eq!(connected_alice(&store, &topics).await.status_code, 200);
     direct_conversation(&store).await;
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let mut settings = KafkaSettings::plaintext(format!("127.0.0.1:{port}"));
-    settings.delivery_timeout = Duration::from_millis(1_500);
+    let settings = relaychat_testkit::unreachable_kafka();
     let function = WsMessage {
         store: store.clone(),
         publisher: KafkaPublisher::new(&settings).unwrap(),

@@ -191,3 +191,34 @@ pub async fn connections_api() -> (Connections, ConnectionsApi) {
     let api = ConnectionsApi::new(&aws_config().await, &format!("http://{addr}/test"));
     (registry, api)
 }
+
+/// Settings for a broker that is down: a port nothing listens on, and a short delivery timeout.
+pub fn unreachable_kafka() -> KafkaSettings {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    let mut settings = KafkaSettings::plaintext(format!("127.0.0.1:{port}"));
+    settings.delivery_timeout = Duration::from_millis(1_500);
+    settings
+}
+
+/// A member's unread count as stored (0 when there is no membership row).
+pub async fn unread(store: &DynamoStore, user: &str, conversation: &str) -> i64 {
+    use aws_sdk_dynamodb::types::AttributeValue;
+    let out = store
+        .raw_client()
+        .get_item()
+        .table_name(store.tables().memberships())
+        .key("userId", AttributeValue::S(user.into()))
+        .key("conversationId", AttributeValue::S(conversation.into()))
+        .consistent_read(true)
+        .send()
+        .await
+        .expect("read membership");
+    out.item()
+        .and_then(|i| i.get("unread"))
+        .and_then(|v| v.as_n().ok())
+        .map(|n| n.parse().expect("a number"))
+        .unwrap_or(0)
+}

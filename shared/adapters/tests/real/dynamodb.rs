@@ -6,7 +6,7 @@ use chrono::Utc;
 use relaychat_adapters::dynamo::{DynamoStore, TableNames};
 use relaychat_core::ports::*;
 use relaychat_schema::*;
-use relaychat_testkit::dynamo_store;
+use relaychat_testkit::{dynamo_store, unread};
 
 fn user(s: &str) -> UserId {
     UserId::parse(s).unwrap()
@@ -24,24 +24,6 @@ fn message(conv: &str, sender: &str, recipients: &[&str]) -> ChatMessage {
         sent_at: Utc::now(),
         recipients: recipients.iter().map(|r| user(r)).collect(),
     }
-}
-
-async fn unread(store: &DynamoStore, u: &str, conv: &str) -> i64 {
-    let out = store
-        .raw_client()
-        .get_item()
-        .table_name(store.tables().memberships())
-        .key("userId", AttributeValue::S(u.into()))
-        .key("conversationId", AttributeValue::S(conv.into()))
-        .consistent_read(true)
-        .send()
-        .await
-        .unwrap();
-    out.item()
-        .and_then(|i| i.get("unread"))
-        .and_then(|v| v.as_n().ok())
-        .map(|n| n.parse().unwrap())
-        .unwrap_or(0)
 }
 
 #[tokio::test]

@@ -67,14 +67,7 @@ async fn dead_letters_keep_the_original_record_and_say_why() {
 
 #[tokio::test]
 async fn an_unreachable_broker_is_a_retryable_failure_within_the_delivery_timeout() {
-    // A port nothing listens on.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let mut settings = KafkaSettings::plaintext(format!("127.0.0.1:{port}"));
-    settings.delivery_timeout = Duration::from_millis(1_500);
+    let settings = relaychat_testkit::unreachable_kafka();
     let publisher = KafkaPublisher::new(&settings).unwrap();
     let started = std::time::Instant::now();
     let err = publisher
