@@ -28,6 +28,7 @@ help:
 LOCAL_AWS := AWS_ACCESS_KEY_ID=$${AWS_ACCESS_KEY_ID:-local} AWS_SECRET_ACCESS_KEY=$${AWS_SECRET_ACCESS_KEY:-local} AWS_REGION=$${AWS_REGION:-us-east-1}
 
 dev:
+	scripts/install-build-deps.sh
 	scripts/install-infra.sh
 	$(CARGO) build --locked -p relaychat-local
 	$(LOCAL_AWS) $(CARGO) run --locked -q -p relaychat-local
@@ -38,6 +39,7 @@ invoke:
 	$(INFRA) $(CARGO) run --locked -q -p relaychat-local -- invoke $(FN) $(EVENT)
 
 test:
+	scripts/install-build-deps.sh
 	scripts/lint-template.sh
 	$(INFRA) scripts/test-summary.sh bash -c '$(CARGO) test --workspace --locked && scripts/browser-test.sh'
 
@@ -58,6 +60,7 @@ events:
 	python3 scripts/gen-events.py
 
 lambda:
+	scripts/install-build-deps.sh
 	scripts/install-lambda-tools.sh
 	PATH="$$HOME/.cache/relaychat/lambda-tools/bin:$$PATH" cargo lambda build --release --arm64 --workspace \
 	  $(foreach f,$(notdir $(wildcard functions/*)),--bin $(f))

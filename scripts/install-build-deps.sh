@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Debian packages the build needs: a C toolchain, perl and make (vendored OpenSSL), cmake
+# (librdkafka, built with CMake so it cross-compiles for arm64 Lambda too), Python and Java/Node
+# for the local servers. Installs only what is missing; needs root (as on the project's machines).
+set -euo pipefail
+need=()
+command -v cc >/dev/null || need+=(gcc g++)
+command -v make >/dev/null || need+=(make)
+command -v perl >/dev/null || need+=(perl)
+command -v cmake >/dev/null || need+=(cmake)
+command -v python3 >/dev/null || need+=(python3 python3-pip python3-venv)
+command -v java >/dev/null || need+=(openjdk-17-jre-headless)
+command -v npm >/dev/null || need+=(nodejs npm)
+command -v curl >/dev/null || need+=(curl)
+if [ "${#need[@]}" -gt 0 ]; then
+  echo "install-build-deps: installing ${need[*]}" >&2
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
