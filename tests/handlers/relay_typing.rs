@@ -1,6 +1,5 @@
 use chrono::Utc;
 use relay_typing::RelayTyping;
-use relaychat_schema::{ConnectionId, UserId};
 use relaychat_testkit::{connections_api, dynamo_store, kafka_event};
 
 use crate::support::*;
@@ -9,14 +8,8 @@ use crate::support::*;
 async fn fresh_indicators_reach_the_other_members_and_stale_ones_are_dropped() {
     let store = dynamo_store().await;
     let (registry, api) = connections_api().await;
-    for (user, conn) in [("alice", "alice-1="), ("bob", "bob-1=")] {
-        store
-            .put_connection(&ConnectionId::parse(conn).unwrap(), &UserId::parse(user).unwrap(), user)
-            .await
-            .unwrap();
-    }
-    let mut alice = registry.register("alice-1=", "127.0.0.1", "test");
-    let mut bob = registry.register("bob-1=", "127.0.0.1", "test");
+    let mut alice = online(&store, &registry, "alice", "alice-1=").await;
+    let mut bob = online(&store, &registry, "bob", "bob-1=").await;
     let function = RelayTyping {
         directory: store.clone(),
         pusher: api,

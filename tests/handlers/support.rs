@@ -62,3 +62,20 @@ pub const GROUP: &str = "01KAXB5ZZZGROUPTEAM0000000";
 pub const M1: &str = "01KAXB6S00AAAAAAAAAAAAAAAA";
 pub const M2: &str = "01KAXB6S01BBBBBBBBBBBBBBBB";
 pub const M3: &str = "01KAXB6S02CCCCCCCCCCCCCCCC";
+
+/// A user online: the connection registered in DynamoDB (as `$connect` does) and open on the
+/// `@connections` emulator; returns what is pushed to it.
+pub async fn online(
+    store: &relaychat_adapters::dynamo::DynamoStore,
+    registry: &relaychat_local::connections::Connections,
+    user: &str,
+    connection: &str,
+) -> UnboundedReceiver<Outbound> {
+    let id = relaychat_schema::ConnectionId::parse(connection).expect("connection id");
+    let user_id = relaychat_schema::UserId::parse(user).expect("user id");
+    store
+        .put_connection(&id, &user_id, user)
+        .await
+        .expect("register connection");
+    registry.register(connection, "127.0.0.1", "test")
+}

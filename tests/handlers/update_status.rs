@@ -1,6 +1,5 @@
 use persist_message::PersistMessage;
 use relaychat_core::memory::Memory;
-use relaychat_schema::{ConnectionId, UserId};
 use relaychat_testkit::{connections_api, dynamo_store};
 use update_status::UpdateStatus;
 
@@ -15,14 +14,8 @@ async fn receipts_reach_the_sender_once_and_read_clears_unread() {
         .await;
     assert!(seeded.batch_item_failures.is_empty());
     let (registry, api) = connections_api().await;
-    for (user, conn) in [("alice", "alice-1="), ("bob", "bob-1=")] {
-        store
-            .put_connection(&ConnectionId::parse(conn).unwrap(), &UserId::parse(user).unwrap(), user)
-            .await
-            .unwrap();
-    }
-    let mut alice = registry.register("alice-1=", "127.0.0.1", "test");
-    let mut bob = registry.register("bob-1=", "127.0.0.1", "test");
+    let mut alice = online(&store, &registry, "alice", "alice-1=").await;
+    let mut bob = online(&store, &registry, "bob", "bob-1=").await;
     let function = UpdateStatus {
         store: store.clone(),
         pusher: api,

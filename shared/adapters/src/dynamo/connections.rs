@@ -6,27 +6,24 @@ use relaychat_core::ports::{ConnectionDirectory, ConnectionRegistry, Identity};
 use relaychat_schema::{ConnectionId, DisplayName, UserId};
 
 use super::tables::CONNECTIONS_BY_USER;
-use super::{DynamoStore, Item, get_s, n, s};
+use super::{DynamoStore, Item, get_s, n, query_items, s};
 use crate::aws::classify;
 
 impl ConnectionDirectory for DynamoStore {
     async fn connections_of(&self, user: &UserId) -> Result<Vec<ConnectionId>, Error> {
         // DynamoDB deletes expired items late (up to days): filter on the TTL too.
-        let items: Vec<Item> = self
-            .client
-            .query()
-            .table_name(self.tables.connections())
-            .index_name(CONNECTIONS_BY_USER)
-            .key_condition_expression("userId = :u")
-            .filter_expression("expiresAt > :now")
-            .expression_attribute_values(":u", s(user.as_str()))
-            .expression_attribute_values(":now", n(Utc::now().timestamp()))
-            .into_paginator()
-            .items()
-            .send()
-            .collect::<Result<Vec<_>, _>>()
-            .await
-            .map_err(|e| classify("find connections", e))?;
+        let items: Vec<Item> = query_items(
+            self.client
+                .query()
+                .table_name(self.tables.connections())
+                .index_name(CONNECTIONS_BY_USER)
+                .key_condition_expression("userId = :u")
+                .filter_expression("expiresAt > :now")
+                .expression_attribute_values(":u", s(user.as_str()))
+                .expression_attribute_values(":now", n(Utc::now().timestamp())),
+            "find connections",
+        )
+        .await?;
         Ok(items
             .iter()
             .filter_map(|i| get_s(i, "connectionId"))

@@ -9,7 +9,7 @@ use relaychat_core::ports::{Conversation, ConversationStore};
 use relaychat_schema::protocol::{ConversationSummary, MessageView};
 use relaychat_schema::{ConversationId, MessageId, Title, UserId};
 
-use super::{DynamoStore, Item, get_n, get_s, n, s, time};
+use super::{DynamoStore, Item, get_n, get_s, n, query_items, s, time};
 use crate::aws::classify;
 
 fn parse_time(v: Option<&str>) -> DateTime<Utc> {
@@ -123,18 +123,15 @@ impl ConversationStore for DynamoStore {
     }
 
     async fn conversations_of(&self, user: &UserId) -> Result<Vec<ConversationSummary>, Error> {
-        let memberships: Vec<Item> = self
-            .client
-            .query()
-            .table_name(self.tables.memberships())
-            .key_condition_expression("userId = :u")
-            .expression_attribute_values(":u", s(user.as_str()))
-            .into_paginator()
-            .items()
-            .send()
-            .collect::<Result<Vec<_>, _>>()
-            .await
-            .map_err(|e| classify("list memberships", e))?;
+        let memberships: Vec<Item> = query_items(
+            self.client
+                .query()
+                .table_name(self.tables.memberships())
+                .key_condition_expression("userId = :u")
+                .expression_attribute_values(":u", s(user.as_str())),
+            "list memberships",
+        )
+        .await?;
         let unread: HashMap<String, i64> = memberships
             .iter()
             .filter_map(|m| Some((get_s(m, "conversationId")?.to_owned(), get_n(m, "unread").unwrap_or(0))))

@@ -5,7 +5,7 @@ use relaychat_core::Error;
 use relaychat_core::ports::{MessageStore, ReadState};
 use relaychat_schema::{ChatMessage, ConversationId, MessageId, UserId};
 
-use super::{DynamoStore, Item, get_s, is_condition_failed, n, s, time, transaction_condition_failed};
+use super::{DynamoStore, Item, get_s, is_condition_failed, n, query_items, s, time, transaction_condition_failed};
 use crate::aws::classify;
 
 fn built<T>(op: &'static str, r: Result<T, aws_sdk_dynamodb::error::BuildError>) -> Result<T, Error> {
@@ -116,13 +116,7 @@ impl MessageStore for DynamoStore {
                 .expression_attribute_values(":lo", s(after.to_string())),
             None => query.key_condition_expression("conversationId = :c AND messageId <= :hi"),
         };
-        let items: Vec<Item> = query
-            .into_paginator()
-            .items()
-            .send()
-            .collect::<Result<Vec<_>, _>>()
-            .await
-            .map_err(|e| classify("read messages", e))?;
+        let items: Vec<Item> = query_items(query, "read messages").await?;
         Ok(items
             .iter()
             .filter_map(|item| {

@@ -95,3 +95,17 @@ pub(crate) fn transaction_condition_failed(
         _ => false,
     }
 }
+
+/// Every item a query matches, across all its pages.
+pub(crate) async fn query_items(
+    query: aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder,
+    operation: &'static str,
+) -> Result<Vec<Item>, relaychat_core::Error> {
+    query
+        .into_paginator()
+        .items()
+        .send()
+        .collect::<Result<Vec<_>, _>>()
+        .await
+        .map_err(|e| crate::aws::classify(operation, e))
+}

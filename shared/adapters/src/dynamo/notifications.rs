@@ -5,7 +5,7 @@ use relaychat_core::Error;
 use relaychat_core::ports::{Device, DeviceStore, NotificationLog};
 use relaychat_schema::{Notification, UserId};
 
-use super::{DynamoStore, Item, get_s, is_condition_failed, n, s, time, ttl_after};
+use super::{DynamoStore, Item, get_s, is_condition_failed, n, query_items, s, time, ttl_after};
 use crate::aws::classify;
 
 /// How long notification history is kept.
@@ -76,18 +76,15 @@ impl DeviceStore for DynamoStore {
     }
 
     async fn devices_of(&self, user: &UserId) -> Result<Vec<Device>, Error> {
-        let items: Vec<Item> = self
-            .client
-            .query()
-            .table_name(self.tables.devices())
-            .key_condition_expression("userId = :u")
-            .expression_attribute_values(":u", s(user.as_str()))
-            .into_paginator()
-            .items()
-            .send()
-            .collect::<Result<Vec<_>, _>>()
-            .await
-            .map_err(|e| classify("find devices", e))?;
+        let items: Vec<Item> = query_items(
+            self.client
+                .query()
+                .table_name(self.tables.devices())
+                .key_condition_expression("userId = :u")
+                .expression_attribute_values(":u", s(user.as_str())),
+            "find devices",
+        )
+        .await?;
         Ok(items
             .iter()
             .filter_map(|i| {
