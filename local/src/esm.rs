@@ -13,13 +13,12 @@ use aws_lambda_events::event::kafka::KafkaEvent;
 use futures::FutureExt;
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::error::KafkaError;
-use rdkafka::message::{Headers, Message};
+use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
-use relaychat_adapters::kafka::{
-    DLQ_CONSUMER_HEADER, DLQ_REASON_HEADER, DLQ_SOURCE_HEADER, KafkaPublisher, KafkaSettings,
-};
+use relaychat_adapters::kafka::{KafkaDeadLetters, KafkaPublisher, KafkaSettings, headers_of};
+use relaychat_core::ports::DeadLetters;
 use relaychat_schema::RecordId;
-use relaychat_schema::kafka::encode_record;
+use relaychat_schema::kafka::{RawRecord, encode_record};
 use serde::Serialize;
 use tokio::sync::watch;
 use tracing::{error, info, warn};
@@ -288,19 +287,18 @@ impl Esm {
             .on_failure_topic
             .clone()
             .unwrap_or_else(|| format!("{}-dlq", self.mapping.function));
+        let destination = KafkaDeadLetters::to_topic(self.dead_letters.clone(), &self.mapping.consumer_group, &topic);
         for r in records {
             let source = r.id.to_string();
-            let mut headers: Vec<(&str, &[u8])> = r.headers.iter().map(|(k, v)| (k.as_str(), v.as_slice())).collect();
-            headers.push((DLQ_REASON_HEADER, reason.as_bytes()));
-            headers.push((DLQ_SOURCE_HEADER, source.as_bytes()));
-            headers.push((DLQ_CONSUMER_HEADER, self.mapping.consumer_group.as_bytes()));
+            let raw = RawRecord {
+                id: r.id.clone(),
+                key: r.key.clone(),
+                value: r.value.clone(),
+                headers: r.headers.clone(),
+            };
             // Keep trying: dropping the record is the one thing the destination must not do.
             let mut wait = FIRST_BACKOFF;
-            while let Err(e) = self
-                .dead_letters
-                .send(&topic, r.key.as_deref(), &r.value, &headers)
-                .await
-            {
+            while let Err(e) = destination.dead_letter(&raw, reason).await {
                 error!(function = %self.mapping.function, record = %source, error = %e.chain(), "on-failure destination unavailable; retrying");
                 tokio::time::sleep(wait).await;
                 wait = (wait * 2).min(MAX_BACKOFF);
@@ -399,14 +397,7 @@ impl Esm {
 }
 
 fn record(m: &rdkafka::message::BorrowedMessage<'_>) -> Record {
-    let headers = m
-        .headers()
-        .map(|h| {
-            h.iter()
-                .map(|h| (h.key.to_owned(), h.value.unwrap_or_default().to_vec()))
-                .collect()
-        })
-        .unwrap_or_default();
+    let headers = headers_of(m);
     Record {
         id: RecordId {
             topic: m.topic().to_owned(),

@@ -326,6 +326,19 @@ impl KafkaPublisher {
     }
 }
 
+/// A consumed message's headers as (name, bytes); a header without a value reads as empty.
+pub fn headers_of<M: rdkafka::Message>(message: &M) -> Vec<(String, Vec<u8>)> {
+    use rdkafka::message::Headers as _;
+    message
+        .headers()
+        .map(|h| {
+            h.iter()
+                .map(|h| (h.key.to_owned(), h.value.unwrap_or_default().to_vec()))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 impl Publisher for KafkaPublisher {
     async fn publish(&self, topic: &str, key: &str, value: Vec<u8>) -> Result<(), Error> {
         self.send(topic, Some(key.as_bytes()), &value, &[]).await.map(|_| ())
@@ -362,10 +375,15 @@ impl KafkaDeadLetters {
     pub fn new(publisher: KafkaPublisher, consumer: impl Into<String>) -> Self {
         let consumer = consumer.into();
         let topic = optional("KAFKA_DLQ_TOPIC").unwrap_or_else(|| dead_letter_topic(&consumer));
+        Self::to_topic(publisher, consumer, topic)
+    }
+
+    /// Dead letters to a given topic (an event-source mapping's on-failure destination).
+    pub fn to_topic(publisher: KafkaPublisher, consumer: impl Into<String>, topic: impl Into<String>) -> Self {
         Self {
             publisher,
-            consumer,
-            topic,
+            consumer: consumer.into(),
+            topic: topic.into(),
         }
     }
 

@@ -10,11 +10,11 @@ use aws_lambda_events::event::kafka::KafkaEvent;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::message::{Headers, Message};
+use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
 use relaychat_adapters::connections_api::ConnectionsApi;
 use relaychat_adapters::dynamo::{DynamoStore, TableNames, tables};
-use relaychat_adapters::kafka::KafkaSettings;
+use relaychat_adapters::kafka::{KafkaSettings, headers_of};
 use relaychat_local::connections::{self, Connections};
 use relaychat_schema::RecordId;
 use relaychat_schema::kafka::encode_record;
@@ -124,14 +124,7 @@ pub fn read_topic(topic: &str, expected: usize, timeout: Duration) -> Vec<Receiv
             break;
         }
         if let Some(Ok(m)) = consumer.poll(Duration::from_millis(50)) {
-            let headers = m
-                .headers()
-                .map(|h| {
-                    h.iter()
-                        .map(|h| (h.key.to_owned(), h.value.unwrap_or_default().to_vec()))
-                        .collect()
-                })
-                .unwrap_or_default();
+            let headers = headers_of(&m);
             out.push(Received {
                 partition: m.partition(),
                 offset: m.offset(),

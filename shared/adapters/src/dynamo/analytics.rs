@@ -6,7 +6,7 @@ use aws_sdk_dynamodb::types::{TransactWriteItem, Update};
 use relaychat_core::Error;
 use relaychat_core::ports::{AnalyticsStore, CounterKey};
 
-use super::{DynamoStore, get_n, n, s, transaction_condition_failed};
+use super::{DynamoStore, get_n, n, s};
 use crate::aws::classify;
 
 fn watermark_key(stream: &str) -> String {
@@ -76,17 +76,7 @@ impl AnalyticsStore for DynamoStore {
                 .map_err(|e| Error::rejected(OP, e))?;
             writes.push(TransactWriteItem::builder().update(update).build());
         }
-        match self
-            .client
-            .transact_write_items()
-            .set_transact_items(Some(writes))
-            .send()
-            .await
-        {
-            Ok(_) => Ok(true),
-            Err(e) if transaction_condition_failed(&e) => Ok(false),
-            Err(e) => Err(classify(OP, e)),
-        }
+        self.guarded_transaction(writes, OP).await
     }
 }
 

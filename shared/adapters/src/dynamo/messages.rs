@@ -5,7 +5,7 @@ use relaychat_core::Error;
 use relaychat_core::ports::{MessageStore, ReadState};
 use relaychat_schema::{ChatMessage, ConversationId, MessageId, UserId};
 
-use super::{DynamoStore, Item, get_s, is_condition_failed, n, query_items, s, time, transaction_condition_failed};
+use super::{DynamoStore, Item, get_s, is_condition_failed, n, query_items, s, time};
 use crate::aws::classify;
 
 fn built<T>(op: &'static str, r: Result<T, aws_sdk_dynamodb::error::BuildError>) -> Result<T, Error> {
@@ -51,17 +51,7 @@ impl MessageStore for DynamoStore {
             )?;
             writes.push(TransactWriteItem::builder().update(update).build());
         }
-        match self
-            .client
-            .transact_write_items()
-            .set_transact_items(Some(writes))
-            .send()
-            .await
-        {
-            Ok(_) => Ok(true),
-            Err(e) if transaction_condition_failed(&e) => Ok(false),
-            Err(e) => Err(classify(OP, e)),
-        }
+        self.guarded_transaction(writes, OP).await
     }
 
     async fn set_last_message(&self, m: &ChatMessage) -> Result<(), Error> {

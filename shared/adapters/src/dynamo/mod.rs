@@ -82,17 +82,32 @@ pub(crate) fn is_condition_failed<E: aws_sdk_dynamodb::error::ProvideErrorMetada
     err.as_service_error().and_then(|e| e.code()) == Some("ConditionalCheckFailedException")
 }
 
-/// True when a transaction was cancelled because its first item's condition failed (the write
-/// that guards the whole transaction: a repeat, or a lost race).
-pub(crate) fn transaction_condition_failed(
-    err: &aws_sdk_dynamodb::error::SdkError<aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError>,
-) -> bool {
-    use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
-    match err.as_service_error() {
-        Some(TransactWriteItemsError::TransactionCanceledException(t)) => {
-            t.cancellation_reasons().first().and_then(|r| r.code()) == Some("ConditionalCheckFailed")
+impl DynamoStore {
+    /// Runs a transaction whose first item is its guard (a condition that fails on a repeat or a
+    /// lost race). `Ok(false)`, having changed nothing, when that guard failed.
+    pub(crate) async fn guarded_transaction(
+        &self,
+        writes: Vec<aws_sdk_dynamodb::types::TransactWriteItem>,
+        operation: &'static str,
+    ) -> Result<bool, relaychat_core::Error> {
+        use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+        match self
+            .client
+            .transact_write_items()
+            .set_transact_items(Some(writes))
+            .send()
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(e) => match e.as_service_error() {
+                Some(TransactWriteItemsError::TransactionCanceledException(t))
+                    if t.cancellation_reasons().first().and_then(|r| r.code()) == Some("ConditionalCheckFailed") =>
+                {
+                    Ok(false)
+                }
+                _ => Err(crate::aws::classify(operation, e)),
+            },
         }
-        _ => false,
     }
 }
 
