@@ -39,6 +39,7 @@ invoke:
 	$(INFRA) $(CARGO) run --locked -q -p relaychat-local -- invoke $(FN) $(EVENT)
 
 test:
+	scripts/check-repo.sh
 	scripts/install-build-deps.sh
 	scripts/lint-template.sh
 	$(INFRA) scripts/test-summary.sh bash -c '$(CARGO) test --workspace --locked && scripts/browser-test.sh'
@@ -47,6 +48,7 @@ unit:
 	$(CARGO) test --workspace --locked --lib --bins
 
 lint:
+	scripts/check-repo.sh
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
 

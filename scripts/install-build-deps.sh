@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Debian packages the build needs: a C toolchain, perl and make (vendored OpenSSL), cmake
 # (librdkafka, built with CMake so it cross-compiles for arm64 Lambda too), Python and Java/Node
-# for the local servers. Installs only what is missing; needs root (as on the project's machines).
+# for the local servers. Installs only what is missing; needs root, or sudo for another user.
 set -euo pipefail
 need=()
 command -v cc >/dev/null || need+=(gcc g++)
@@ -14,6 +14,11 @@ command -v npm >/dev/null || need+=(nodejs npm)
 command -v curl >/dev/null || need+=(curl)
 if [ "${#need[@]}" -gt 0 ]; then
   echo "install-build-deps: installing ${need[*]}" >&2
-  apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+  as_root=()
+  if [ "$(id -u)" -ne 0 ]; then
+    command -v sudo >/dev/null || { echo "install-build-deps: run as root, or install: ${need[*]}" >&2; exit 1; }
+    as_root=(sudo)
+  fi
+  "${as_root[@]}" apt-get update -qq
+  "${as_root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 fi
