@@ -115,7 +115,7 @@ write("analytics-chat.json", event(chat_records))
 import hashlib
 import hmac
 
-DEV_SECRET = b"relaychat-dev-secret"  # the local runtime's default RELAYCHAT_JWT_SECRET
+DEV_SECRET = b"relaychat-local-development-secret"  # the local runtime's default RELAYCHAT_JWT_SECRET
 API_ID = "a1b2c3d4e5"
 DOMAIN = f"{API_ID}.execute-api.us-east-1.amazonaws.com"
 ALICE_CONN = "L0SM9cOFvHcCIhw="

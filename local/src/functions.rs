@@ -12,7 +12,7 @@ use deliver_message::DeliverMessage;
 use persist_message::PersistMessage;
 use push_notification::PushNotification;
 use relay_typing::RelayTyping;
-use relaychat_adapters::auth::JwtAuthenticator;
+use relaychat_adapters::auth::{JwtAuthenticator, TokenRules};
 use relaychat_adapters::connections_api::ConnectionsApi;
 use relaychat_adapters::dynamo::DynamoStore;
 use relaychat_adapters::fcm::PushService;
@@ -102,10 +102,11 @@ pub enum WebSocketFunction {
 }
 
 impl WebSocketFunction {
-    pub fn build(name: &str, w: &Wiring) -> Option<Self> {
-        Some(match name {
+    /// The function of this name, or `None` if it is not a WebSocket function.
+    pub fn build(name: &str, w: &Wiring) -> Result<Option<Self>, relaychat_adapters::ConfigError> {
+        Ok(Some(match name {
             "ws-connect" => Self::Connect(Box::new(WsConnect {
-                auth: JwtAuthenticator::new(w.jwt_secret.as_bytes()),
+                auth: JwtAuthenticator::new(w.jwt_secret.as_bytes(), &TokenRules::from_env())?,
                 registry: w.store.clone(),
                 publisher: w.publisher.clone(),
                 topics: w.topics.clone(),
@@ -120,8 +121,8 @@ impl WebSocketFunction {
                 publisher: w.publisher.clone(),
                 topics: w.topics.clone(),
             }),
-            _ => return None,
-        })
+            _ => return Ok(None),
+        }))
     }
 
     pub async fn invoke(&self, request: &ApiGatewayWebsocketProxyRequest) -> ApiGatewayProxyResponse {

@@ -28,7 +28,7 @@ pub async fn invoke(function: &str, event_file: &Path, wiring: &Wiring) -> Resul
         let event: KafkaEvent = serde_json::from_str(&text).map_err(|e| InvokeError::Shape(name, "Kafka", e))?;
         return Ok(serde_json::to_value(f.invoke(&event).await).unwrap_or_default());
     }
-    if let Some(f) = WebSocketFunction::build(function, wiring) {
+    if let Some(f) = WebSocketFunction::build(function, wiring)? {
         let event: ApiGatewayWebsocketProxyRequest =
             serde_json::from_str(&text).map_err(|e| InvokeError::Shape(name, "API Gateway WebSocket", e))?;
         return Ok(serde_json::to_value(f.invoke(&event).await).unwrap_or_default());

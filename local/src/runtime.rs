@@ -207,7 +207,7 @@ pub async fn start(config: LocalConfig) -> Result<Running, RuntimeError> {
             Some(f) => f.clone(),
             None => {
                 let f = Arc::new(
-                    WebSocketFunction::build(function, &wiring)
+                    WebSocketFunction::build(function, &wiring)?
                         .ok_or_else(|| RuntimeError::UnknownFunction(function.clone()))?,
                 );
                 built.insert(function.clone(), f.clone());

@@ -10,7 +10,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use relaychat_adapters::auth::mint_token;
+use relaychat_adapters::auth::{TokenRules, mint_token};
 use relaychat_schema::UserId;
 
 use crate::esm::Stats;
@@ -58,7 +58,13 @@ async fn token(State(web): State<Shared>, Query(q): Query<BTreeMap<String, Strin
         .filter(|n| !n.trim().is_empty())
         .cloned()
         .unwrap_or_else(|| user.clone());
-    match mint_token(web.jwt_secret.as_bytes(), &user, &name, 12 * 60 * 60) {
+    match mint_token(
+        web.jwt_secret.as_bytes(),
+        &user,
+        &name,
+        12 * 60 * 60,
+        &TokenRules::from_env(),
+    ) {
         Ok(token) => axum::Json(serde_json::json!({ "token": token, "user": user, "name": name })).into_response(),
         Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
     }

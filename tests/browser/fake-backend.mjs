@@ -13,7 +13,7 @@ import { WebSocketServer } from 'ws';
 
 const HTTP_PORT = Number(process.env.RELAYCHAT_HTTP_PORT || 3000);
 const WS_PORT = Number(process.env.RELAYCHAT_WS_PORT || 3001);
-const SECRET = process.env.RELAYCHAT_JWT_SECRET || 'relaychat-dev-secret';
+const SECRET = process.env.RELAYCHAT_JWT_SECRET || 'relaychat-local-development-secret';
 const WEB_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../web');
 const USER_ID = /^[A-Za-z0-9._@:=+-]{1,64}$/;
 const RANK = { SENT: 0, DELIVERED: 1, READ: 2 };

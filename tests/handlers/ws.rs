@@ -4,7 +4,7 @@
 use aws_lambda_events::apigw::ApiGatewayProxyResponse;
 use aws_lambda_events::encodings::Body;
 use chrono::Utc;
-use relaychat_adapters::auth::{DEV_SECRET, JwtAuthenticator};
+use relaychat_adapters::auth::{DEV_SECRET, JwtAuthenticator, TokenRules};
 use relaychat_adapters::dynamo::DynamoStore;
 use relaychat_adapters::kafka::KafkaPublisher;
 use relaychat_core::ports::{ConnectionRegistry, Conversation, ConversationStore, DeviceStore};
@@ -28,7 +28,7 @@ fn body(r: &ApiGatewayProxyResponse) -> Option<serde_json::Value> {
 
 async fn connected_alice(store: &DynamoStore, topics: &Topics) -> ApiGatewayProxyResponse {
     let connect = WsConnect {
-        auth: JwtAuthenticator::new(DEV_SECRET.as_bytes()),
+        auth: JwtAuthenticator::new(DEV_SECRET.as_bytes(), &TokenRules::default()).unwrap(),
         registry: store.clone(),
         publisher: publisher(),
         topics: topics.clone(),
@@ -44,7 +44,7 @@ async fn direct_conversation(store: &DynamoStore) {
         created_by: UserId::parse("alice").unwrap(),
         created_at: Utc::now(),
     };
-    store.create_conversation(&conversation).await.unwrap();
+    store.create_conversation(&conversation, None).await.unwrap();
 }
 
 #[tokio::test]
@@ -53,7 +53,7 @@ async fn connect_registers_a_valid_token_and_refuses_a_forged_one() {
     let topics = fresh_topics().await;
     let connection = ConnectionId::parse(ALICE_CONN).unwrap();
     let connect = WsConnect {
-        auth: JwtAuthenticator::new(DEV_SECRET.as_bytes()),
+        auth: JwtAuthenticator::new(DEV_SECRET.as_bytes(), &TokenRules::default()).unwrap(),
         registry: store.clone(),
         publisher: publisher(),
         topics: topics.clone(),

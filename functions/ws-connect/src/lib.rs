@@ -46,8 +46,7 @@ impl<A: Authenticator, R: ConnectionRegistry, P: Publisher> WsConnect<A, R, P> {
             AnalyticsKind::Connected,
             None,
             Utc::now(),
-        )
-        .await;
+        );
         response(200, None)
     }
 }

@@ -40,8 +40,7 @@ impl<R: ConnectionRegistry, P: Publisher> WsDisconnect<R, P> {
                 AnalyticsKind::Disconnected,
                 None,
                 Utc::now(),
-            )
-            .await;
+            );
         }
         response(200, None)
     }

@@ -1,6 +1,8 @@
 //! The Kafka producer (rdkafka): one per execution environment, idempotent, `acks=all`, and every
 //! send awaited until the broker has the record. Also the dead-letter topic writer.
 
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use rdkafka::ClientConfig;
@@ -11,6 +13,8 @@ use relaychat_core::Error;
 use relaychat_core::ports::{DeadLetters, Publisher};
 use relaychat_schema::kafka::RawRecord;
 use relaychat_schema::topics::dead_letter_topic;
+
+use tracing::{error, warn};
 
 use crate::{ConfigError, optional, required};
 
@@ -54,8 +58,10 @@ pub async fn msk_bootstrap_brokers(
     })
 }
 
-/// Bounded so a handler never outlives its Lambda timeout waiting on a broker.
-pub const DEFAULT_DELIVERY_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long one produce may wait for the broker. Well inside the shortest function timeout (the
+/// WebSocket functions' 10 s, with their DynamoDB calls besides), so a hung broker answers the
+/// client `unavailable` instead of Lambda killing the invocation.
+pub const DEFAULT_DELIVERY_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// How the client authenticates to the brokers.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -261,28 +267,51 @@ impl rdkafka::ClientContext for KafkaContext {
     }
 }
 
-/// An idempotent producer whose sends complete when the broker acknowledged them.
+/// An idempotent producer whose sends complete when the broker acknowledged them, each within
+/// the delivery timeout. After a fatal error (librdkafka's fatal flag, e.g. `PRODUCER_FENCED`
+/// when a broker answers an epoch bump that way) the producer is useless for good, so it is
+/// rebuilt: the failed send is reported retryable and the next one goes out on a fresh producer.
 #[derive(Clone)]
 pub struct KafkaPublisher {
-    producer: FutureProducer<KafkaContext>,
-    queue_timeout: Duration,
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    settings: KafkaSettings,
+    current: RwLock<Arc<FutureProducer<KafkaContext>>>,
+    rebuilds: AtomicU64,
+}
+
+fn build_producer(settings: &KafkaSettings) -> Result<FutureProducer<KafkaContext>, KafkaError> {
+    settings
+        .client_config()
+        .set("acks", "all")
+        .set("enable.idempotence", "true")
+        // Low latency on the chat path.
+        .set("linger.ms", "1")
+        .set("message.timeout.ms", settings.delivery_timeout.as_millis().to_string())
+        .set("socket.keepalive.enable", "true")
+        .create_with_context(settings.context())
+}
+
+/// Is this error one after which the producer can never send again?
+fn is_fatal(e: &KafkaError, producer: &FutureProducer<KafkaContext>) -> bool {
+    producer.client().fatal_error().is_some()
+        || matches!(
+            e.rdkafka_error_code(),
+            Some(RDKafkaErrorCode::Fatal | RDKafkaErrorCode::ProducerFenced)
+        )
 }
 
 impl KafkaPublisher {
     pub fn new(settings: &KafkaSettings) -> Result<Self, ConfigError> {
-        let producer: FutureProducer<KafkaContext> = settings
-            .client_config()
-            .set("acks", "all")
-            .set("enable.idempotence", "true")
-            // Low latency on the chat path.
-            .set("linger.ms", "1")
-            .set("message.timeout.ms", settings.delivery_timeout.as_millis().to_string())
-            .set("socket.keepalive.enable", "true")
-            .create_with_context(settings.context())
-            .map_err(ConfigError::Kafka)?;
+        let producer = build_producer(settings).map_err(ConfigError::Kafka)?;
         Ok(Self {
-            producer,
-            queue_timeout: Duration::from_secs(5),
+            inner: Arc::new(Inner {
+                settings: settings.clone(),
+                current: RwLock::new(Arc::new(producer)),
+                rebuilds: AtomicU64::new(0),
+            }),
         })
     }
 
@@ -295,7 +324,39 @@ impl KafkaPublisher {
         Self::new(&KafkaSettings::discover(aws).await?)
     }
 
-    /// Sends one record and waits for the broker's acknowledgement: (partition, offset).
+    /// How many times a fatal error made this publisher build a new producer.
+    pub fn rebuilds(&self) -> u64 {
+        self.inner.rebuilds.load(Ordering::Relaxed)
+    }
+
+    fn producer(&self) -> Arc<FutureProducer<KafkaContext>> {
+        match self.inner.current.read() {
+            Ok(p) => p.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// Replaces `broken` with a new producer, unless another send already did.
+    fn rebuild(&self, broken: &Arc<FutureProducer<KafkaContext>>) {
+        let mut current = match self.inner.current.write() {
+            Ok(c) => c,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        if !Arc::ptr_eq(&current, broken) {
+            return;
+        }
+        match build_producer(&self.inner.settings) {
+            Ok(fresh) => {
+                *current = Arc::new(fresh);
+                self.inner.rebuilds.fetch_add(1, Ordering::Relaxed);
+                warn!(reason = ?broken.client().fatal_error(), "the Kafka producer failed fatally; built a new one");
+            }
+            Err(e) => error!(error = %e, "the Kafka producer failed fatally and a new one could not be built"),
+        }
+    }
+
+    /// Sends one record and waits for the broker's acknowledgement: (partition, offset). Never
+    /// longer than the delivery timeout (plus a little for the queue).
     pub async fn send(
         &self,
         topic: &str,
@@ -303,27 +364,65 @@ impl KafkaPublisher {
         value: &[u8],
         headers: &[(&str, &[u8])],
     ) -> Result<(i32, i64), Error> {
-        let mut owned = OwnedHeaders::new_with_capacity(headers.len());
-        for (name, v) in headers {
-            owned = owned.insert(Header {
-                key: name,
-                value: Some(*v),
-            });
+        let producer = self.producer();
+        let record = future_record(topic, key, value, headers);
+        // The queue-wait is part of the same budget: a full queue means the broker is not keeping up.
+        let budget = self.inner.settings.delivery_timeout + Duration::from_millis(500);
+        let sent = tokio::time::timeout(budget, producer.send(record, Duration::from_millis(500))).await;
+        match sent {
+            Ok(Ok(delivery)) => Ok((delivery.partition, delivery.offset)),
+            Ok(Err((e, _))) => {
+                if is_fatal(&e, &producer) {
+                    self.rebuild(&producer);
+                    return Err(Error::unavailable("produce", e));
+                }
+                Err(classify_kafka("produce", e))
+            }
+            Err(elapsed) => Err(Error::unavailable("produce", elapsed)),
         }
-        let mut record = FutureRecord::<[u8], [u8]>::to(topic).payload(value).headers(owned);
-        if let Some(key) = key {
-            record = record.key(key);
+    }
+
+    /// Queues one record without waiting for the broker; librdkafka delivers it in the
+    /// background (or drops it after the delivery timeout).
+    pub fn enqueue(&self, topic: &str, key: Option<&[u8]>, value: &[u8]) -> Result<(), Error> {
+        let producer = self.producer();
+        if producer.client().fatal_error().is_some() {
+            self.rebuild(&producer);
+            return Err(Error::unavailable(
+                "queue",
+                "the producer was rebuilt after a fatal error",
+            ));
         }
-        match self.producer.send(record, self.queue_timeout).await {
-            Ok(delivery) => Ok((delivery.partition, delivery.offset)),
-            Err((e, _)) => Err(classify_kafka("produce", e)),
+        match producer.send_result(future_record(topic, key, value, &[])) {
+            Ok(_delivery) => Ok(()),
+            Err((e, _)) => Err(classify_kafka("queue", e)),
         }
     }
 
     /// Waits for queued records (shutdown).
     pub fn flush(&self, timeout: Duration) -> Result<(), Error> {
-        self.producer.flush(timeout).map_err(|e| classify_kafka("flush", e))
+        self.producer().flush(timeout).map_err(|e| classify_kafka("flush", e))
     }
+}
+
+fn future_record<'a>(
+    topic: &'a str,
+    key: Option<&'a [u8]>,
+    value: &'a [u8],
+    headers: &[(&str, &[u8])],
+) -> FutureRecord<'a, [u8], [u8]> {
+    let mut owned = OwnedHeaders::new_with_capacity(headers.len());
+    for (name, v) in headers {
+        owned = owned.insert(Header {
+            key: name,
+            value: Some(*v),
+        });
+    }
+    let mut record = FutureRecord::<[u8], [u8]>::to(topic).payload(value).headers(owned);
+    if let Some(key) = key {
+        record = record.key(key);
+    }
+    record
 }
 
 /// A consumed message's headers as (name, bytes); a header without a value reads as empty.
@@ -342,6 +441,10 @@ pub fn headers_of<M: rdkafka::Message>(message: &M) -> Vec<(String, Vec<u8>)> {
 impl Publisher for KafkaPublisher {
     async fn publish(&self, topic: &str, key: &str, value: Vec<u8>) -> Result<(), Error> {
         self.send(topic, Some(key.as_bytes()), &value, &[]).await.map(|_| ())
+    }
+
+    fn publish_best_effort(&self, topic: &str, key: &str, value: Vec<u8>) -> Result<(), Error> {
+        self.enqueue(topic, Some(key.as_bytes()), &value)
     }
 }
 

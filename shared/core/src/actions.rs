@@ -11,6 +11,7 @@ use relaychat_schema::{
 use tracing::{error, warn};
 
 use crate::Error;
+use crate::limits::Limited;
 use crate::ports::{ConnectionRegistry, Conversation, ConversationStore, Device, DeviceStore, Identity, Publisher};
 
 /// The connection an action came from, and its verified user.
@@ -47,7 +48,11 @@ where
 {
     let user = &sender.identity.user;
     match command {
-        Command::CreateConversation { members, title } => {
+        Command::CreateConversation {
+            members,
+            title,
+            client_request_id,
+        } => {
             let mut all = vec![user.clone()];
             for m in members {
                 if !all.contains(&m) {
@@ -60,6 +65,7 @@ where
                     format!("members: a conversation has 2 to {MAX_MEMBERS} members, you included"),
                 ));
             }
+            within_budget(store, sender, Limited::CreateConversation, now).await?;
             let conversation = Conversation {
                 id: ConversationId::parse(MessageId::new().to_string())?,
                 title,
@@ -67,23 +73,24 @@ where
                 created_by: user.clone(),
                 created_at: now,
             };
-            store
-                .create_conversation(&conversation)
+            let stored = store
+                .create_conversation(&conversation, client_request_id.as_ref())
                 .await
                 .map_err(|e| refusal_for(&e))?;
-            record(
-                publisher,
-                topics,
-                sender,
-                AnalyticsKind::ConversationCreated,
-                Some(&conversation.id),
-                now,
-            )
-            .await;
+            if stored.id == conversation.id {
+                record(
+                    publisher,
+                    topics,
+                    sender,
+                    AnalyticsKind::ConversationCreated,
+                    Some(&stored.id),
+                    now,
+                );
+            }
             Ok(Some(Reply::Conversation {
-                conversation_id: conversation.id,
-                members: conversation.members,
-                title: conversation.title,
+                conversation_id: stored.id,
+                members: stored.members,
+                title: stored.title,
             }))
         }
         Command::ListConversations => {
@@ -96,6 +103,9 @@ where
             client_message_id,
         } => {
             let conversation = member_of(store, sender, &conversation_id)
+                .await
+                .map_err(|r| r.with_client_message_id(client_message_id.clone()))?;
+            within_budget(store, sender, Limited::SendMessage, now)
                 .await
                 .map_err(|r| r.with_client_message_id(client_message_id.clone()))?;
             let message = ChatMessage {
@@ -131,16 +141,7 @@ where
             is_typing,
         } => {
             let conversation = member_of(store, sender, &conversation_id).await?;
-            if !store
-                .allow_typing(&sender.connection, now)
-                .await
-                .map_err(|e| refusal_for(&e))?
-            {
-                return Err(Refusal::new(
-                    ErrorCode::RateLimited,
-                    "typing indicators: at most 2 per second",
-                ));
-            }
+            within_budget(store, sender, Limited::Typing, now).await?;
             let indicator = TypingIndicator {
                 schema_version: SCHEMA_VERSION,
                 conversation_id,
@@ -184,8 +185,7 @@ where
                 AnalyticsKind::MessageRead,
                 Some(&conversation_id),
                 now,
-            )
-            .await;
+            );
             Ok(None)
         }
         Command::History {
@@ -216,6 +216,24 @@ where
     }
 }
 
+/// Takes one unit of the connection's budget for `action`, or refuses with `rate_limited`.
+async fn within_budget<S: ConnectionRegistry>(
+    store: &S,
+    sender: &Sender,
+    action: Limited,
+    now: DateTime<Utc>,
+) -> Result<(), Refusal> {
+    if store
+        .allow(&sender.connection, action, now)
+        .await
+        .map_err(|e| refusal_for(&e))?
+    {
+        Ok(())
+    } else {
+        Err(Refusal::new(ErrorCode::RateLimited, action.describe()))
+    }
+}
+
 /// The conversation, if it exists and the sender is a member.
 async fn member_of<S: ConversationStore>(
     store: &S,
@@ -236,8 +254,9 @@ async fn member_of<S: ConversationStore>(
     Ok(conversation)
 }
 
-/// Publishes an analytics event. Best effort: losing a counter must not fail a user's action.
-pub async fn record<P: Publisher>(
+/// Queues an analytics event. Best effort and never waited on: losing a counter must not fail
+/// or slow a user's action (with the broker down, `$connect` still answers at once).
+pub fn record<P: Publisher>(
     publisher: &P,
     topics: &Topics,
     sender: &Sender,
@@ -253,11 +272,8 @@ pub async fn record<P: Publisher>(
         conversation_id: conversation.cloned(),
         at: now,
     };
-    if let Err(e) = publisher
-        .publish(&topics.analytics_events, event.user_id.as_str(), event.to_json())
-        .await
-    {
-        warn!(kind = kind.as_str(), error = %e.chain(), "analytics event not published");
+    if let Err(e) = publisher.publish_best_effort(&topics.analytics_events, event.user_id.as_str(), event.to_json()) {
+        warn!(kind = kind.as_str(), error = %e.chain(), "analytics event not queued");
     }
 }
 
@@ -273,6 +289,7 @@ mod tests {
             identity: Identity {
                 user: user(name),
                 name: DisplayName::parse(name).unwrap(),
+                expires_at: None,
             },
         }
     }

@@ -8,6 +8,7 @@ pub mod batch;
 pub mod delivery;
 mod error;
 pub mod fanout;
+pub mod limits;
 pub mod persist;
 pub mod ports;
 pub mod push;

@@ -8,11 +8,12 @@ use chrono::{DateTime, Utc};
 use relaychat_schema::kafka::RawRecord;
 use relaychat_schema::protocol::{ConversationSummary, MessageView};
 use relaychat_schema::{
-    ChatMessage, ConnectionId, ConversationId, DeliveryStatus, DisplayName, MessageContent, MessageId,
+    ChatMessage, ClientMessageId, ConnectionId, ConversationId, DeliveryStatus, DisplayName, MessageContent, MessageId,
     MessageStatusUpdate, Notification, SCHEMA_VERSION, TypingIndicator, UserId,
 };
 
 use crate::Error;
+use crate::limits::Limited;
 use crate::ports::*;
 
 #[derive(Default)]
@@ -39,7 +40,8 @@ struct State {
     largest_apply: usize,
     conversations: BTreeMap<String, Conversation>,
     identities: HashMap<String, Identity>,
-    last_typing: HashMap<String, DateTime<Utc>>,
+    budgets: HashMap<(String, Limited), (i64, u32)>,
+    requests: HashMap<(String, String), ConversationId>,
 }
 
 /// Every port at once, over plain collections.
@@ -273,6 +275,15 @@ impl Publisher for Memory {
         s.published.push((topic.to_owned(), key.to_owned(), value));
         Ok(())
     }
+    fn publish_best_effort(&self, topic: &str, key: &str, value: Vec<u8>) -> Result<(), Error> {
+        let mut s = self.state();
+        if s.fail_publishing {
+            // Queued, then lost: as librdkafka drops a record whose broker never came back.
+            return Ok(());
+        }
+        s.published.push((topic.to_owned(), key.to_owned(), value));
+        Ok(())
+    }
 }
 
 impl DeadLetters for Memory {
@@ -366,9 +377,6 @@ impl AnalyticsStore for Memory {
     }
 }
 
-/// Minimum gap between two typing indicators of one connection.
-pub const TYPING_GAP_MS: i64 = 500;
-
 impl ConnectionRegistry for Memory {
     async fn register(&self, connection: &ConnectionId, identity: &Identity) -> Result<(), Error> {
         let mut s = self.state();
@@ -385,21 +393,37 @@ impl ConnectionRegistry for Memory {
     async fn identity_of(&self, connection: &ConnectionId) -> Result<Option<Identity>, Error> {
         Ok(self.state().identities.get(connection.as_str()).cloned())
     }
-    async fn allow_typing(&self, connection: &ConnectionId, now: DateTime<Utc>) -> Result<bool, Error> {
+    async fn allow(&self, connection: &ConnectionId, action: Limited, now: DateTime<Utc>) -> Result<bool, Error> {
         let mut s = self.state();
-        let last = s.last_typing.get(connection.as_str()).copied();
-        if last.is_some_and(|l| (now - l).num_milliseconds() < TYPING_GAP_MS) {
+        let window = action.window(now);
+        let slot = s.budgets.entry((connection.to_string(), action)).or_insert((window, 0));
+        if slot.0 != window {
+            *slot = (window, 0);
+        }
+        if slot.1 >= action.limit().max {
             return Ok(false);
         }
-        s.last_typing.insert(connection.to_string(), now);
+        slot.1 += 1;
         Ok(true)
     }
 }
 
 impl ConversationStore for Memory {
-    async fn create_conversation(&self, c: &Conversation) -> Result<(), Error> {
-        self.state().conversations.insert(c.id.to_string(), c.clone());
-        Ok(())
+    async fn create_conversation(
+        &self,
+        c: &Conversation,
+        request: Option<&ClientMessageId>,
+    ) -> Result<Conversation, Error> {
+        let mut s = self.state();
+        if let Some(request) = request {
+            let k = key(&c.created_by, request);
+            if let Some(earlier) = s.requests.get(&k).and_then(|id| s.conversations.get(id.as_str())) {
+                return Ok(earlier.clone());
+            }
+            s.requests.insert(k, c.id.clone());
+        }
+        s.conversations.insert(c.id.to_string(), c.clone());
+        Ok(c.clone())
     }
     async fn conversation(&self, id: &ConversationId) -> Result<Option<Conversation>, Error> {
         Ok(self.state().conversations.get(id.as_str()).cloned())

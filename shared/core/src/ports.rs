@@ -7,10 +7,12 @@ use chrono::{DateTime, Utc};
 use relaychat_schema::kafka::RawRecord;
 use relaychat_schema::protocol::{ConversationSummary, MessageView};
 use relaychat_schema::{
-    ChatMessage, ConnectionId, ConversationId, DeliveryStatus, DisplayName, MessageId, Notification, Title, UserId,
+    ChatMessage, ClientMessageId, ConnectionId, ConversationId, DeliveryStatus, DisplayName, MessageId, Notification,
+    Title, UserId,
 };
 
 use crate::Error;
+use crate::limits::Limited;
 
 /// The messages of conversations.
 pub trait MessageStore: Sync {
@@ -79,9 +81,14 @@ pub trait FramePusher: Sync {
     fn push(&self, connection: &ConnectionId, frame: &[u8]) -> impl Future<Output = Result<PushOutcome, Error>> + Send;
 }
 
-/// Publishes to Kafka; returns once the broker has the record.
+/// Publishes to Kafka.
 pub trait Publisher: Sync {
+    /// Returns once the broker has the record (or with an error well inside the caller's timeout).
     fn publish(&self, topic: &str, key: &str, value: Vec<u8>) -> impl Future<Output = Result<(), Error>> + Send;
+
+    /// Queues the record and returns at once, never waiting on the broker: for events whose loss
+    /// is acceptable (analytics). `Err` only when it could not even be queued.
+    fn publish_best_effort(&self, topic: &str, key: &str, value: Vec<u8>) -> Result<(), Error>;
 }
 
 /// A consumer's dead-letter topic.
@@ -156,6 +163,8 @@ pub trait AnalyticsStore: Sync {
 pub struct Identity {
     pub user: UserId,
     pub name: DisplayName,
+    /// When the token the connection was opened with expires: the connection is served until then.
+    pub expires_at: Option<DateTime<Utc>>,
 }
 
 /// Why a token was refused (every case is a 401 at `$connect`).
@@ -181,10 +190,12 @@ pub trait ConnectionRegistry: Sync {
     ) -> impl Future<Output = Result<(), Error>> + Send;
     fn unregister(&self, connection: &ConnectionId) -> impl Future<Output = Result<(), Error>> + Send;
     fn identity_of(&self, connection: &ConnectionId) -> impl Future<Output = Result<Option<Identity>, Error>> + Send;
-    /// Takes one typing token for the connection; `false` when it sent one too recently.
-    fn allow_typing(
+    /// Takes one unit of the connection's budget for `action`; `false` when the budget of the
+    /// current window is spent (or the connection is gone).
+    fn allow(
         &self,
         connection: &ConnectionId,
+        action: Limited,
         now: DateTime<Utc>,
     ) -> impl Future<Output = Result<bool, Error>> + Send;
 }
@@ -200,8 +211,14 @@ pub struct Conversation {
 }
 
 pub trait ConversationStore: Sync {
-    /// Stores the conversation and a membership for each member, atomically.
-    fn create_conversation(&self, conversation: &Conversation) -> impl Future<Output = Result<(), Error>> + Send;
+    /// Stores the conversation and a membership for each member, atomically, and returns the
+    /// conversation as stored. With a `request` key (the creator's idempotency key) a repeat of
+    /// the same request creates nothing and returns the conversation the first try created.
+    fn create_conversation(
+        &self,
+        conversation: &Conversation,
+        request: Option<&ClientMessageId>,
+    ) -> impl Future<Output = Result<Conversation, Error>> + Send;
     fn conversation(&self, id: &ConversationId) -> impl Future<Output = Result<Option<Conversation>, Error>> + Send;
     /// The user's conversations with unread counts and last messages, most recent first.
     fn conversations_of(&self, user: &UserId) -> impl Future<Output = Result<Vec<ConversationSummary>, Error>> + Send;

@@ -89,6 +89,8 @@ pub enum Command {
     CreateConversation {
         members: Vec<UserId>,
         title: Option<Title>,
+        /// The client's idempotency key: a retried request with the same key creates nothing new.
+        client_request_id: Option<ClientMessageId>,
     },
     ListConversations,
     SendMessage {
@@ -125,6 +127,7 @@ struct Fields {
     conversation_id: Option<Value>,
     content: Option<Value>,
     client_message_id: Option<Value>,
+    client_request_id: Option<Value>,
     is_typing: Option<Value>,
     message_id: Option<Value>,
     before: Option<Value>,
@@ -203,7 +206,14 @@ impl Command {
                     })
                     .collect::<Result<Vec<_>, _>>()?;
                 let title = string(f.title, "title")?.map(Title::parse).transpose()?;
-                Command::CreateConversation { members, title }
+                let client_request_id = string(f.client_request_id, "clientRequestId")?
+                    .map(ClientMessageId::parse)
+                    .transpose()?;
+                Command::CreateConversation {
+                    members,
+                    title,
+                    client_request_id,
+                }
             }
             "listConversations" => Command::ListConversations,
             "sendMessage" => {

@@ -2,6 +2,7 @@
 
 use chrono::{DateTime, Utc};
 use relaychat_core::Error;
+use relaychat_core::limits::Limited;
 use relaychat_core::ports::{ConnectionDirectory, ConnectionRegistry, Identity};
 use relaychat_schema::{ConnectionId, DisplayName, UserId};
 
@@ -46,12 +47,16 @@ impl ConnectionDirectory for DynamoStore {
 /// How long a connection row lives without a refresh (API Gateway's own limit is 2 hours).
 pub const CONNECTION_TTL_SECONDS: i64 = 2 * 60 * 60;
 
-/// Minimum gap between two typing indicators of one connection.
-pub const TYPING_GAP_MS: i64 = 500;
-
 impl ConnectionRegistry for DynamoStore {
     async fn register(&self, connection: &ConnectionId, identity: &Identity) -> Result<(), Error> {
         let now = Utc::now();
+        // Served until the token expires (or the row's TTL, whichever is first): after that the
+        // connection is neither answered nor delivered to.
+        let row_ttl = CONNECTION_TTL_SECONDS.min(
+            identity
+                .expires_at
+                .map_or(CONNECTION_TTL_SECONDS, |t| (t - now).num_seconds()),
+        );
         self.client
             .put_item()
             .table_name(self.tables.connections())
@@ -59,7 +64,7 @@ impl ConnectionRegistry for DynamoStore {
             .item("userId", s(identity.user.as_str()))
             .item("userName", s(identity.name.as_str()))
             .item("connectedAt", super::time(now))
-            .item("expiresAt", super::ttl_after(now, CONNECTION_TTL_SECONDS))
+            .item("expiresAt", super::ttl_after(now, row_ttl))
             .send()
             .await
             .map_err(|e| classify("register connection", e))?;
@@ -88,29 +93,53 @@ impl ConnectionRegistry for DynamoStore {
                 Some(Identity {
                     user: UserId::parse(get_s(i, "userId")?).ok()?,
                     name: DisplayName::parse(get_s(i, "userName")?).ok()?,
+                    expires_at: super::get_n(i, "expiresAt").and_then(|t| DateTime::from_timestamp(t, 0)),
                 })
             }))
     }
 
-    async fn allow_typing(&self, connection: &ConnectionId, now: DateTime<Utc>) -> Result<bool, Error> {
-        let now_ms = now.timestamp_millis();
-        let result = self
+    async fn allow(&self, connection: &ConnectionId, action: Limited, now: DateTime<Utc>) -> Result<bool, Error> {
+        const OP: &str = "rate-limit";
+        let window = action.window(now);
+        let (window_attr, count_attr) = (format!("{}Window", action.name()), format!("{}Count", action.name()));
+        // In the current window: one more, while under the limit.
+        let same_window = self
             .client
             .update_item()
             .table_name(self.tables.connections())
             .key("connectionId", s(connection.as_str()))
-            .update_expression("SET lastTypingAt = :now")
-            .condition_expression(
-                "attribute_exists(connectionId) AND (attribute_not_exists(lastTypingAt) OR lastTypingAt <= :gap)",
-            )
-            .expression_attribute_values(":now", n(now_ms))
-            .expression_attribute_values(":gap", n(now_ms - TYPING_GAP_MS))
+            .update_expression("ADD #c :one")
+            .condition_expression("attribute_exists(connectionId) AND #w = :w AND #c < :max")
+            .expression_attribute_names("#w", &window_attr)
+            .expression_attribute_names("#c", &count_attr)
+            .expression_attribute_values(":w", n(window))
+            .expression_attribute_values(":one", n(1))
+            .expression_attribute_values(":max", n(action.limit().max))
             .send()
             .await;
-        match result {
+        match same_window {
+            Ok(_) => return Ok(true),
+            Err(e) if super::is_condition_failed(&e) => {}
+            Err(e) => return Err(classify(OP, e)),
+        }
+        // A new window: start counting again (fails if the window is current and spent).
+        let new_window = self
+            .client
+            .update_item()
+            .table_name(self.tables.connections())
+            .key("connectionId", s(connection.as_str()))
+            .update_expression("SET #w = :w, #c = :one")
+            .condition_expression("attribute_exists(connectionId) AND (attribute_not_exists(#w) OR #w < :w)")
+            .expression_attribute_names("#w", &window_attr)
+            .expression_attribute_names("#c", &count_attr)
+            .expression_attribute_values(":w", n(window))
+            .expression_attribute_values(":one", n(1))
+            .send()
+            .await;
+        match new_window {
             Ok(_) => Ok(true),
             Err(e) if super::is_condition_failed(&e) => Ok(false),
-            Err(e) => Err(classify("rate-limit typing", e)),
+            Err(e) => Err(classify(OP, e)),
         }
     }
 }
@@ -124,6 +153,7 @@ impl DynamoStore {
             &Identity {
                 user: user.clone(),
                 name,
+                expires_at: None,
             },
         )
         .await

@@ -7,10 +7,19 @@ use chrono::{DateTime, Utc};
 use relaychat_core::Error;
 use relaychat_core::ports::{Conversation, ConversationStore};
 use relaychat_schema::protocol::{ConversationSummary, MessageView};
-use relaychat_schema::{ConversationId, MessageId, Title, UserId};
+use relaychat_schema::{ClientMessageId, ConversationId, MessageId, Title, UserId};
 
-use super::{DynamoStore, Item, get_n, get_s, n, query_items, s, time};
+use super::{DynamoStore, Item, get_n, get_s, n, query_items, s, time, ttl_after};
 use crate::aws::classify;
+
+/// How long a createConversation idempotency key is remembered.
+const REQUEST_KEY_TTL_SECONDS: i64 = 24 * 60 * 60;
+
+/// A creator's idempotency key, stored beside the conversations (never a valid conversation id:
+/// those hold no `#`).
+fn request_key(creator: &UserId, request: &ClientMessageId) -> String {
+    format!("request#{creator}#{request}")
+}
 
 fn parse_time(v: Option<&str>) -> DateTime<Utc> {
     v.and_then(|t| DateTime::parse_from_rfc3339(t).ok())
@@ -53,7 +62,11 @@ fn conversation_from(item: &Item) -> Option<Conversation> {
 }
 
 impl ConversationStore for DynamoStore {
-    async fn create_conversation(&self, c: &Conversation) -> Result<(), Error> {
+    async fn create_conversation(
+        &self,
+        c: &Conversation,
+        request: Option<&ClientMessageId>,
+    ) -> Result<Conversation, Error> {
         const OP: &str = "create conversation";
         let mut item: Item = [
             ("conversationId", s(c.id.as_str())),
@@ -79,11 +92,28 @@ impl ConversationStore for DynamoStore {
                 .map(|p| TransactWriteItem::builder().put(p).build())
                 .map_err(|e| Error::rejected(OP, e))
         };
-        let mut writes = vec![put(
+        let mut writes = Vec::with_capacity(c.members.len() + 2);
+        // The request key is the guard: a retried request finds it and creates nothing.
+        if let Some(request) = request {
+            let marker: Item = [
+                ("conversationId", s(request_key(&c.created_by, request))),
+                ("createdConversationId", s(c.id.as_str())),
+                ("expiresAt", ttl_after(c.created_at, REQUEST_KEY_TTL_SECONDS)),
+            ]
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v))
+            .collect();
+            writes.push(put(
+                self.tables.conversations(),
+                marker,
+                "attribute_not_exists(conversationId)",
+            )?);
+        }
+        writes.push(put(
             self.tables.conversations(),
             item,
             "attribute_not_exists(conversationId)",
-        )?];
+        )?);
         for member in &c.members {
             let membership: Item = [
                 ("userId", s(member.as_str())),
@@ -100,13 +130,30 @@ impl ConversationStore for DynamoStore {
                 "attribute_not_exists(userId)",
             )?);
         }
-        self.client
-            .transact_write_items()
-            .set_transact_items(Some(writes))
+        if self.guarded_transaction(writes, OP).await? {
+            return Ok(c.clone());
+        }
+        let Some(request) = request else {
+            return Err(Error::rejected(OP, format!("conversation {} exists already", c.id)));
+        };
+        // A repeat: answer with what the first try created.
+        let marker = self
+            .client
+            .get_item()
+            .table_name(self.tables.conversations())
+            .key("conversationId", s(request_key(&c.created_by, request)))
+            .consistent_read(true)
             .send()
             .await
-            .map_err(|e| classify(OP, e))?;
-        Ok(())
+            .map_err(|e| classify("read request key", e))?;
+        let earlier = marker
+            .item()
+            .and_then(|i| get_s(i, "createdConversationId"))
+            .and_then(|id| ConversationId::parse(id).ok())
+            .ok_or_else(|| Error::unavailable(OP, "the request key expired while being read; try again"))?;
+        self.conversation(&earlier)
+            .await?
+            .ok_or_else(|| Error::rejected(OP, format!("the request created {earlier}, which is gone")))
     }
 
     async fn conversation(&self, id: &ConversationId) -> Result<Option<Conversation>, Error> {

@@ -82,31 +82,93 @@ pub(crate) fn is_condition_failed<E: aws_sdk_dynamodb::error::ProvideErrorMetada
     err.as_service_error().and_then(|e| e.code()) == Some("ConditionalCheckFailedException")
 }
 
+/// What a cancelled transaction's reasons (one per item, in order) say about it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cancellation {
+    /// The first item's condition failed: a repeat, or a lost race. Nothing changed.
+    GuardFailed,
+    /// Throttled or in conflict with another transaction: not now, try again.
+    Transient,
+    /// Any other reason (a later item's condition, validation, item size): it will fail again.
+    Permanent,
+}
+
+/// Cancellation codes that mean "not now" (DynamoDB's `CancellationReason.Code`).
+const TRANSIENT_CANCELLATIONS: &[&str] = &[
+    "ThrottlingError",
+    "ProvisionedThroughputExceeded",
+    "TransactionConflict",
+];
+
+/// Classifies a cancellation from every reason, not only the first.
+pub fn classify_cancellation<'a>(codes: impl IntoIterator<Item = Option<&'a str>>) -> Cancellation {
+    let codes: Vec<Option<&str>> = codes.into_iter().collect();
+    if codes.first().copied().flatten() == Some("ConditionalCheckFailed") {
+        return Cancellation::GuardFailed;
+    }
+    if codes.iter().flatten().any(|c| TRANSIENT_CANCELLATIONS.contains(c)) {
+        return Cancellation::Transient;
+    }
+    Cancellation::Permanent
+}
+
 impl DynamoStore {
     /// Runs a transaction whose first item is its guard (a condition that fails on a repeat or a
-    /// lost race). `Ok(false)`, having changed nothing, when that guard failed.
+    /// lost race). `Ok(false)`, having changed nothing, when that guard failed. A cancellation
+    /// for throttling or a conflict is retryable; any other is permanent.
     pub(crate) async fn guarded_transaction(
         &self,
         writes: Vec<aws_sdk_dynamodb::types::TransactWriteItem>,
         operation: &'static str,
     ) -> Result<bool, relaychat_core::Error> {
         use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
-        match self
+        let err = match self
             .client
             .transact_write_items()
             .set_transact_items(Some(writes))
             .send()
             .await
         {
-            Ok(_) => Ok(true),
-            Err(e) => match e.as_service_error() {
-                Some(TransactWriteItemsError::TransactionCanceledException(t))
-                    if t.cancellation_reasons().first().and_then(|r| r.code()) == Some("ConditionalCheckFailed") =>
-                {
-                    Ok(false)
-                }
-                _ => Err(crate::aws::classify(operation, e)),
-            },
+            Ok(_) => return Ok(true),
+            Err(e) => e,
+        };
+        let cancellation = match err.as_service_error() {
+            Some(TransactWriteItemsError::TransactionCanceledException(t)) => {
+                Some(classify_cancellation(t.cancellation_reasons().iter().map(|r| r.code())))
+            }
+            _ => None,
+        };
+        match cancellation {
+            Some(Cancellation::GuardFailed) => Ok(false),
+            Some(Cancellation::Transient) => Err(relaychat_core::Error::unavailable(operation, err)),
+            Some(Cancellation::Permanent) => Err(relaychat_core::Error::rejected(operation, err)),
+            None => Err(crate::aws::classify(operation, err)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_cancellation_reason_is_read() {
+        use Cancellation::*;
+        let cases: &[(&[Option<&str>], Cancellation)] = &[
+            (&[Some("ConditionalCheckFailed"), Some("None")], GuardFailed),
+            (&[Some("None"), Some("ThrottlingError")], Transient),
+            (
+                &[Some("None"), Some("None"), Some("ProvisionedThroughputExceeded")],
+                Transient,
+            ),
+            (&[Some("TransactionConflict"), Some("None")], Transient),
+            (&[Some("None"), Some("ConditionalCheckFailed")], Permanent),
+            (&[Some("ValidationError")], Permanent),
+            (&[None, Some("ItemCollectionSizeLimitExceeded")], Permanent),
+            (&[], Permanent),
+        ];
+        for (codes, expected) in cases {
+            assert_eq!(classify_cancellation(codes.iter().copied()), *expected, "{codes:?}");
         }
     }
 }

@@ -37,7 +37,8 @@ pub const TABLES: [TableSpec; 8] = [
         base: "conversations",
         partition_key: "conversationId",
         sort_key: None,
-        ttl_attribute: None,
+        // createConversation's idempotency keys expire; conversations have no expiresAt.
+        ttl_attribute: Some("expiresAt"),
     },
     TableSpec {
         base: "memberships",
