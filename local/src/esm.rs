@@ -51,7 +51,7 @@ impl Record {
 }
 
 /// The MSK-shaped event Lambda would deliver for these records.
-pub fn msk_event(records: &[Record], cluster_arn: &str, brokers: &str) -> KafkaEvent {
+pub fn msk_event(records: &[Record], cluster_arn: &str, brokers: &str) -> Result<KafkaEvent, serde_json::Error> {
     let mut groups: BTreeMap<String, Vec<serde_json::Value>> = BTreeMap::new();
     for r in records {
         groups.entry(r.id.topic_partition()).or_default().push(encode_record(
@@ -68,8 +68,7 @@ pub fn msk_event(records: &[Record], cluster_arn: &str, brokers: &str) -> KafkaE
         "bootstrapServers": brokers,
         "records": groups,
     });
-    // The JSON above has exactly the shape KafkaEvent reads; a failure would be a bug here.
-    serde_json::from_value(event).unwrap_or_default()
+    serde_json::from_value(event)
 }
 
 /// Per-mapping counters, for the log and `/dev/status`.
@@ -310,7 +309,16 @@ impl Esm {
 
     async fn invoke(&self, records: &[Record]) -> Outcome {
         let m = &self.mapping;
-        let event = msk_event(records, &self.cluster_arn, &self.settings.brokers);
+        let span = describe(records);
+        // An event that cannot be built fails the invocation: an empty event would "succeed"
+        // and the batch would be committed unprocessed.
+        let event = match msk_event(records, &self.cluster_arn, &self.settings.brokers) {
+            Ok(event) => event,
+            Err(e) => {
+                error!(function = %m.function, batch = %span, error = %e, outcome = "function error", "could not build the event");
+                return Outcome::FunctionError(format!("could not build the event: {e}"));
+            }
+        };
         let started = Instant::now();
         let function = self.function.clone();
         // A panicking handler is a failed invocation, as a crashed Lambda would be.
@@ -321,7 +329,6 @@ impl Esm {
         )
         .await;
         let duration_ms = started.elapsed().as_millis();
-        let span = describe(records);
         self.stats(|s| {
             s.invocations += 1;
             s.records += records.len() as u64;

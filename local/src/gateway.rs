@@ -21,7 +21,7 @@ use axum::routing::get;
 use base64::Engine as _;
 use chrono::Utc;
 use relaychat_schema::protocol::{MAX_FRAME_BYTES, MAX_MESSAGE_BYTES};
-use tracing::{info, warn};
+use tracing::{error, info, warn};
 
 use crate::connections::{self, Connections, Outbound};
 use crate::functions::WebSocketFunction;
@@ -34,12 +34,33 @@ pub struct Gateway {
     pub api_id: String,
     pub domain: String,
     /// Route key → function.
-    pub routes: BTreeMap<String, Arc<WebSocketFunction>>,
+    pub routes: BTreeMap<String, Route>,
     pub connections: Connections,
     pub idle_timeout: Duration,
 }
 
 type Shared = Arc<Gateway>;
+
+/// A route's function and its template `Timeout`: an invocation that runs longer is ended, as
+/// Lambda ends it, and the client gets what API Gateway sends for a failed integration.
+#[derive(Clone)]
+pub struct Route {
+    pub function: Arc<WebSocketFunction>,
+    pub timeout: Duration,
+}
+
+/// API Gateway's body for a failed integration (a Lambda error or timeout).
+pub const INTERNAL_ERROR: &str = r#"{"message": "Internal server error", "connectionId":"", "requestId":""}"#;
+
+/// How a route's invocation ended.
+pub enum Invocation {
+    /// The function answered: status and body.
+    Answered(i64, Option<String>),
+    /// The function failed (timed out, or its event could not be built).
+    Failed,
+    /// No such route.
+    NoRoute,
+}
 
 impl Gateway {
     pub fn router(self) -> Router {
@@ -56,7 +77,7 @@ impl Gateway {
         event_type: &str,
         connection: &str,
         extra: serde_json::Value,
-    ) -> ApiGatewayWebsocketProxyRequest {
+    ) -> Result<ApiGatewayWebsocketProxyRequest, serde_json::Error> {
         let now = Utc::now();
         let mut context = serde_json::json!({
             "routeKey": route,
@@ -88,14 +109,27 @@ impl Gateway {
             );
         }
         event["requestContext"] = context;
-        // Built from the fields ApiGatewayWebsocketProxyRequest reads; cannot fail to parse.
-        serde_json::from_value(event).unwrap_or_default()
+        serde_json::from_value(event)
     }
 
-    async fn call(&self, route: &str, event: &ApiGatewayWebsocketProxyRequest) -> Option<(i64, Option<String>)> {
-        let function = self.routes.get(route)?;
+    /// Invokes a route's function within its timeout. An event that cannot be built is a failed
+    /// invocation, never an empty event.
+    async fn call(&self, route: &str, event: Result<ApiGatewayWebsocketProxyRequest, serde_json::Error>) -> Invocation {
+        let Some(Route { function, timeout }) = self.routes.get(route) else {
+            return Invocation::NoRoute;
+        };
+        let event = match event {
+            Ok(e) => e,
+            Err(e) => {
+                error!(route, error = %e, "could not build the route's event");
+                return Invocation::Failed;
+            }
+        };
         let started = std::time::Instant::now();
-        let response = function.invoke(event).await;
+        let Ok(response) = tokio::time::timeout(*timeout, function.invoke(&event)).await else {
+            error!(route, timeout_secs = timeout.as_secs(), "websocket route timed out");
+            return Invocation::Failed;
+        };
         info!(
             route,
             status = response.status_code,
@@ -107,7 +141,7 @@ impl Gateway {
             Some(Body::Binary(b)) => String::from_utf8(b).ok(),
             _ => None,
         };
-        Some((response.status_code, body))
+        Invocation::Answered(response.status_code, body)
     }
 
     /// The route a message selects: `$request.body.action` if the template has that route.
@@ -159,10 +193,13 @@ async fn upgrade(
         "requestContext": {"identity": {"sourceIp": peer.ip().to_string(), "userAgent": user_agent}},
     });
     let event = gateway.event("$connect", "CONNECT", &connection, extra);
-    match gateway.call("$connect", &event).await {
-        Some((status, _)) if !(200..300).contains(&status) => {
+    match gateway.call("$connect", event).await {
+        Invocation::Answered(status, _) if !(200..300).contains(&status) => {
             let code = StatusCode::from_u16(status as u16).unwrap_or(StatusCode::FORBIDDEN);
             return (code, code.canonical_reason().unwrap_or("Forbidden")).into_response();
+        }
+        Invocation::Failed => {
+            return (StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error").into_response();
         }
         _ => {}
     }
@@ -210,17 +247,17 @@ async fn session(
                     let extra = serde_json::json!({"body": body, "isBase64Encoded": base64,
                         "requestContext": {"messageId": ulid::Ulid::new().to_string()}});
                     let event = gateway.event(&route, "MESSAGE", &connection, extra);
-                    match gateway.call(&route, &event).await {
-                        Some((_, Some(reply))) => {
-                            if socket.send(Message::Text(reply.into())).await.is_err() {
-                                break;
-                            }
+                    let reply = match gateway.call(&route, event).await {
+                        Invocation::Answered(_, reply) => reply,
+                        Invocation::Failed => Some(INTERNAL_ERROR.to_owned()),
+                        Invocation::NoRoute => {
+                            Some(r#"{"message": "Forbidden", "connectionId":"", "requestId":""}"#.to_owned())
                         }
-                        Some((_, None)) => {}
-                        None => {
-                            let forbidden = r#"{"message": "Forbidden", "connectionId":"", "requestId":""}"#;
-                            let _ = socket.send(Message::Text(forbidden.into())).await;
-                        }
+                    };
+                    if let Some(reply) = reply
+                        && socket.send(Message::Text(reply.into())).await.is_err()
+                    {
+                        break;
                     }
                 }
             },
@@ -242,6 +279,6 @@ async fn session(
     gateway.connections.remove(&connection);
     let extra = serde_json::json!({"requestContext": {"disconnectStatusCode": status, "disconnectReason": reason}});
     let event = gateway.event("$disconnect", "DISCONNECT", &connection, extra);
-    gateway.call("$disconnect", &event).await;
+    gateway.call("$disconnect", event).await;
     info!(%connection, status, "websocket disconnected");
 }

@@ -19,7 +19,7 @@ use tracing::{error, info};
 use crate::connections::Connections;
 use crate::esm::{Esm, MappingStats, Stats};
 use crate::functions::{KafkaFunction, SharedKafkaFunction, WebSocketFunction, Wiring};
-use crate::gateway::{DEFAULT_IDLE_TIMEOUT, Gateway};
+use crate::gateway::{DEFAULT_IDLE_TIMEOUT, Gateway, Route};
 use crate::infra::{Infra, InfraConfig, create_tables, create_topics, port_or_free};
 use crate::template::Template;
 use crate::web::Web;
@@ -214,7 +214,8 @@ pub async fn start(config: LocalConfig) -> Result<Running, RuntimeError> {
                 f
             }
         };
-        routes.insert(route.clone(), f);
+        let timeout = Duration::from_secs(template.timeouts.get(function).copied().unwrap_or(3));
+        routes.insert(route.clone(), Route { function: f, timeout });
     }
     let gateway = Gateway {
         stage: config.stage.clone(),

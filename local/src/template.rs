@@ -65,6 +65,8 @@ pub struct Template {
     pub websocket: WebSocketApi,
     /// Every function binary the template deploys.
     pub functions: Vec<String>,
+    /// Each function binary's `Timeout` in seconds (its own, else the Globals').
+    pub timeouts: BTreeMap<String, u64>,
 }
 
 struct Ctx<'a> {
@@ -112,6 +114,7 @@ impl Template {
             mappings: Vec::new(),
             websocket: WebSocketApi::default(),
             functions: Vec::new(),
+            timeouts: BTreeMap::new(),
         };
         for (id, resource) in resources {
             let id = id.as_str().unwrap_or_default();
@@ -120,6 +123,7 @@ impl Template {
             match kind {
                 "AWS::Serverless::Function" => {
                     template.functions.push(ctx.binary(id)?);
+                    template.timeouts.insert(ctx.binary(id)?, ctx.timeout(id));
                     if let Some(events) = props.get("Events").and_then(Value::as_mapping) {
                         for (name, event) in events {
                             let ty = event.get("Type").and_then(Value::as_str).unwrap_or_default();

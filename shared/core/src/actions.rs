@@ -421,4 +421,71 @@ mod tests {
             "conversationCreated, messageRead"
         );
     }
+
+    #[tokio::test]
+    async fn sending_and_creating_are_rate_limited_per_connection() {
+        let mem = Memory::default();
+        let conv = create(&mem).await;
+        let body =
+            format!(r#"{{"action":"sendMessage","conversationId":"{conv}","content":"hi","clientMessageId":"m"}}"#);
+        let now = Utc::now();
+        let at = |body: &str, who: &str| {
+            let mem = &mem;
+            let body = body.to_owned();
+            let who = who.to_owned();
+            async move { perform(mem, mem, &Topics::default(), &sender(&who), Command::parse(&body)?, now).await }
+        };
+        for _ in 0..Limited::SendMessage.limit().max {
+            assert!(at(&body, "alice").await.is_ok());
+        }
+        let refused = at(&body, "alice").await.unwrap_err();
+        assert_eq!(refused.code, ErrorCode::RateLimited);
+        assert_eq!(refused.client_message_id.unwrap().as_str(), "m");
+        assert_eq!(
+            mem.published("chat-messages").len(),
+            Limited::SendMessage.limit().max as usize
+        );
+        let create_body = r#"{"action":"createConversation","members":["carol"]}"#;
+        let mut created = 1; // create() above, at its own time
+        while at(create_body, "bob").await.is_ok() {
+            created += 1;
+            assert!(created <= 10, "never refused");
+        }
+        assert_eq!(created - 1, Limited::CreateConversation.limit().max);
+    }
+
+    #[tokio::test]
+    async fn a_retried_create_conversation_answers_with_the_first() {
+        let mem = Memory::default();
+        let body = r#"{"action":"createConversation","members":["bob"],"clientRequestId":"r-1"}"#;
+        let mut ids = Vec::new();
+        for _ in 0..2 {
+            match run(&mem, "alice", body).await.unwrap() {
+                Some(Reply::Conversation { conversation_id, .. }) => ids.push(conversation_id),
+                other => panic!("{other:?}"),
+            }
+        }
+        assert_eq!(ids[0], ids[1]);
+        assert_eq!(
+            mem.published("analytics-events").len(),
+            1,
+            "one conversationCreated, not two"
+        );
+    }
+
+    #[tokio::test]
+    async fn analytics_are_queued_never_waited_on() {
+        // With the broker down, the action that records analytics still succeeds.
+        let mem = Memory::default();
+        let conv = create(&mem).await;
+        mem.fail_publishing();
+        let id = MessageId::new();
+        let body = format!(r#"{{"action":"markRead","conversationId":"{conv}","messageId":"{id}"}}"#);
+        assert_eq!(run(&mem, "bob", &body).await.unwrap_err().code, ErrorCode::Unavailable);
+        let create = r#"{"action":"createConversation","members":["carol"]}"#;
+        assert!(matches!(
+            run(&mem, "bob", create).await,
+            Ok(Some(Reply::Conversation { .. }))
+        ));
+    }
 }

@@ -2,6 +2,8 @@
 //! DynamoDB Local at `DYNAMODB_ENDPOINT` and a Kafka-API broker at `KAFKA_BROKERS`. Every test
 //! gets its own tables and topics. Test-only code: it panics with a clear message on failure.
 
+pub mod broker;
+pub mod dynamo_faults;
 pub mod fcm;
 
 use std::time::{Duration, Instant};
@@ -53,7 +55,12 @@ pub fn kafka_settings() -> KafkaSettings {
 
 /// Creates topics (Tansu cannot add partitions later, so tests create theirs up front).
 pub async fn create_topics(topics: &[(&str, i32)]) {
-    let admin: AdminClient<DefaultClientContext> = kafka_settings().client_config().create().expect("admin client");
+    create_topics_on(&kafka_settings(), topics).await
+}
+
+/// Creates topics on the broker of these settings.
+pub async fn create_topics_on(settings: &KafkaSettings, topics: &[(&str, i32)]) {
+    let admin: AdminClient<DefaultClientContext> = settings.client_config().create().expect("admin client");
     let new: Vec<NewTopic> = topics
         .iter()
         .map(|(name, p)| NewTopic::new(name, *p, TopicReplication::Fixed(1)))

@@ -288,3 +288,137 @@ async fn a_throttled_write_is_retried_then_reported_retryable() {
         "the SDK's standard retry made 3 attempts"
     );
 }
+
+/// A transaction DynamoDB cancels because one of its items was throttled (or conflicted with
+/// another transaction) is retryable: before the fix it read as a permanent rejection and
+/// persist-message dead-lettered a real message.
+#[tokio::test]
+async fn a_cancelled_transaction_is_classified_by_every_reason() {
+    use relaychat_testkit::dynamo_faults::{DynamoFaults, Fault};
+    let direct = dynamo_store().await;
+    let proxy = DynamoFaults::start(&std::env::var("DYNAMODB_ENDPOINT").unwrap()).await;
+    let store = proxy.store(direct.tables().clone()).await;
+    let m = message("c1", "alice", &["bob", "carol"]);
+    for fault in [Fault::TransactionThrottled, Fault::TransactionConflict] {
+        proxy.fail_next(Some("TransactWriteItems"), fault, 1);
+        let err = store.insert_message(&m).await.unwrap_err();
+        assert!(err.is_retryable(), "{fault:?}: {}", err.chain());
+        assert!(err.chain().contains("TransactionCanceled"), "{}", err.chain());
+    }
+    assert_eq!(proxy.injected(), 2);
+    // Nothing was written by the cancelled tries; the retry stores it once.
+    assert!(store.insert_message(&m).await.unwrap());
+    assert!(!store.insert_message(&m).await.unwrap(), "then it is a repeat");
+    assert_eq!(unread(&direct, "bob", "c1").await, 1);
+    // A condition failing on a later item (not the guard) stays permanent.
+    let exists = Conversation {
+        id: ConversationId::parse("c-dup").unwrap(),
+        title: None,
+        members: vec![user("alice"), user("bob")],
+        created_by: user("alice"),
+        created_at: Utc::now(),
+    };
+    direct.create_conversation(&exists, None).await.unwrap();
+    let err = direct.create_conversation(&exists, None).await.unwrap_err();
+    assert!(!err.is_retryable(), "{}", err.chain());
+}
+
+#[tokio::test]
+async fn a_retried_create_conversation_creates_one_conversation() {
+    let store = dynamo_store().await;
+    let key = ClientMessageId::parse("req-1").unwrap();
+    let first = Conversation {
+        id: ConversationId::parse(MessageId::new().to_string()).unwrap(),
+        title: Some(Title::parse("team").unwrap()),
+        members: vec![user("alice"), user("bob")],
+        created_by: user("alice"),
+        created_at: Utc::now(),
+    };
+    let retry = Conversation {
+        id: ConversationId::parse(MessageId::new().to_string()).unwrap(),
+        ..first.clone()
+    };
+    assert_eq!(
+        store.create_conversation(&first, Some(&key)).await.unwrap().id,
+        first.id
+    );
+    let answered = store.create_conversation(&retry, Some(&key)).await.unwrap();
+    assert_eq!(
+        (answered.id, answered.members, answered.title),
+        (first.id.clone(), first.members.clone(), first.title.clone()),
+        "the retry answers with the first conversation"
+    );
+    assert!(store.conversation(&retry.id).await.unwrap().is_none());
+    assert_eq!(store.conversations_of(&user("bob")).await.unwrap().len(), 1);
+    // The key is the creator's own: another user's same key is another request.
+    let carols = Conversation {
+        id: ConversationId::parse(MessageId::new().to_string()).unwrap(),
+        created_by: user("carol"),
+        members: vec![user("carol"), user("bob")],
+        ..first.clone()
+    };
+    assert_eq!(
+        store.create_conversation(&carols, Some(&key)).await.unwrap().id,
+        carols.id
+    );
+}
+
+#[tokio::test]
+async fn rate_limits_count_per_connection_and_window() {
+    use relaychat_core::limits::Limited;
+    let store = dynamo_store().await;
+    let (a, b) = (
+        ConnectionId::parse("conn-a").unwrap(),
+        ConnectionId::parse("conn-b").unwrap(),
+    );
+    store.put_connection(&a, &user("alice"), "alice").await.unwrap();
+    store.put_connection(&b, &user("alice"), "alice").await.unwrap();
+    let max = Limited::SendMessage.limit().max;
+    // The start of a window, so the whole burst falls in it.
+    let window = Limited::SendMessage.limit().window_ms;
+    let t0 = chrono::DateTime::from_timestamp_millis((Utc::now().timestamp_millis() / window + 1) * window).unwrap();
+    for i in 0..max {
+        assert!(store.allow(&a, Limited::SendMessage, t0).await.unwrap(), "send {i}");
+    }
+    assert!(
+        !store.allow(&a, Limited::SendMessage, t0).await.unwrap(),
+        "over the budget"
+    );
+    assert!(
+        store.allow(&b, Limited::SendMessage, t0).await.unwrap(),
+        "another connection"
+    );
+    assert!(store.allow(&a, Limited::Typing, t0).await.unwrap(), "another action");
+    let next = t0 + chrono::Duration::milliseconds(window);
+    assert!(
+        store.allow(&a, Limited::SendMessage, next).await.unwrap(),
+        "a new window"
+    );
+    let gone = ConnectionId::parse("conn-gone").unwrap();
+    assert!(
+        !store.allow(&gone, Limited::SendMessage, t0).await.unwrap(),
+        "no such connection"
+    );
+}
+
+#[tokio::test]
+async fn a_connection_is_served_only_until_its_token_expires() {
+    let store = dynamo_store().await;
+    let conn = ConnectionId::parse("conn-exp").unwrap();
+    let identity = Identity {
+        user: user("alice"),
+        name: DisplayName::parse("Alice").unwrap(),
+        expires_at: Some(Utc::now() - chrono::Duration::seconds(1)),
+    };
+    store.register(&conn, &identity).await.unwrap();
+    assert_eq!(store.identity_of(&conn).await.unwrap(), None);
+    assert!(store.connections_of(&user("alice")).await.unwrap().is_empty());
+    let fresh = Identity {
+        expires_at: Some(Utc::now() + chrono::Duration::seconds(60)),
+        ..identity
+    };
+    store.register(&conn, &fresh).await.unwrap();
+    let served = store.identity_of(&conn).await.unwrap().unwrap();
+    assert!(served.expires_at.unwrap() <= fresh.expires_at.unwrap());
+    assert_eq!(store.connections_of(&user("alice")).await.unwrap(), vec![conn]);
+}

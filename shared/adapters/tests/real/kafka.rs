@@ -176,3 +176,52 @@ async fn msk_brokers_are_found_from_the_cluster_arn() {
         .unwrap_err();
     assert!(scram.to_string().contains("MSK_CLUSTER_ARN"), "{scram}");
 }
+
+/// A broker that hangs mid-send: sends fail fast (retryable, within the delivery timeout), and
+/// once the broker is back the publisher works again by itself. Before the fix the producer
+/// stayed fenced for good (Tansu answers librdkafka's epoch bump after a timed-out idempotent
+/// send with PRODUCER_FENCED, a fatal error) and every later send failed.
+#[tokio::test]
+async fn a_hung_broker_fails_sends_fast_and_the_publisher_recovers_when_it_returns() {
+    use relaychat_testkit::broker::OwnBroker;
+    let broker = OwnBroker::start();
+    let mut settings = KafkaSettings::plaintext(&broker.brokers);
+    settings.delivery_timeout = Duration::from_millis(1_500);
+    let topic = unique("hang");
+    relaychat_testkit::create_topics_on(&settings, &[(&topic, 1)]).await;
+    let publisher = KafkaPublisher::new(&settings).unwrap();
+    publisher.publish(&topic, "k", b"before".to_vec()).await.unwrap();
+
+    broker.hang();
+    let started = std::time::Instant::now();
+    let err = publisher.publish(&topic, "k", b"during".to_vec()).await.unwrap_err();
+    let took = started.elapsed();
+    assert!(err.is_retryable(), "{}", err.chain());
+    assert!(took < Duration::from_secs(3), "a hung broker answered after {took:?}");
+    // Queueing a best-effort record never waits, even now.
+    let started = std::time::Instant::now();
+    let _ = publisher.publish_best_effort(&topic, "k", b"analytics".to_vec());
+    assert!(started.elapsed() < Duration::from_millis(100));
+    broker.resume();
+
+    // Within a few tries the publisher sends again (on a rebuilt producer if the old one was fenced).
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let mut failures = Vec::new();
+    loop {
+        match publisher.publish(&topic, "k", b"after".to_vec()).await {
+            Ok(()) => break,
+            Err(e) => failures.push(e.chain()),
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the publisher never recovered: {failures:#?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    publisher.publish(&topic, "k", b"and again".to_vec()).await.unwrap();
+    eprintln!(
+        "hung broker: failed in {took:?}; recovered after {} failed tries; producer rebuilt {} time(s)",
+        failures.len(),
+        publisher.rebuilds()
+    );
+}
