@@ -30,6 +30,9 @@ use crate::template::{Mapping, StartingPosition};
 pub const MAX_EVENT_BYTES: usize = 6 * 1024 * 1024;
 const FIRST_BACKOFF: Duration = Duration::from_millis(200);
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
+/// How long the on-failure destination is retried before the records are left uncommitted and
+/// read again later: it must neither drop them nor hold the mapping without end.
+const DESTINATION_PATIENCE: Duration = Duration::from_secs(20);
 
 /// A record as read from the broker.
 #[derive(Debug, Clone)]
@@ -165,8 +168,18 @@ impl Esm {
                 }
             }
             self.fill(&consumer, &mut batch).await;
-            self.settle(batch.clone()).await;
+            let unsettled = self.settle(batch.clone()).await;
+            // Records from the first unsettled one of a partition on are read again, not committed.
+            batch.retain(|r| {
+                unsettled
+                    .get(&r.id.topic_partition())
+                    .is_none_or(|first| r.id.offset < *first)
+            });
             self.commit(&consumer, &batch);
+            if !unsettled.is_empty() {
+                self.rewind(&consumer, &unsettled);
+                tokio::time::sleep(MAX_BACKOFF).await;
+            }
         }
         info!(function = %m.function, "event source mapping stopped");
         Ok(())
@@ -210,8 +223,11 @@ impl Esm {
         }
     }
 
-    /// Runs the batch to completion: retries, bisects, and finally dead-letters what never succeeds.
-    async fn settle(&self, batch: Vec<Record>) {
+    /// Runs the batch to completion: retries, bisects, and finally dead-letters what never
+    /// succeeds. Returns, per `topic-partition`, the first offset it could not settle (the
+    /// on-failure destination was down): those records are to be read again.
+    async fn settle(&self, batch: Vec<Record>) -> HashMap<String, i64> {
+        let mut unsettled = HashMap::new();
         let mut queue = vec![(batch, 0_i64)];
         while let Some((records, attempts)) = queue.pop() {
             if records.is_empty() {
@@ -229,8 +245,14 @@ impl Esm {
                                 .is_some_and(|low| r.id.offset >= *low)
                         })
                         .collect();
-                    self.retry_or_give_up(&mut queue, failed, attempts, "the function reported the records failed")
-                        .await;
+                    self.retry_or_give_up(
+                        &mut queue,
+                        &mut unsettled,
+                        failed,
+                        attempts,
+                        "the function reported the records failed",
+                    )
+                    .await;
                 }
                 Outcome::FunctionError(reason) => {
                     self.stats(|s| s.function_errors += 1);
@@ -241,9 +263,24 @@ impl Esm {
                         queue.push((second, attempts));
                         queue.push((first, attempts));
                     } else {
-                        self.retry_or_give_up(&mut queue, records, attempts, &reason).await;
+                        self.retry_or_give_up(&mut queue, &mut unsettled, records, attempts, &reason)
+                            .await;
                     }
                 }
+            }
+        }
+        unsettled
+    }
+
+    /// Moves the consumer back to the first unsettled record of each partition.
+    fn rewind(&self, consumer: &StreamConsumer, unsettled: &HashMap<String, i64>) {
+        for (tp, offset) in unsettled {
+            let Some((topic, partition)) = tp.rsplit_once('-').and_then(|(t, p)| Some((t, p.parse::<i32>().ok()?)))
+            else {
+                continue;
+            };
+            if let Err(e) = consumer.seek(topic, partition, Offset::Offset(*offset), Duration::from_secs(1)) {
+                error!(function = %self.mapping.function, %tp, error = %e, "could not rewind; the records come back after a restart");
             }
         }
     }
@@ -251,6 +288,7 @@ impl Esm {
     async fn retry_or_give_up(
         &self,
         queue: &mut Vec<(Vec<Record>, i64)>,
+        unsettled: &mut HashMap<String, i64>,
         records: Vec<Record>,
         attempts: i64,
         reason: &str,
@@ -269,8 +307,18 @@ impl Esm {
                 }
             }
             let reason = format!("retries exhausted after {} attempts: {reason}", attempts + 1);
-            self.give_up(&firsts, &reason).await;
-            queue.push((rest, 0));
+            if self.give_up(&firsts, &reason).await {
+                queue.push((rest, 0));
+            } else {
+                for r in &firsts {
+                    let low = unsettled.entry(r.id.topic_partition()).or_insert(r.id.offset);
+                    *low = (*low).min(r.id.offset);
+                }
+                // Later batches of these partitions wait for the read-again too.
+                queue
+                    .iter_mut()
+                    .for_each(|(q, _)| q.retain(|r| !unsettled.contains_key(&r.id.topic_partition())));
+            }
             return;
         }
         let backoff = FIRST_BACKOFF.saturating_mul(1 << attempts.clamp(0, 5)).min(MAX_BACKOFF);
@@ -280,13 +328,16 @@ impl Esm {
     }
 
     /// The on-failure destination: each record with the reason, then the mapping moves on.
-    async fn give_up(&self, records: &[Record], reason: &str) {
+    /// `false` when the destination stayed down for `DESTINATION_PATIENCE`: nothing is dropped,
+    /// the records are left uncommitted to be read again.
+    async fn give_up(&self, records: &[Record], reason: &str) -> bool {
         let topic = self
             .mapping
             .on_failure_topic
             .clone()
             .unwrap_or_else(|| format!("{}-dlq", self.mapping.function));
         let destination = KafkaDeadLetters::to_topic(self.dead_letters.clone(), &self.mapping.consumer_group, &topic);
+        let deadline = Instant::now() + DESTINATION_PATIENCE;
         for r in records {
             let source = r.id.to_string();
             let raw = RawRecord {
@@ -295,16 +346,20 @@ impl Esm {
                 value: r.value.clone(),
                 headers: r.headers.clone(),
             };
-            // Keep trying: dropping the record is the one thing the destination must not do.
             let mut wait = FIRST_BACKOFF;
             while let Err(e) = destination.dead_letter(&raw, reason).await {
+                if Instant::now() >= deadline {
+                    error!(function = %self.mapping.function, record = %source, error = %e.chain(), "on-failure destination down; the record will be read again");
+                    return false;
+                }
                 error!(function = %self.mapping.function, record = %source, error = %e.chain(), "on-failure destination unavailable; retrying");
                 tokio::time::sleep(wait).await;
                 wait = (wait * 2).min(MAX_BACKOFF);
             }
             warn!(function = %self.mapping.function, record = %source, %topic, %reason, "sent to the on-failure destination");
+            self.stats(|s| s.dead_lettered += 1);
         }
-        self.stats(|s| s.dead_lettered += records.len() as u64);
+        true
     }
 
     async fn invoke(&self, records: &[Record]) -> Outcome {

@@ -506,4 +506,91 @@ mod tests {
             }
         }
     }
+
+    /// Every (table, DynamoDB action) a function's policies grant, `!If` branches included.
+    fn dynamodb_grants(doc: &Value, function_id: &str) -> Vec<(String, String)> {
+        fn statements<'a>(v: &'a Value, out: &mut Vec<&'a Value>) {
+            match v {
+                Value::Mapping(m) if m.contains_key("Effect") => out.push(v),
+                Value::Mapping(m) => m.values().for_each(|x| statements(x, out)),
+                Value::Sequence(s) => s.iter().for_each(|x| statements(x, out)),
+                Value::Tagged(t) => statements(&t.value, out),
+                _ => {}
+            }
+        }
+        fn texts(v: &Value) -> Vec<String> {
+            match v {
+                Value::String(s) => vec![s.clone()],
+                Value::Sequence(s) => s.iter().flat_map(texts).collect(),
+                Value::Tagged(t) => texts(&t.value),
+                _ => Vec::new(),
+            }
+        }
+        let mut found = Vec::new();
+        statements(&doc["Resources"][function_id]["Properties"]["Policies"], &mut found);
+        let mut grants = Vec::new();
+        for statement in found {
+            let actions = texts(&statement["Action"]);
+            let tables: Vec<String> = texts(&statement["Resource"])
+                .iter()
+                .filter_map(|r| {
+                    let end = r.find("Table")? + "Table".len();
+                    let start = r[..end]
+                        .rfind(|c: char| !c.is_ascii_alphanumeric())
+                        .map_or(0, |i| i + 1);
+                    Some(r[start..end].to_owned())
+                })
+                .collect();
+            for a in actions.iter().filter(|a| a.starts_with("dynamodb:")) {
+                for t in &tables {
+                    grants.push((t.clone(), a.clone()));
+                }
+            }
+        }
+        grants
+    }
+
+    #[test]
+    fn each_websocket_function_may_make_every_dynamodb_call_its_code_makes() {
+        let (_, doc) = repo_template();
+        // What the adapter calls on each function's path (see shared/adapters/src/dynamo/).
+        let needs: &[(&str, &[(&str, &str)])] = &[
+            ("WsConnectFunction", &[("ConnectionsTable", "PutItem")]),
+            (
+                "WsDisconnectFunction",
+                &[("ConnectionsTable", "GetItem"), ("ConnectionsTable", "DeleteItem")],
+            ),
+            (
+                "WsMessageFunction",
+                &[
+                    ("ConnectionsTable", "GetItem"),
+                    ("ConnectionsTable", "UpdateItem"),
+                    ("ConversationsTable", "GetItem"),
+                    ("ConversationsTable", "PutItem"),
+                    ("ConversationsTable", "BatchGetItem"),
+                    ("MembershipsTable", "PutItem"),
+                    ("MembershipsTable", "Query"),
+                    ("MessagesTable", "Query"),
+                    ("DevicesTable", "PutItem"),
+                ],
+            ),
+            (
+                "PersistMessageFunction",
+                &[
+                    ("MessagesTable", "PutItem"),
+                    ("MembershipsTable", "UpdateItem"),
+                    ("ConversationsTable", "UpdateItem"),
+                ],
+            ),
+        ];
+        for (function, calls) in needs {
+            let grants = dynamodb_grants(&doc, function);
+            for (table, action) in *calls {
+                assert!(
+                    grants.contains(&(table.to_string(), format!("dynamodb:{action}"))),
+                    "{function} may not {action} on {table} (AccessDenied in AWS); it may: {grants:?}"
+                );
+            }
+        }
+    }
 }

@@ -147,6 +147,20 @@ impl DynamoStore {
     }
 }
 
+/// Every item a query matches, across all its pages.
+pub(crate) async fn query_items(
+    query: aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder,
+    operation: &'static str,
+) -> Result<Vec<Item>, relaychat_core::Error> {
+    query
+        .into_paginator()
+        .items()
+        .send()
+        .collect::<Result<Vec<_>, _>>()
+        .await
+        .map_err(|e| crate::aws::classify(operation, e))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -171,18 +185,4 @@ mod tests {
             assert_eq!(classify_cancellation(codes.iter().copied()), *expected, "{codes:?}");
         }
     }
-}
-
-/// Every item a query matches, across all its pages.
-pub(crate) async fn query_items(
-    query: aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder,
-    operation: &'static str,
-) -> Result<Vec<Item>, relaychat_core::Error> {
-    query
-        .into_paginator()
-        .items()
-        .send()
-        .collect::<Result<Vec<_>, _>>()
-        .await
-        .map_err(|e| crate::aws::classify(operation, e))
 }

@@ -225,3 +225,32 @@ async fn a_hung_broker_fails_sends_fast_and_the_publisher_recovers_when_it_retur
         publisher.rebuilds()
     );
 }
+
+/// "Nothing was dead-lettered" must mean nothing came within the whole wait: before the fix
+/// `read_topic(t, 0, timeout)` gave up after 300 ms whatever the timeout, so a record arriving a
+/// second later was never seen.
+#[tokio::test]
+async fn read_topic_waits_its_whole_timeout_before_saying_nothing_came() {
+    let topic = unique("absence");
+    create_topics(&[(&topic, 1)]).await;
+    let publisher = KafkaPublisher::new(&kafka_settings()).unwrap();
+    let late = {
+        let (publisher, topic) = (publisher.clone(), topic.clone());
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(1_200)).await;
+            publisher.publish(&topic, "k", b"late".to_vec()).await.unwrap();
+        })
+    };
+    let started = std::time::Instant::now();
+    let topic_for_read = topic.clone();
+    let got = tokio::task::spawn_blocking(move || read_topic(&topic_for_read, 0, Duration::from_secs(4)))
+        .await
+        .unwrap();
+    late.await.unwrap();
+    assert!(
+        started.elapsed() >= Duration::from_secs(4),
+        "returned after {:?}",
+        started.elapsed()
+    );
+    assert_eq!(got.len(), 1, "the late record is seen");
+}
