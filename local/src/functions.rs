@@ -37,7 +37,7 @@ pub struct Wiring {
 pub enum KafkaFunction {
     PersistMessage(PersistMessage<DynamoStore, KafkaDeadLetters>),
     DeliverMessage(DeliverMessage<DynamoStore, ConnectionsApi, KafkaPublisher, KafkaDeadLetters>),
-    UpdateStatus(UpdateStatus<DynamoStore, ConnectionsApi, KafkaDeadLetters>),
+    UpdateStatus(UpdateStatus<DynamoStore, ConnectionsApi, KafkaPublisher, KafkaDeadLetters>),
     RelayTyping(RelayTyping<DynamoStore, ConnectionsApi, KafkaDeadLetters>),
     PushNotification(PushNotification<DynamoStore, PushService, KafkaDeadLetters>),
     Analytics(Analytics<DynamoStore, KafkaDeadLetters>),
@@ -60,7 +60,9 @@ impl KafkaFunction {
             update_status::CONSUMER => Self::UpdateStatus(UpdateStatus {
                 store: w.store.clone(),
                 pusher: pusher(),
+                publisher: w.publisher.clone(),
                 dead_letters,
+                topics: w.topics.clone(),
             }),
             relay_typing::CONSUMER => Self::RelayTyping(RelayTyping {
                 directory: w.store.clone(),

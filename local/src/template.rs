@@ -551,7 +551,7 @@ mod tests {
     }
 
     #[test]
-    fn each_websocket_function_may_make_every_dynamodb_call_its_code_makes() {
+    fn each_function_may_make_every_dynamodb_call_its_code_makes() {
         let (_, doc) = repo_template();
         // What the adapter calls on each function's path (see shared/adapters/src/dynamo/).
         let needs: &[(&str, &[(&str, &str)])] = &[
@@ -575,8 +575,19 @@ mod tests {
                 ],
             ),
             (
+                "UpdateStatusFunction",
+                &[
+                    ("MembershipsTable", "GetItem"),
+                    ("MembershipsTable", "UpdateItem"),
+                    ("MessagesTable", "Query"),
+                    ("ReceiptsTable", "UpdateItem"),
+                    ("ReceiptsTable", "BatchWriteItem"),
+                ],
+            ),
+            (
                 "PersistMessageFunction",
                 &[
+                    ("ReceiptsTable", "PutItem"),
                     ("MessagesTable", "PutItem"),
                     ("MembershipsTable", "UpdateItem"),
                     ("ConversationsTable", "UpdateItem"),

@@ -18,7 +18,7 @@ async fn the_sample_is_stored_once_however_often_it_is_delivered() {
     }
     let direct = ConversationId::parse(DIRECT).unwrap();
     let stored = store
-        .messages_between(&direct, None, M3.parse::<MessageId>().unwrap())
+        .messages_between(&direct, None, M3.parse::<MessageId>().unwrap(), 100)
         .await
         .unwrap();
     let ids: Vec<String> = stored.iter().map(|(id, _)| id.to_string()).collect();

@@ -22,6 +22,8 @@ struct State {
     last_message: HashMap<String, MessageId>,
     unread: HashMap<(String, String), i64>,
     cursors: HashMap<(String, String), MessageId>,
+    progress: HashMap<(String, String), MessageId>,
+    failing_frame_pushes: usize,
     receipts: HashMap<(MessageId, String), DeliveryStatus>,
     connections: Vec<(String, String)>,
     gone: HashSet<String>,
@@ -111,6 +113,10 @@ impl Memory {
             .map(|(_, k, v)| (k.clone(), serde_json::from_slice(v).unwrap_or(serde_json::Value::Null)))
             .collect()
     }
+    /// The next `n` frame pushes fail (as a throttled or unreachable `@connections` would).
+    pub fn fail_frame_pushes(&self, n: usize) {
+        self.state().failing_frame_pushes = n;
+    }
     pub fn fail_publishing(&self) {
         self.state().fail_publishing = true;
     }
@@ -158,17 +164,24 @@ fn outage(operation: &'static str) -> Error {
 }
 
 impl MessageStore for Memory {
-    async fn insert_message(&self, m: &ChatMessage) -> Result<bool, Error> {
+    async fn insert_message(&self, m: &ChatMessage) -> Result<Inserted, Error> {
         let mut s = self.state();
         let k = (m.conversation_id.to_string(), m.message_id);
         if s.messages.contains_key(&k) {
-            return Ok(false);
+            return Ok(Inserted::Repeat);
         }
         s.messages.insert(k, m.clone());
+        let mut already_read_by = Vec::new();
         for r in m.recipients.iter().filter(|r| **r != m.sender_id) {
-            *s.unread.entry(key(r, &m.conversation_id)).or_default() += 1;
+            let membership = key(r, &m.conversation_id);
+            if s.cursors.get(&membership).is_some_and(|c| *c >= m.message_id) {
+                s.receipts.insert((m.message_id, r.to_string()), DeliveryStatus::Read);
+                already_read_by.push(r.clone());
+            } else {
+                *s.unread.entry(membership).or_default() += 1;
+            }
         }
-        Ok(true)
+        Ok(Inserted::Stored { already_read_by })
     }
     async fn set_last_message(&self, m: &ChatMessage) -> Result<(), Error> {
         let mut s = self.state();
@@ -184,19 +197,37 @@ impl MessageStore for Memory {
         conversation: &ConversationId,
         after: Option<MessageId>,
         up_to: MessageId,
+        limit: usize,
     ) -> Result<Vec<(MessageId, UserId)>, Error> {
         let s = self.state();
         Ok(s.messages
             .iter()
             .filter(|((c, id), _)| c == conversation.as_str() && after.is_none_or(|a| *id > a) && *id <= up_to)
+            .take(limit)
             .map(|((_, id), m)| (*id, m.sender_id.clone()))
             .collect())
     }
 }
 
 impl ReadState for Memory {
-    async fn read_cursor(&self, user: &UserId, conversation: &ConversationId) -> Result<Option<MessageId>, Error> {
-        Ok(self.state().cursors.get(&key(user, conversation)).copied())
+    async fn read_position(&self, user: &UserId, conversation: &ConversationId) -> Result<ReadPosition, Error> {
+        let s = self.state();
+        let k = key(user, conversation);
+        Ok(ReadPosition {
+            cursor: s.cursors.get(&k).copied(),
+            progress: s.progress.get(&k).copied(),
+        })
+    }
+    async fn save_read_progress(
+        &self,
+        user: &UserId,
+        conversation: &ConversationId,
+        to: MessageId,
+    ) -> Result<(), Error> {
+        let mut s = self.state();
+        let p = s.progress.entry(key(user, conversation)).or_insert(to);
+        *p = (*p).max(to);
+        Ok(())
     }
     async fn advance_read_cursor(
         &self,
@@ -226,17 +257,33 @@ impl Receipts for Memory {
         recipient: &UserId,
         status: DeliveryStatus,
         _at: DateTime<Utc>,
-    ) -> Result<bool, Error> {
+    ) -> Result<ReceiptMove, Error> {
         let mut s = self.state();
         let current = s
             .receipts
             .entry((message, recipient.to_string()))
             .or_insert(DeliveryStatus::Sent);
-        if *current >= status {
-            return Ok(false);
+        if *current == status {
+            return Ok(ReceiptMove::AlreadyThere);
+        }
+        if *current > status {
+            return Ok(ReceiptMove::Beyond);
         }
         *current = status;
-        Ok(true)
+        Ok(ReceiptMove::Moved)
+    }
+    async fn mark_read(
+        &self,
+        _conversation: &ConversationId,
+        reader: &UserId,
+        messages: &[MessageId],
+        _at: DateTime<Utc>,
+    ) -> Result<(), Error> {
+        let mut s = self.state();
+        for m in messages {
+            s.receipts.insert((*m, reader.to_string()), DeliveryStatus::Read);
+        }
+        Ok(())
     }
 }
 
@@ -258,6 +305,10 @@ impl ConnectionDirectory for Memory {
 impl FramePusher for Memory {
     async fn push(&self, connection: &ConnectionId, frame: &[u8]) -> Result<PushOutcome, Error> {
         let mut s = self.state();
+        if s.failing_frame_pushes > 0 {
+            s.failing_frame_pushes -= 1;
+            return Err(outage("push frame"));
+        }
         if s.gone.contains(connection.as_str()) {
             return Ok(PushOutcome::Gone);
         }

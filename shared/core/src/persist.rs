@@ -4,7 +4,7 @@ use relaychat_schema::ChatMessage;
 use tracing::debug;
 
 use crate::Error;
-use crate::ports::MessageStore;
+use crate::ports::{Inserted, MessageStore};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Persisted {
@@ -14,13 +14,21 @@ pub enum Persisted {
 
 /// Stores the message with the recipients' unread increments (one atomic write that a replay
 /// cannot repeat), then moves the conversation's last message forward. The second step runs on
-/// replays too, so a crash between the two steps heals on redelivery.
+/// replays too, so a crash between the two steps heals on redelivery. A recipient who had read
+/// past the message before it arrived is not given an unread and gets its READ receipt in the
+/// same atomic write: reading is by position, whatever the order of arrival.
 pub async fn persist_message(store: &impl MessageStore, message: &ChatMessage) -> Result<Persisted, Error> {
-    let outcome = if store.insert_message(message).await? {
-        Persisted::Stored
-    } else {
-        debug!(message_id = %message.message_id, "already stored; replay changes nothing");
-        Persisted::AlreadyStored
+    let outcome = match store.insert_message(message).await? {
+        Inserted::Stored { already_read_by } => {
+            if !already_read_by.is_empty() {
+                debug!(message_id = %message.message_id, readers = ?already_read_by, "arrived behind these readers' cursors: read");
+            }
+            Persisted::Stored
+        }
+        Inserted::Repeat => {
+            debug!(message_id = %message.message_id, "already stored; replay changes nothing");
+            Persisted::AlreadyStored
+        }
     };
     store.set_last_message(message).await?;
     Ok(outcome)

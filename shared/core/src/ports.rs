@@ -14,34 +14,71 @@ use relaychat_schema::{
 use crate::Error;
 use crate::limits::Limited;
 
+/// What storing a message did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Inserted {
+    /// Stored now. `already_read_by`: recipients whose read cursor was past this message when it
+    /// arrived (it reached storage late, or was minted out of order): it is not unread for them.
+    Stored { already_read_by: Vec<UserId> },
+    /// It was stored before; nothing changed.
+    Repeat,
+}
+
 /// The messages of conversations.
 pub trait MessageStore: Sync {
-    /// Stores the message and adds one to each recipient's unread count, atomically.
-    /// Returns `false`, changing nothing, when the message was already stored.
-    fn insert_message(&self, message: &ChatMessage) -> impl Future<Output = Result<bool, Error>> + Send;
+    /// Stores the message and, atomically with it, adds one to the unread count of each recipient
+    /// whose read cursor is before it, and writes a READ receipt for each recipient whose cursor
+    /// is past it. A repeat changes nothing.
+    fn insert_message(&self, message: &ChatMessage) -> impl Future<Output = Result<Inserted, Error>> + Send;
 
     /// Makes this the conversation's last message, unless a later one is already there.
     fn set_last_message(&self, message: &ChatMessage) -> impl Future<Output = Result<(), Error>> + Send;
 
-    /// Ids and senders of the messages with `after < id <= up_to`, oldest first.
+    /// Ids and senders of the first `limit` messages with `after < id <= up_to`, oldest first.
     fn messages_between(
         &self,
         conversation: &ConversationId,
         after: Option<MessageId>,
         up_to: MessageId,
+        limit: usize,
     ) -> impl Future<Output = Result<Vec<(MessageId, UserId)>, Error>> + Send;
+}
+
+/// A member's reading position in a conversation.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ReadPosition {
+    /// Read up to here: receipts written and senders told.
+    pub cursor: Option<MessageId>,
+    /// Receipts written and senders told up to here, on the way to a cursor not yet moved (a
+    /// long backlog is worked through in several invocations).
+    pub progress: Option<MessageId>,
+}
+
+impl ReadPosition {
+    /// Where the next piece of work starts.
+    pub fn resume_from(&self) -> Option<MessageId> {
+        self.cursor.max(self.progress)
+    }
 }
 
 /// Where each member has read up to in each conversation, and their unread count.
 pub trait ReadState: Sync {
-    fn read_cursor(
+    fn read_position(
         &self,
         user: &UserId,
         conversation: &ConversationId,
-    ) -> impl Future<Output = Result<Option<MessageId>, Error>> + Send;
+    ) -> impl Future<Output = Result<ReadPosition, Error>> + Send;
+
+    /// Records that receipts are done up to `to` (never moves back).
+    fn save_read_progress(
+        &self,
+        user: &UserId,
+        conversation: &ConversationId,
+        to: MessageId,
+    ) -> impl Future<Output = Result<(), Error>> + Send;
 
     /// Moves the cursor forward to `to` (never back) and sets the unread count to the number of
-    /// later messages from others.
+    /// later messages from others, exact even while messages are being stored concurrently.
     fn advance_read_cursor(
         &self,
         user: &UserId,
@@ -50,9 +87,19 @@ pub trait ReadState: Sync {
     ) -> impl Future<Output = Result<(), Error>> + Send;
 }
 
+/// Where a receipt stands after an attempt to move it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReceiptMove {
+    Moved,
+    /// It already had this status (a repeat: tell the sender again, harmlessly).
+    AlreadyThere,
+    /// It is already further on (a late DELIVERED after READ): nothing to tell.
+    Beyond,
+}
+
 /// Per-recipient receipts of messages.
 pub trait Receipts: Sync {
-    /// Moves the receipt of `message` for `recipient` forward to `status`; `true` when it moved.
+    /// Moves the receipt of `message` for `recipient` forward to `status`.
     fn advance_receipt(
         &self,
         message: MessageId,
@@ -60,7 +107,17 @@ pub trait Receipts: Sync {
         recipient: &UserId,
         status: DeliveryStatus,
         at: DateTime<Utc>,
-    ) -> impl Future<Output = Result<bool, Error>> + Send;
+    ) -> impl Future<Output = Result<ReceiptMove, Error>> + Send;
+
+    /// Marks these messages READ for `reader`, in batches. READ is the last status, so the write
+    /// needs no condition to stay forward-only, and repeating it changes nothing.
+    fn mark_read(
+        &self,
+        conversation: &ConversationId,
+        reader: &UserId,
+        messages: &[MessageId],
+        at: DateTime<Utc>,
+    ) -> impl Future<Output = Result<(), Error>> + Send;
 }
 
 /// The live WebSocket connections of users.

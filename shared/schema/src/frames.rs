@@ -18,6 +18,8 @@ pub enum ServerFrame<'a> {
         content: &'a str,
         sent_at: DateTime<Utc>,
     },
+    /// DELIVERED is about `message_id` alone; READ (`upTo: true`) covers every message of the
+    /// conversation up to and including `message_id`.
     #[serde(rename_all = "camelCase")]
     Status {
         message_id: MessageId,
@@ -25,6 +27,8 @@ pub enum ServerFrame<'a> {
         user_id: &'a UserId,
         status: DeliveryStatus,
         at: DateTime<Utc>,
+        #[serde(skip_serializing_if = "std::ops::Not::not")]
+        up_to: bool,
     },
     #[serde(rename_all = "camelCase")]
     Typing {
@@ -70,12 +74,13 @@ mod tests {
             user_id: &user,
             status: DeliveryStatus::Read,
             at,
+            up_to: true,
         };
         let v: serde_json::Value = serde_json::from_slice(&frame.to_bytes()).unwrap();
         assert_eq!(
             v,
             serde_json::json!({"type":"status","messageId":"01JDQ3ZK6M0000000000000000","conversationId":"c1",
-                "userId":"bob","status":"READ","at":"2026-11-25T10:00:00Z"})
+                "userId":"bob","status":"READ","at":"2026-11-25T10:00:00Z","upTo":true})
         );
     }
 }

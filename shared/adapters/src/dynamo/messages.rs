@@ -2,18 +2,23 @@
 
 use aws_sdk_dynamodb::types::{AttributeValue, Put, Select, TransactWriteItem, Update};
 use relaychat_core::Error;
-use relaychat_core::ports::{MessageStore, ReadState};
+use relaychat_core::ports::{Inserted, MessageStore, ReadPosition, ReadState};
 use relaychat_schema::{ChatMessage, ConversationId, MessageId, UserId};
 
-use super::{DynamoStore, Item, get_s, is_condition_failed, n, query_items, s, time};
+use super::{Cancellation, DynamoStore, Item, classify_cancellation, get_s, is_condition_failed, n, s, time};
 use crate::aws::classify;
 
 fn built<T>(op: &'static str, r: Result<T, aws_sdk_dynamodb::error::BuildError>) -> Result<T, Error> {
     r.map_err(|e| Error::rejected(op, e))
 }
 
-impl MessageStore for DynamoStore {
-    async fn insert_message(&self, m: &ChatMessage) -> Result<bool, Error> {
+/// Attempts at the optimistic unread recount before it is left to a retry.
+const RECOUNT_ATTEMPTS: u32 = 8;
+/// Attempts at storing a message while readers' cursors move past it.
+const INSERT_ATTEMPTS: usize = 4;
+
+impl DynamoStore {
+    fn message_put(&self, m: &ChatMessage) -> Result<TransactWriteItem, Error> {
         const OP: &str = "store message";
         let mut item: Item = [
             ("conversationId", s(m.conversation_id.as_str())),
@@ -37,21 +42,105 @@ impl MessageStore for DynamoStore {
                 .condition_expression("attribute_not_exists(messageId)")
                 .build(),
         )?;
-        let mut writes = vec![TransactWriteItem::builder().put(put).build()];
-        for recipient in m.recipients.iter().filter(|r| **r != m.sender_id) {
-            let update = built(
-                OP,
-                Update::builder()
-                    .table_name(self.tables.memberships())
-                    .key("userId", s(recipient.as_str()))
-                    .key("conversationId", s(m.conversation_id.as_str()))
-                    .update_expression("ADD unread :one")
-                    .expression_attribute_values(":one", n(1))
-                    .build(),
-            )?;
-            writes.push(TransactWriteItem::builder().update(update).build());
+        Ok(TransactWriteItem::builder().put(put).build())
+    }
+
+    /// One unread more for a recipient whose cursor is before the message (and a new version,
+    /// so a recount running at the same time starts over).
+    fn unread_increment(&self, m: &ChatMessage, recipient: &UserId) -> Result<TransactWriteItem, Error> {
+        let update = built(
+            "store message",
+            Update::builder()
+                .table_name(self.tables.memberships())
+                .key("userId", s(recipient.as_str()))
+                .key("conversationId", s(m.conversation_id.as_str()))
+                .update_expression("ADD unread :one, unreadVersion :one")
+                .condition_expression("attribute_not_exists(lastReadMessageId) OR lastReadMessageId < :id")
+                .expression_attribute_values(":one", n(1))
+                .expression_attribute_values(":id", s(m.message_id.to_string()))
+                .build(),
+        )?;
+        Ok(TransactWriteItem::builder().update(update).build())
+    }
+
+    /// READ, for a recipient whose cursor had already passed the message when it was stored.
+    fn read_receipt(&self, m: &ChatMessage, reader: &UserId) -> Result<TransactWriteItem, Error> {
+        let put = built(
+            "store message",
+            Put::builder()
+                .table_name(self.tables.receipts())
+                .set_item(Some(super::receipts::read_item(
+                    m.message_id,
+                    &m.conversation_id,
+                    reader,
+                    m.sent_at,
+                )))
+                .build(),
+        )?;
+        Ok(TransactWriteItem::builder().put(put).build())
+    }
+}
+
+impl MessageStore for DynamoStore {
+    async fn insert_message(&self, m: &ChatMessage) -> Result<Inserted, Error> {
+        use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+        const OP: &str = "store message";
+        let recipients: Vec<&UserId> = m.recipients.iter().filter(|r| **r != m.sender_id).collect();
+        // Recipients found (by a cancelled try) to have read past this message already.
+        let mut past: Vec<UserId> = Vec::new();
+        for _ in 0..INSERT_ATTEMPTS {
+            let mut writes = vec![self.message_put(m)?];
+            let counted: Vec<&UserId> = recipients.iter().copied().filter(|r| !past.contains(r)).collect();
+            for r in &counted {
+                writes.push(self.unread_increment(m, r)?);
+            }
+            for r in &past {
+                writes.push(self.read_receipt(m, r)?);
+            }
+            let err = match self
+                .client
+                .transact_write_items()
+                .set_transact_items(Some(writes))
+                .send()
+                .await
+            {
+                Ok(_) => return Ok(Inserted::Stored { already_read_by: past }),
+                Err(e) => e,
+            };
+            let reasons: Vec<Option<String>> = match err.as_service_error() {
+                Some(TransactWriteItemsError::TransactionCanceledException(t)) => t
+                    .cancellation_reasons()
+                    .iter()
+                    .map(|r| r.code().map(str::to_owned))
+                    .collect(),
+                _ => return Err(classify(OP, err)),
+            };
+            match classify_cancellation(reasons.iter().map(Option::as_deref)) {
+                Cancellation::GuardFailed => return Ok(Inserted::Repeat),
+                Cancellation::Transient => return Err(Error::unavailable(OP, err)),
+                Cancellation::Permanent => {}
+            }
+            // Only unread increments whose cursor condition failed may be retried without them.
+            let failed: Vec<usize> = reasons
+                .iter()
+                .enumerate()
+                .filter(|(_, code)| code.as_deref() == Some("ConditionalCheckFailed"))
+                .map(|(i, _)| i)
+                .collect();
+            let newly_past: Vec<UserId> = failed
+                .iter()
+                .filter_map(|i| i.checked_sub(1).and_then(|k| counted.get(k)))
+                .map(|r| (*r).clone())
+                .collect();
+            if newly_past.is_empty() || newly_past.len() != failed.len() {
+                return Err(Error::rejected(OP, err));
+            }
+            past.extend(newly_past);
         }
-        self.guarded_transaction(writes, OP).await
+        Err(Error::unavailable(
+            OP,
+            "readers' cursors kept moving while the message was stored",
+        ))
     }
 
     async fn set_last_message(&self, m: &ChatMessage) -> Result<(), Error> {
@@ -91,54 +180,70 @@ impl MessageStore for DynamoStore {
         conversation: &ConversationId,
         after: Option<MessageId>,
         up_to: MessageId,
+        limit: usize,
     ) -> Result<Vec<(MessageId, UserId)>, Error> {
-        let mut query = self
-            .client
-            .query()
-            .table_name(self.tables.messages())
-            .expression_attribute_values(":c", s(conversation.as_str()))
-            .expression_attribute_values(":hi", s(up_to.to_string()))
-            .projection_expression("messageId, senderId");
-        query = match after {
-            // BETWEEN is inclusive; the cursor message itself is dropped below.
-            Some(after) => query
-                .key_condition_expression("conversationId = :c AND messageId BETWEEN :lo AND :hi")
-                .expression_attribute_values(":lo", s(after.to_string())),
-            None => query.key_condition_expression("conversationId = :c AND messageId <= :hi"),
-        };
-        let items: Vec<Item> = query_items(query, "read messages").await?;
-        Ok(items
-            .iter()
-            .filter_map(|item| {
-                let id = get_s(item, "messageId")?.parse::<MessageId>().ok()?;
-                let sender = UserId::parse(get_s(item, "senderId")?).ok()?;
-                Some((id, sender))
-            })
-            .filter(|(id, _)| after.is_none_or(|a| *id > a))
-            .collect())
+        let limit = limit.max(1);
+        let mut out = Vec::with_capacity(limit.min(1_000));
+        let mut start: Option<Item> = None;
+        loop {
+            let mut query = self
+                .client
+                .query()
+                .table_name(self.tables.messages())
+                .expression_attribute_values(":c", s(conversation.as_str()))
+                .expression_attribute_values(":hi", s(up_to.to_string()))
+                .projection_expression("messageId, senderId")
+                .limit(i32::try_from(limit - out.len()).unwrap_or(i32::MAX))
+                .set_exclusive_start_key(start.take());
+            query = match after {
+                // BETWEEN is inclusive; the cursor message itself is dropped below.
+                Some(after) => query
+                    .key_condition_expression("conversationId = :c AND messageId BETWEEN :lo AND :hi")
+                    .expression_attribute_values(":lo", s(after.to_string())),
+                None => query.key_condition_expression("conversationId = :c AND messageId <= :hi"),
+            };
+            let page = query.send().await.map_err(|e| classify("read messages", e))?;
+            out.extend(
+                page.items()
+                    .iter()
+                    .filter_map(|item| {
+                        let id = get_s(item, "messageId")?.parse::<MessageId>().ok()?;
+                        let sender = UserId::parse(get_s(item, "senderId")?).ok()?;
+                        Some((id, sender))
+                    })
+                    .filter(|(id, _)| after.is_none_or(|a| *id > a)),
+            );
+            start = page.last_evaluated_key().cloned();
+            if out.len() >= limit || start.is_none() {
+                break;
+            }
+        }
+        out.truncate(limit);
+        Ok(out)
     }
 }
 
 impl ReadState for DynamoStore {
-    async fn read_cursor(&self, user: &UserId, conversation: &ConversationId) -> Result<Option<MessageId>, Error> {
+    async fn read_position(&self, user: &UserId, conversation: &ConversationId) -> Result<ReadPosition, Error> {
         let out = self
             .client
             .get_item()
             .table_name(self.tables.memberships())
             .key("userId", s(user.as_str()))
             .key("conversationId", s(conversation.as_str()))
-            .projection_expression("lastReadMessageId")
+            .projection_expression("lastReadMessageId, readProgress")
             .consistent_read(true)
             .send()
             .await
             .map_err(|e| classify("read cursor", e))?;
-        Ok(out
-            .item()
-            .and_then(|i| get_s(i, "lastReadMessageId"))
-            .and_then(|id| id.parse().ok()))
+        let id = |name: &str| out.item().and_then(|i| get_s(i, name)).and_then(|id| id.parse().ok());
+        Ok(ReadPosition {
+            cursor: id("lastReadMessageId"),
+            progress: id("readProgress"),
+        })
     }
 
-    async fn advance_read_cursor(
+    async fn save_read_progress(
         &self,
         user: &UserId,
         conversation: &ConversationId,
@@ -150,17 +255,86 @@ impl ReadState for DynamoStore {
             .table_name(self.tables.memberships())
             .key("userId", s(user.as_str()))
             .key("conversationId", s(conversation.as_str()))
-            .update_expression("SET lastReadMessageId = :to")
-            .condition_expression("attribute_not_exists(lastReadMessageId) OR lastReadMessageId < :to")
+            .update_expression("SET readProgress = :to")
+            .condition_expression("attribute_not_exists(readProgress) OR readProgress < :to")
             .expression_attribute_values(":to", s(to.to_string()))
             .send()
             .await;
         match moved {
-            Ok(_) => {}
-            Err(e) if is_condition_failed(&e) => return Ok(()),
-            Err(e) => return Err(classify("advance read cursor", e)),
+            Ok(_) => Ok(()),
+            Err(e) if is_condition_failed(&e) => Ok(()),
+            Err(e) => Err(classify("save read progress", e)),
         }
-        // Unread = later messages from others: a keyed count, then one write.
+    }
+
+    async fn advance_read_cursor(
+        &self,
+        user: &UserId,
+        conversation: &ConversationId,
+        to: MessageId,
+    ) -> Result<(), Error> {
+        // Optimistic: count, then set cursor and count only if no message was stored meanwhile
+        // (each stored message bumps unreadVersion); else count again.
+        for attempt in 0..RECOUNT_ATTEMPTS {
+            let membership = self
+                .client
+                .get_item()
+                .table_name(self.tables.memberships())
+                .key("userId", s(user.as_str()))
+                .key("conversationId", s(conversation.as_str()))
+                .projection_expression("lastReadMessageId, unreadVersion")
+                .consistent_read(true)
+                .send()
+                .await
+                .map_err(|e| classify("read cursor", e))?;
+            let item = membership.item();
+            if item
+                .and_then(|i| get_s(i, "lastReadMessageId"))
+                .and_then(|c| c.parse::<MessageId>().ok())
+                .is_some_and(|c| c >= to)
+            {
+                return Ok(());
+            }
+            let version = item.and_then(|i| super::get_n(i, "unreadVersion"));
+            let unread = self.count_unread(user, conversation, to).await?;
+            let mut update = self
+                .client
+                .update_item()
+                .table_name(self.tables.memberships())
+                .key("userId", s(user.as_str()))
+                .key("conversationId", s(conversation.as_str()))
+                .update_expression("SET lastReadMessageId = :to, unread = :n")
+                .expression_attribute_values(":to", s(to.to_string()))
+                .expression_attribute_values(":n", n(unread));
+            update = match version {
+                Some(v) => update
+                    .condition_expression(
+                        "unreadVersion = :v AND (attribute_not_exists(lastReadMessageId) OR lastReadMessageId < :to)",
+                    )
+                    .expression_attribute_values(":v", n(v)),
+                None => update.condition_expression(
+                    "attribute_not_exists(unreadVersion) AND (attribute_not_exists(lastReadMessageId) OR lastReadMessageId < :to)",
+                ),
+            };
+            match update.send().await {
+                Ok(_) => return Ok(()),
+                Err(e) if is_condition_failed(&e) => {
+                    // A message was stored meanwhile: back off a little (messages come in bursts).
+                    tokio::time::sleep(std::time::Duration::from_millis(5 << attempt.min(5))).await;
+                }
+                Err(e) => return Err(classify("advance read cursor", e)),
+            }
+        }
+        Err(Error::unavailable(
+            "advance read cursor",
+            "messages kept arriving during the unread recount",
+        ))
+    }
+}
+
+impl DynamoStore {
+    /// Messages from others after `to`: a keyed count, all pages.
+    async fn count_unread(&self, user: &UserId, conversation: &ConversationId, to: MessageId) -> Result<i64, Error> {
         let pages: Vec<_> = self
             .client
             .query()
@@ -176,17 +350,6 @@ impl ReadState for DynamoStore {
             .collect::<Result<Vec<_>, _>>()
             .await
             .map_err(|e| classify("count unread", e))?;
-        let unread: i32 = pages.iter().map(|p| p.count()).sum();
-        self.client
-            .update_item()
-            .table_name(self.tables.memberships())
-            .key("userId", s(user.as_str()))
-            .key("conversationId", s(conversation.as_str()))
-            .update_expression("SET unread = :n")
-            .expression_attribute_values(":n", n(unread))
-            .send()
-            .await
-            .map_err(|e| classify("set unread", e))?;
-        Ok(())
+        Ok(pages.iter().map(|p| i64::from(p.count())).sum())
     }
 }

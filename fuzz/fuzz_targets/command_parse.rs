@@ -1,0 +1,165 @@
+//! Arbitrary bytes as a WebSocket message body: `relaychat_schema::protocol::Command::parse`, on the
+//! bytes when they are UTF-8, else on their lossy conversion (what a handler would do with a
+//! binary frame).
+//!
+//! Beyond "no panic":
+//! - a refusal has a non-empty message, one of the codes parsing may give, and an error reply
+//!   whose JSON has `type`, `code` and `message`; it carries the body's `clientMessageId` when
+//!   (and only when) that is a valid one and the body is a JSON object under the size limit;
+//! - a command has the body's `action`, respects every documented limit, and a canonical body
+//!   built from it parses back to the same command;
+//! - bodies starting with a space are also padded with trailing spaces to exactly 128 KB (same
+//!   result) and to one byte more (`message_too_large`).
+//!
+//! Seeds: fuzz/seeds/command_parse (the client frames of docs/protocol.md and events/ws-message-*.json).
+
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use relaychat_schema::ClientMessageId;
+use relaychat_schema::protocol::{
+    Command, ErrorCode, MAX_HISTORY_LIMIT, MAX_MESSAGE_BYTES, Refusal, Reply,
+};
+use serde_json::{Value, json};
+
+fuzz_target!(|data: &[u8]| {
+    match std::str::from_utf8(data) {
+        Ok(body) => check(body),
+        Err(_) => check(&String::from_utf8_lossy(data)),
+    }
+});
+
+fn check(body: &str) {
+    let result = Command::parse(body);
+    match &result {
+        Ok(cmd) => check_command(body, cmd),
+        Err(refusal) => check_refusal(body, refusal),
+    }
+
+    if body.starts_with(' ') && body.len() <= MAX_MESSAGE_BYTES {
+        let mut padded = String::with_capacity(MAX_MESSAGE_BYTES + 1);
+        padded.push_str(body);
+        padded.extend(std::iter::repeat_n(' ', MAX_MESSAGE_BYTES - body.len()));
+        let at_limit = Command::parse(&padded);
+        match (&result, &at_limit) {
+            (Ok(a), Ok(b)) => assert_eq!(a, b, "trailing white space up to the limit changed the command"),
+            (Err(a), Err(b)) => assert_eq!(
+                (a.code, &a.client_message_id),
+                (b.code, &b.client_message_id),
+                "trailing white space up to the limit changed the refusal: {a:?} vs {b:?}"
+            ),
+            (a, b) => panic!("trailing white space up to the limit changed {a:?} into {b:?}"),
+        }
+        padded.push(' ');
+        let over = Command::parse(&padded);
+        assert!(
+            matches!(&over, Err(r) if r.code == ErrorCode::MessageTooLarge && !r.message.is_empty()),
+            "{} bytes: {over:?}",
+            padded.len()
+        );
+    }
+}
+
+fn check_refusal(body: &str, refusal: &Refusal) {
+    assert!(!refusal.message.trim().is_empty(), "refusal without a message: {refusal:?}");
+    assert!(
+        matches!(
+            refusal.code,
+            ErrorCode::InvalidJson
+                | ErrorCode::UnknownAction
+                | ErrorCode::InvalidRequest
+                | ErrorCode::EmptyContent
+                | ErrorCode::ContentTooLong
+                | ErrorCode::MessageTooLarge
+        ),
+        "parsing gave a handler's code: {refusal:?}"
+    );
+    if body.len() > MAX_MESSAGE_BYTES {
+        assert_eq!(refusal.code, ErrorCode::MessageTooLarge);
+    }
+
+    // The error frame the client gets.
+    let reply = refusal.to_reply();
+    assert!(matches!(reply, Reply::Error { .. }));
+    let frame: Value = serde_json::from_str(&reply.to_json()).expect("an error reply is JSON");
+    assert_eq!(frame["type"], "error");
+    assert_eq!(frame["code"], serde_json::to_value(refusal.code).expect("codes serialise"));
+    assert_eq!(frame["message"].as_str(), Some(refusal.message.as_str()));
+
+    // The body's clientMessageId is echoed when it is valid (and the body got as far as JSON).
+    let body_id: Option<ClientMessageId> = (body.len() <= MAX_MESSAGE_BYTES)
+        .then(|| serde_json::from_str::<Value>(body).ok())
+        .flatten()
+        .filter(Value::is_object)
+        .and_then(|v| v.get("clientMessageId").and_then(Value::as_str).map(str::to_owned))
+        .and_then(|s| ClientMessageId::parse(s).ok());
+    assert_eq!(refusal.client_message_id, body_id, "clientMessageId echo for {refusal:?}");
+    assert_eq!(
+        frame.get("clientMessageId").and_then(Value::as_str),
+        refusal.client_message_id.as_ref().map(ClientMessageId::as_str)
+    );
+}
+
+fn check_command(body: &str, cmd: &Command) {
+    assert!(body.len() <= MAX_MESSAGE_BYTES);
+    let v: Value = serde_json::from_str(body).expect("an accepted body is JSON");
+    assert!(v.is_object());
+    assert_eq!(v["action"].as_str(), Some(cmd.action()), "action");
+
+    let canonical = match cmd {
+        Command::CreateConversation {
+            members,
+            title,
+            client_request_id,
+        } => {
+            assert!(!members.is_empty() && members.len() <= 98, "{} members", members.len());
+            if let Some(t) = title {
+                assert!(!t.as_str().trim().is_empty() && t.as_str().chars().count() <= 200);
+            }
+            json!({
+                "action": "createConversation",
+                "members": members,
+                "title": title,
+                "clientRequestId": client_request_id,
+            })
+        }
+        Command::ListConversations => json!({"action": "listConversations"}),
+        Command::SendMessage {
+            conversation_id,
+            content,
+            client_message_id,
+        } => {
+            let text = content.as_str();
+            assert!(!text.trim().is_empty() && text.chars().count() <= 4_000);
+            json!({
+                "action": "sendMessage",
+                "conversationId": conversation_id,
+                "content": content,
+                "clientMessageId": client_message_id,
+            })
+        }
+        Command::Typing {
+            conversation_id,
+            is_typing,
+        } => json!({"action": "typing", "conversationId": conversation_id, "isTyping": is_typing}),
+        Command::MarkRead {
+            conversation_id,
+            message_id,
+        } => json!({"action": "markRead", "conversationId": conversation_id, "messageId": message_id}),
+        Command::History {
+            conversation_id,
+            before,
+            limit,
+        } => {
+            assert!((1..=MAX_HISTORY_LIMIT).contains(limit), "limit {limit}");
+            json!({"action": "history", "conversationId": conversation_id, "before": before, "limit": limit})
+        }
+        Command::RegisterDevice { token, platform } => {
+            assert!(!token.is_empty() && token.len() <= 4_096, "token of {} bytes", token.len());
+            assert_eq!(platform, "fcm");
+            json!({"action": "registerDevice", "token": token, "platform": platform})
+        }
+    };
+    let again = Command::parse(&canonical.to_string());
+    assert_eq!(again.as_ref(), Ok(cmd), "canonical body {canonical}");
+}
