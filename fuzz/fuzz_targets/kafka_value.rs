@@ -124,7 +124,11 @@ fuzz_target!(init: kafka_common::install_panic_filter(), |data: &[u8]| {
             }
             assert_eq!(d.key.as_deref(), key);
             assert_eq!(d.headers, headers);
-            assert_eq!(d.timestamp.timestamp_millis(), 1_764_064_800_123);
+            // aws_lambda_events 1.2.1 goes through f64 seconds and truncates: 1764064800123 ms comes
+            // back as …122 (docs/fuzzing.md). relaychat does not read the record timestamp; a drift
+            // beyond that rounding would still fail here.
+            let drift = 1_764_064_800_123 - d.timestamp.timestamp_millis();
+            assert!((0..=1).contains(&drift), "record timestamp off by {drift} ms");
             assert_eq!(decoded.len(), 1);
         }
         (Err(bad), None) => {

@@ -1,5 +1,5 @@
 //! analytics: `chat-messages` and `analytics-events` → DynamoDB counters per day, per
-//! conversation and per user; summed per partition and applied once per record (watermarks).
+//! conversation and per user; each record counted once by its message or event id.
 
 use aws_lambda_events::event::kafka::KafkaEvent;
 use relaychat_core::analytics::count_batch;
@@ -16,13 +16,6 @@ pub struct Analytics<S, D> {
 
 impl<S: AnalyticsStore, D: DeadLetters> Analytics<S, D> {
     pub async fn invoke(&self, event: &KafkaEvent) -> KafkaBatchResponse {
-        count_batch(
-            event,
-            CONSUMER,
-            &self.topics.chat_messages,
-            &self.store,
-            &self.dead_letters,
-        )
-        .await
+        count_batch(event, &self.topics.chat_messages, &self.store, &self.dead_letters).await
     }
 }

@@ -1,23 +1,23 @@
-//! analytics: counters per day per conversation and per user. A partition's records are summed
-//! into a few increments and applied together with a per-partition watermark (the last offset
-//! counted), in one atomic write, so a replayed record is never counted twice.
+//! analytics: counters per day per conversation and per user. Each record is counted once by its
+//! own identity (its message or event id), remembered atomically with its increments, so neither
+//! a replay nor a recreated topic (offsets starting again at 0) can count twice or skip.
 
-use std::collections::BTreeMap;
+use std::collections::BTreeSet;
 
 use aws_lambda_events::event::kafka::KafkaEvent;
 use chrono::{DateTime, Utc};
 use futures::future::join_all;
 use relaychat_schema::kafka::{self, PartitionBatch, RawRecord};
-use relaychat_schema::{AnalyticsEvent, BatchItemFailure, ChatMessage, DecodedRecord, KafkaBatchResponse, RecordId};
-use tracing::{Instrument, debug, info_span};
+use relaychat_schema::{AnalyticsEvent, BatchItemFailure, ChatMessage, DecodedRecord, KafkaBatchResponse};
+use tracing::{Instrument, debug, info_span, warn};
 
 use crate::Error;
 use crate::batch::{failures_from, settle_failure};
-use crate::ports::{AnalyticsStore, CounterKey, DeadLetters};
+use crate::ports::{AnalyticsStore, Counted, CounterKey, DeadLetters};
 
-/// Most distinct counters in one atomic apply (DynamoDB transactions take 100 items; one is the
-/// watermark).
-pub const MAX_COUNTERS_PER_APPLY: usize = 90;
+/// Most items (records remembered plus counter rows) in one atomic apply: DynamoDB transactions
+/// take 100.
+pub const MAX_ITEMS_PER_APPLY: usize = 90;
 
 fn day(at: DateTime<Utc>) -> String {
     at.format("%Y-%m-%d").to_string()
@@ -49,19 +49,27 @@ pub fn counters_for_event(e: &AnalyticsEvent) -> Vec<CounterKey> {
     keys
 }
 
-/// Which counters a record adds to: chat messages on the chat topic, analytics events elsewhere.
-pub fn counters_for_record(record: &DecodedRecord, chat_topic: &str) -> Result<Vec<CounterKey>, Error> {
+/// What a record counts, under its identity: chat messages on the chat topic, analytics events
+/// elsewhere.
+pub fn counted_for_record(record: &DecodedRecord, chat_topic: &str) -> Result<Counted, Error> {
     if record.id.topic == chat_topic {
-        Ok(counters_for_message(&record.parse::<ChatMessage>()?))
+        let m = record.parse::<ChatMessage>()?;
+        Ok(Counted {
+            id: format!("message#{}", m.message_id),
+            keys: counters_for_message(&m),
+        })
     } else {
-        Ok(counters_for_event(&record.parse::<AnalyticsEvent>()?))
+        let e = record.parse::<AnalyticsEvent>()?;
+        Ok(Counted {
+            id: format!("event#{}", e.event_id),
+            keys: counters_for_event(&e),
+        })
     }
 }
 
 /// Counts every partition of the event; returns the partial-batch response.
 pub async fn count_batch<S: AnalyticsStore, D: DeadLetters>(
     event: &KafkaEvent,
-    consumer: &str,
     chat_topic: &str,
     store: &S,
     dead_letters: &D,
@@ -69,7 +77,7 @@ pub async fn count_batch<S: AnalyticsStore, D: DeadLetters>(
     let partitions = kafka::partitions(event);
     let failures = join_all(partitions.into_iter().map(|p| {
         let span = info_span!("partition", topic = %p.topic, partition = p.partition);
-        count_partition(p, consumer, chat_topic, store, dead_letters).instrument(span)
+        count_partition(p, chat_topic, store, dead_letters).instrument(span)
     }))
     .await;
     KafkaBatchResponse {
@@ -77,105 +85,89 @@ pub async fn count_batch<S: AnalyticsStore, D: DeadLetters>(
     }
 }
 
-/// Increments summed over a run of records, ready to apply.
+/// Records gathered for one atomic apply.
+#[derive(Default)]
 struct Chunk {
-    first: usize,
-    last_offset: i64,
-    sums: BTreeMap<CounterKey, i64>,
+    /// Index (in the partition batch) of its first record.
+    first: Option<usize>,
+    records: Vec<Counted>,
+    rows: BTreeSet<String>,
+}
+
+impl Chunk {
+    fn items_with(&self, c: &Counted) -> usize {
+        let new_rows = c.keys.iter().filter(|k| !self.rows.contains(&k.counter)).count();
+        self.records.len() + 1 + self.rows.len() + new_rows
+    }
 }
 
 async fn count_partition<S: AnalyticsStore, D: DeadLetters>(
     batch: PartitionBatch,
-    consumer: &str,
     chat_topic: &str,
     store: &S,
     dead_letters: &D,
 ) -> Vec<BatchItemFailure> {
     let ids = batch.ids();
-    let stream = format!("{consumer}/{}", batch.topic_partition());
-    let mut watermark = match store.watermark(&stream).await {
-        Ok(w) => w,
-        Err(_) => return failures_from(&ids),
-    };
-    let mut chunk: Option<Chunk> = None;
+    let mut chunk = Chunk::default();
     for (index, record) in batch.records.into_iter().enumerate() {
-        let id = &ids[index];
-        if watermark.is_some_and(|w| id.offset <= w) {
-            debug!(record = %id, "already counted");
-            continue;
-        }
         let counted = match record {
-            Ok(decoded) => match counters_for_record(&decoded, chat_topic) {
-                Ok(keys) => Ok(keys),
-                Err(e) => settle_failure(dead_letters, &RawRecord::from(&decoded), e)
-                    .await
-                    .map(|()| Vec::new()),
+            Ok(decoded) => match counted_for_record(&decoded, chat_topic) {
+                Ok(c) => Some(c),
+                Err(e) => match settle_failure(dead_letters, &RawRecord::from(&decoded), e).await {
+                    Ok(()) => None,
+                    Err(_) => return flush_then_fail(store, chunk, &ids, index).await,
+                },
             },
-            Err(bad) => settle_failure(dead_letters, &bad.raw, Error::Invalid(bad.error))
-                .await
-                .map(|()| Vec::new()),
+            Err(bad) => match settle_failure(dead_letters, &bad.raw, Error::Invalid(bad.error)).await {
+                Ok(()) => None,
+                Err(_) => return flush_then_fail(store, chunk, &ids, index).await,
+            },
         };
-        let keys = match counted {
-            Ok(keys) => keys,
-            Err(_) => return flush_then_fail(store, &stream, &mut watermark, chunk, &ids, index).await,
-        };
-        let overflows = chunk.as_ref().is_some_and(|c| {
-            c.sums.len() + keys.iter().filter(|k| !c.sums.contains_key(k)).count() > MAX_COUNTERS_PER_APPLY
-        });
-        if overflows && let Err(failed_from) = apply(store, &stream, &mut watermark, chunk.take()).await {
-            return failures_from(&ids[failed_from..]);
+        let Some(counted) = counted else { continue };
+        if !chunk.records.is_empty() && chunk.items_with(&counted) > MAX_ITEMS_PER_APPLY {
+            if let Err(failed_from) = apply(store, std::mem::take(&mut chunk)).await {
+                return failures_from(&ids[failed_from..]);
+            }
         }
-        // Dead-lettered records add no keys but still move the watermark: a replay skips them too.
-        let current = chunk.get_or_insert_with(|| Chunk {
-            first: index,
-            last_offset: id.offset,
-            sums: BTreeMap::new(),
-        });
-        current.last_offset = id.offset;
-        for k in keys {
-            *current.sums.entry(k).or_default() += 1;
-        }
+        chunk.first.get_or_insert(index);
+        chunk.rows.extend(counted.keys.iter().map(|k| k.counter.clone()));
+        chunk.records.push(counted);
     }
-    match apply(store, &stream, &mut watermark, chunk).await {
+    match apply(store, chunk).await {
         Ok(()) => Vec::new(),
         Err(failed_from) => failures_from(&ids[failed_from..]),
     }
 }
 
-/// Applies what was counted before the record at `index`, then reports `index` on as failed.
+/// Applies what was gathered before the record at `index`, then reports `index` on as failed.
 async fn flush_then_fail<S: AnalyticsStore>(
     store: &S,
-    stream: &str,
-    watermark: &mut Option<i64>,
-    chunk: Option<Chunk>,
-    ids: &[RecordId],
+    chunk: Chunk,
+    ids: &[relaychat_schema::RecordId],
     index: usize,
 ) -> Vec<BatchItemFailure> {
-    match apply(store, stream, watermark, chunk).await {
+    match apply(store, chunk).await {
         Ok(()) => failures_from(&ids[index..]),
         Err(failed_from) => failures_from(&ids[failed_from..]),
     }
 }
 
 /// Applies a chunk; on failure returns the index of its first record.
-async fn apply<S: AnalyticsStore>(
-    store: &S,
-    stream: &str,
-    watermark: &mut Option<i64>,
-    chunk: Option<Chunk>,
-) -> Result<(), usize> {
-    let Some(chunk) = chunk else { return Ok(()) };
-    let increments: Vec<(CounterKey, i64)> = chunk.sums.into_iter().collect();
-    match store.apply(stream, *watermark, chunk.last_offset, &increments).await {
-        Ok(true) => {
-            *watermark = Some(chunk.last_offset);
+async fn apply<S: AnalyticsStore>(store: &S, chunk: Chunk) -> Result<(), usize> {
+    let Some(first) = chunk.first else { return Ok(()) };
+    match store.count_once(&chunk.records).await {
+        Ok(new) => {
+            if new < chunk.records.len() {
+                debug!(
+                    repeats = chunk.records.len() - new,
+                    "records counted before were skipped"
+                );
+            }
             Ok(())
         }
-        // Another invocation moved the watermark: let Lambda retry, the next read sees it.
-        Ok(false) => Err(chunk.first),
         Err(e) => {
-            tracing::warn!(%stream, error = %e.chain(), "could not apply counters; will retry");
-            Err(chunk.first)
+            warn!(error = %e.chain(), "could not apply counters; will retry");
+            Err(first)
         }
     }
 }
@@ -184,6 +176,7 @@ async fn apply<S: AnalyticsStore>(
 mod tests {
     use super::*;
     use crate::memory::{Memory, sample_message};
+    use relaychat_schema::RecordId;
     use relaychat_schema::events::TopicEvent;
     use relaychat_schema::kafka::encode_record;
 
@@ -214,16 +207,35 @@ mod tests {
         let values = vec![m1.to_json(), b"{not json".to_vec(), m2.to_json(), m3.to_json()];
         let d = day(m1.sent_at);
         // WHEN the first two records are counted, then the whole batch, then the whole batch again
-        let first = count_batch(&event_of(&values[..2], 0), "analytics", "chat-messages", &mem, &mem).await;
-        let second = count_batch(&event_of(&values, 0), "analytics", "chat-messages", &mem, &mem).await;
-        let third = count_batch(&event_of(&values, 0), "analytics", "chat-messages", &mem, &mem).await;
+        let first = count_batch(&event_of(&values[..2], 0), "chat-messages", &mem, &mem).await;
+        let second = count_batch(&event_of(&values, 0), "chat-messages", &mem, &mem).await;
+        let third = count_batch(&event_of(&values, 0), "chat-messages", &mem, &mem).await;
         // THEN every message is counted exactly once and the malformed one is dead-lettered once
         assert!(first.batch_item_failures.is_empty() && second.batch_item_failures.is_empty());
         assert!(third.batch_item_failures.is_empty());
         assert_eq!(mem.counter(&format!("conv#c1#{d}"), "messages"), 3);
         assert_eq!(mem.counter(&format!("user#alice#{d}"), "messagesSent"), 2);
         assert_eq!(mem.counter(&format!("user#bob#{d}"), "messagesSent"), 1);
-        assert_eq!(mem.dead_letters().len(), 1);
+        assert_eq!(mem.dead_letters().len(), 3, "dead-lettered on each read: at least once");
+    }
+
+    #[tokio::test]
+    async fn a_recreated_topic_is_counted_from_its_first_record() {
+        // GIVEN three messages counted at offsets 0..3
+        let mem = Memory::default();
+        let old: Vec<Vec<u8>> = (0..3)
+            .map(|_| sample_message("c1", "alice", &["bob"]).to_json())
+            .collect();
+        count_batch(&event_of(&old, 0), "chat-messages", &mem, &mem).await;
+        // WHEN the topic is recreated (the local broker restarts) and new messages come at 0..2
+        let new: Vec<Vec<u8>> = (0..2)
+            .map(|_| sample_message("c1", "alice", &["bob"]).to_json())
+            .collect();
+        let resp = count_batch(&event_of(&new, 0), "chat-messages", &mem, &mem).await;
+        // THEN they are counted: offsets are not identities
+        assert!(resp.batch_item_failures.is_empty());
+        let d = day(chrono::Utc::now());
+        assert_eq!(mem.counter(&format!("conv#c1#{d}"), "messages"), 5);
     }
 
     #[tokio::test]
@@ -231,7 +243,7 @@ mod tests {
         let mem = Memory::default();
         mem.fail_counters(true);
         let values = vec![sample_message("c1", "alice", &["bob"]).to_json()];
-        let resp = count_batch(&event_of(&values, 5), "analytics", "chat-messages", &mem, &mem).await;
+        let resp = count_batch(&event_of(&values, 5), "chat-messages", &mem, &mem).await;
         assert_eq!(resp.batch_item_failures.len(), 1);
         assert_eq!(resp.batch_item_failures[0].item_identifier.offset, 5);
     }
@@ -242,10 +254,10 @@ mod tests {
         let values: Vec<Vec<u8>> = (0..120)
             .map(|i| sample_message(&format!("c{i}"), "alice", &["bob"]).to_json())
             .collect();
-        let resp = count_batch(&event_of(&values, 0), "analytics", "chat-messages", &mem, &mem).await;
+        let resp = count_batch(&event_of(&values, 0), "chat-messages", &mem, &mem).await;
         assert!(resp.batch_item_failures.is_empty());
         let d = day(chrono::Utc::now());
         assert_eq!(mem.counter(&format!("user#alice#{d}"), "messagesSent"), 120);
-        assert!(mem.largest_apply() <= MAX_COUNTERS_PER_APPLY);
+        assert!(mem.largest_apply() <= MAX_ITEMS_PER_APPLY);
     }
 }

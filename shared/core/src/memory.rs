@@ -37,7 +37,7 @@ struct State {
     pushes: Vec<String>,
     fail_pushes: bool,
     counters: HashMap<(String, String), i64>,
-    watermarks: HashMap<String, i64>,
+    counted: HashSet<String>,
     fail_counters: bool,
     largest_apply: usize,
     conversations: BTreeMap<String, Conversation>,
@@ -154,6 +154,7 @@ impl Memory {
     pub fn fail_counters(&self, fail: bool) {
         self.state().fail_counters = fail;
     }
+    /// The most items (records remembered plus counter rows) one atomic apply touched.
     pub fn largest_apply(&self) -> usize {
         self.state().largest_apply
     }
@@ -402,29 +403,31 @@ impl PushSender for Memory {
 }
 
 impl AnalyticsStore for Memory {
-    async fn watermark(&self, stream: &str) -> Result<Option<i64>, Error> {
-        Ok(self.state().watermarks.get(stream).copied())
-    }
-    async fn apply(
-        &self,
-        stream: &str,
-        expected: Option<i64>,
-        to: i64,
-        inc: &[(CounterKey, i64)],
-    ) -> Result<bool, Error> {
+    async fn count_once(&self, records: &[Counted]) -> Result<usize, Error> {
         let mut s = self.state();
         if s.fail_counters {
             return Err(outage("counters"));
         }
-        if s.watermarks.get(stream).copied() != expected {
-            return Ok(false);
+        let fresh: Vec<&Counted> = records.iter().filter(|r| !s.counted.contains(&r.id)).collect();
+        let rows: HashSet<&str> = fresh
+            .iter()
+            .flat_map(|r| r.keys.iter().map(|k| k.counter.as_str()))
+            .collect();
+        let items = fresh.len() + rows.len();
+        s.largest_apply = s.largest_apply.max(items);
+        let mut increments = Vec::new();
+        for r in &fresh {
+            for k in &r.keys {
+                increments.push((k.counter.clone(), k.field.clone()));
+            }
         }
-        s.watermarks.insert(stream.to_owned(), to);
-        s.largest_apply = s.largest_apply.max(inc.len());
-        for (k, n) in inc {
-            *s.counters.entry((k.counter.clone(), k.field.clone())).or_default() += n;
+        for r in &fresh {
+            s.counted.insert(r.id.clone());
         }
-        Ok(true)
+        for k in increments {
+            *s.counters.entry(k).or_default() += 1;
+        }
+        Ok(fresh.len())
     }
 }
 

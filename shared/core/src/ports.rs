@@ -199,20 +199,19 @@ pub struct CounterKey {
     pub field: String,
 }
 
-/// Analytics counters, applied per partition with a watermark so replays add nothing.
-pub trait AnalyticsStore: Sync {
-    /// The highest offset already counted for this `consumer/topic-partition`.
-    fn watermark(&self, stream: &str) -> impl Future<Output = Result<Option<i64>, Error>> + Send;
+/// One record's contribution to the counters, under the record's own identity (its message or
+/// event id), which is the same however often, and from whichever topic incarnation, it is read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Counted {
+    pub id: String,
+    pub keys: Vec<CounterKey>,
+}
 
-    /// Adds `increments` and moves the watermark from `expected` to `to`, atomically. Returns
-    /// `false` (adding nothing) when the watermark was no longer `expected`.
-    fn apply(
-        &self,
-        stream: &str,
-        expected: Option<i64>,
-        to: i64,
-        increments: &[(CounterKey, i64)],
-    ) -> impl Future<Output = Result<bool, Error>> + Send;
+/// Analytics counters, each record counted once by its identity.
+pub trait AnalyticsStore: Sync {
+    /// Adds the increments of every record not counted before, atomically with remembering it;
+    /// returns how many were new. Records already counted add nothing.
+    fn count_once(&self, records: &[Counted]) -> impl Future<Output = Result<usize, Error>> + Send;
 }
 
 /// Who a verified token says the user is.

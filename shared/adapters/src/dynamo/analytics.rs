@@ -1,63 +1,50 @@
-//! Analytics counters with per-stream watermarks, applied in one transaction.
+//! Analytics counters: each record remembered by its identity (`counted#<id>`, kept a little
+//! longer than any topic's retention) in the same transaction as its increments.
 
 use std::collections::BTreeMap;
 
-use aws_sdk_dynamodb::types::{TransactWriteItem, Update};
+use aws_sdk_dynamodb::types::{Put, TransactWriteItem, Update};
+use chrono::Utc;
 use relaychat_core::Error;
-use relaychat_core::ports::{AnalyticsStore, CounterKey};
+use relaychat_core::ports::{AnalyticsStore, Counted};
 
-use super::{DynamoStore, get_n, n, s};
+use super::{DynamoStore, any_transient_cancellation, get_n, n, s, ttl_after};
 use crate::aws::classify;
 
-fn watermark_key(stream: &str) -> String {
-    format!("watermark#{stream}")
+/// How long a counted record is remembered: longer than the longest retention of a topic it can
+/// be read (again) from (30 days).
+const REMEMBER_SECONDS: i64 = 35 * 24 * 60 * 60;
+
+fn marker_key(id: &str) -> String {
+    format!("counted#{id}")
 }
 
-impl AnalyticsStore for DynamoStore {
-    async fn watermark(&self, stream: &str) -> Result<Option<i64>, Error> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(self.tables.analytics())
-            .key("counter", s(watermark_key(stream)))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| classify("read watermark", e))?;
-        Ok(out.item().and_then(|i| get_n(i, "offset")))
-    }
-
-    async fn apply(
-        &self,
-        stream: &str,
-        expected: Option<i64>,
-        to: i64,
-        increments: &[(CounterKey, i64)],
-    ) -> Result<bool, Error> {
+impl DynamoStore {
+    fn counting_transaction(&self, records: &[&Counted]) -> Result<Vec<TransactWriteItem>, Error> {
         const OP: &str = "apply counters";
-        let mut watermark = Update::builder()
-            .table_name(self.tables.analytics())
-            .key("counter", s(watermark_key(stream)))
-            .update_expression("SET #offset = :to")
-            .expression_attribute_names("#offset", "offset")
-            .expression_attribute_values(":to", n(to));
-        watermark = match expected {
-            Some(w) => watermark
-                .condition_expression("#offset = :expected")
-                .expression_attribute_values(":expected", n(w)),
-            None => watermark.condition_expression("attribute_not_exists(#offset)"),
-        };
-        let mut writes = vec![
-            TransactWriteItem::builder()
-                .update(watermark.build().map_err(|e| Error::rejected(OP, e))?)
-                .build(),
-        ];
+        let now = Utc::now();
+        let mut writes = Vec::with_capacity(records.len() * 2);
+        for r in records {
+            let put = Put::builder()
+                .table_name(self.tables.analytics())
+                .item("counter", s(marker_key(&r.id)))
+                .item("expiresAt", ttl_after(now, REMEMBER_SECONDS))
+                .condition_expression("attribute_not_exists(#c)")
+                .expression_attribute_names("#c", "counter")
+                .build()
+                .map_err(|e| Error::rejected(OP, e))?;
+            writes.push(TransactWriteItem::builder().put(put).build());
+        }
         // A transaction may touch an item once: one update per counter row, one ADD per field.
-        let mut rows: BTreeMap<&str, Vec<(&str, i64)>> = BTreeMap::new();
-        for (key, amount) in increments {
-            rows.entry(key.counter.as_str())
-                .or_default()
-                .push((key.field.as_str(), *amount));
+        let mut rows: BTreeMap<&str, BTreeMap<&str, i64>> = BTreeMap::new();
+        for r in records {
+            for key in &r.keys {
+                *rows
+                    .entry(key.counter.as_str())
+                    .or_default()
+                    .entry(key.field.as_str())
+                    .or_default() += 1;
+            }
         }
         for (counter, fields) in rows {
             let mut update = Update::builder()
@@ -76,7 +63,58 @@ impl AnalyticsStore for DynamoStore {
                 .map_err(|e| Error::rejected(OP, e))?;
             writes.push(TransactWriteItem::builder().update(update).build());
         }
-        self.guarded_transaction(writes, OP).await
+        Ok(writes)
+    }
+}
+
+impl AnalyticsStore for DynamoStore {
+    async fn count_once(&self, records: &[Counted]) -> Result<usize, Error> {
+        use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+        const OP: &str = "apply counters";
+        let mut fresh: Vec<&Counted> = records.iter().collect();
+        // Each cancelled try names the records counted before (their marker's condition failed);
+        // they are dropped and the rest tried again.
+        while !fresh.is_empty() {
+            let writes = self.counting_transaction(&fresh)?;
+            let err = match self
+                .client
+                .transact_write_items()
+                .set_transact_items(Some(writes))
+                .send()
+                .await
+            {
+                Ok(_) => return Ok(fresh.len()),
+                Err(e) => e,
+            };
+            let reasons: Vec<Option<String>> = match err.as_service_error() {
+                Some(TransactWriteItemsError::TransactionCanceledException(t)) => t
+                    .cancellation_reasons()
+                    .iter()
+                    .map(|r| r.code().map(str::to_owned))
+                    .collect(),
+                _ => return Err(classify(OP, err)),
+            };
+            if any_transient_cancellation(reasons.iter().map(Option::as_deref)) {
+                return Err(Error::unavailable(OP, err));
+            }
+            let repeats: Vec<usize> = reasons
+                .iter()
+                .take(fresh.len())
+                .enumerate()
+                .filter(|(_, code)| code.as_deref() == Some("ConditionalCheckFailed"))
+                .map(|(i, _)| i)
+                .collect();
+            if repeats.is_empty() {
+                return Err(Error::rejected(OP, err));
+            }
+            fresh = fresh
+                .into_iter()
+                .enumerate()
+                .filter(|(i, _)| !repeats.contains(i))
+                .map(|(_, r)| r)
+                .collect();
+        }
+        Ok(0)
     }
 }
 

@@ -100,6 +100,14 @@ const TRANSIENT_CANCELLATIONS: &[&str] = &[
     "TransactionConflict",
 ];
 
+/// True when any reason is throttling or a conflict: the whole transaction may be tried again.
+pub fn any_transient_cancellation<'a>(codes: impl IntoIterator<Item = Option<&'a str>>) -> bool {
+    codes
+        .into_iter()
+        .flatten()
+        .any(|c| TRANSIENT_CANCELLATIONS.contains(&c))
+}
+
 /// Classifies a cancellation from every reason, not only the first.
 pub fn classify_cancellation<'a>(codes: impl IntoIterator<Item = Option<&'a str>>) -> Cancellation {
     let codes: Vec<Option<&str>> = codes.into_iter().collect();

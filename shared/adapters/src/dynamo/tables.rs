@@ -74,7 +74,8 @@ pub const TABLES: [TableSpec; 8] = [
         base: "analytics",
         partition_key: "counter",
         sort_key: None,
-        ttl_attribute: None,
+        // Remembered records expire; counters have no expiresAt.
+        ttl_attribute: Some("expiresAt"),
     },
 ];
 

@@ -287,37 +287,38 @@ async fn a_notification_is_sent_once_and_devices_can_be_removed() {
 }
 
 #[tokio::test]
-async fn counters_apply_atomically_behind_a_watermark() {
+async fn each_record_is_counted_once_by_its_identity() {
     let store = dynamo_store().await;
-    let inc = |c: &str, f: &str, n: i64| {
-        (
-            CounterKey {
-                counter: c.into(),
-                field: f.into(),
-            },
-            n,
-        )
+    let key = |c: &str, f: &str| CounterKey {
+        counter: c.into(),
+        field: f.into(),
     };
-    let batch = vec![
-        inc("conv#c1#d", "messages", 3),
-        inc("conv#c1#d", "messageRead", 1),
-        inc("user#a#d", "messagesSent", 2),
+    let record = |id: &str, keys: Vec<CounterKey>| Counted { id: id.into(), keys };
+    let first = vec![
+        record(
+            "message#1",
+            vec![key("conv#c1#d", "messages"), key("user#a#d", "messagesSent")],
+        ),
+        record(
+            "message#2",
+            vec![key("conv#c1#d", "messages"), key("user#a#d", "messagesSent")],
+        ),
+        record("event#3", vec![key("conv#c1#d", "messageRead")]),
     ];
-    assert!(store.apply("analytics/t-0", None, 9, &batch).await.unwrap());
-    assert!(
-        !store.apply("analytics/t-0", None, 9, &batch).await.unwrap(),
-        "stale watermark: nothing added"
-    );
-    assert_eq!(store.watermark("analytics/t-0").await.unwrap(), Some(9));
-    assert!(
-        store
-            .apply("analytics/t-0", Some(9), 12, &[inc("conv#c1#d", "messages", 1)])
-            .await
-            .unwrap()
-    );
-    assert_eq!(store.counter("conv#c1#d", "messages").await.unwrap(), 4);
+    assert_eq!(store.count_once(&first).await.unwrap(), 3);
+    assert_eq!(store.count_once(&first).await.unwrap(), 0, "a replay adds nothing");
+    // A batch mixing counted and new records: only the new ones add.
+    let mixed = vec![
+        first[1].clone(),
+        record(
+            "message#4",
+            vec![key("conv#c1#d", "messages"), key("user#a#d", "messagesSent")],
+        ),
+    ];
+    assert_eq!(store.count_once(&mixed).await.unwrap(), 1);
+    assert_eq!(store.counter("conv#c1#d", "messages").await.unwrap(), 3);
     assert_eq!(store.counter("conv#c1#d", "messageRead").await.unwrap(), 1);
-    assert_eq!(store.counter("user#a#d", "messagesSent").await.unwrap(), 2);
+    assert_eq!(store.counter("user#a#d", "messagesSent").await.unwrap(), 3);
 }
 
 #[tokio::test]
