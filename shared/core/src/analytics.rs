@@ -124,10 +124,11 @@ async fn count_partition<S: AnalyticsStore, D: DeadLetters>(
             },
         };
         let Some(counted) = counted else { continue };
-        if !chunk.records.is_empty() && chunk.items_with(&counted) > MAX_ITEMS_PER_APPLY {
-            if let Err(failed_from) = apply(store, std::mem::take(&mut chunk)).await {
-                return failures_from(&ids[failed_from..]);
-            }
+        if !chunk.records.is_empty()
+            && chunk.items_with(&counted) > MAX_ITEMS_PER_APPLY
+            && let Err(failed_from) = apply(store, std::mem::take(&mut chunk)).await
+        {
+            return failures_from(&ids[failed_from..]);
         }
         chunk.first.get_or_insert(index);
         chunk.rows.extend(counted.keys.iter().map(|k| k.counter.clone()));
