@@ -16,10 +16,8 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use relaychat_schema::ClientMessageId;
-use relaychat_schema::protocol::{
-    Command, ErrorCode, MAX_HISTORY_LIMIT, MAX_MESSAGE_BYTES, Refusal, Reply,
-};
+use relaychat_schema::protocol::{Command, ErrorCode, MAX_HISTORY_LIMIT, MAX_MESSAGE_BYTES, Refusal, Reply};
+use relaychat_schema::{ClientMessageId, DeviceToken};
 use serde_json::{Value, json};
 
 fuzz_target!(|data: &[u8]| {
@@ -72,11 +70,16 @@ fn same_outcome(a: &Result<Command, Refusal>, b: &Result<Command, Refusal>, what
 }
 
 fn fnv1a(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3))
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
 }
 
 fn check_refusal(body: &str, refusal: &Refusal) {
-    assert!(!refusal.message.trim().is_empty(), "refusal without a message: {refusal:?}");
+    assert!(
+        !refusal.message.trim().is_empty(),
+        "refusal without a message: {refusal:?}"
+    );
     assert!(
         matches!(
             refusal.code,
@@ -98,7 +101,10 @@ fn check_refusal(body: &str, refusal: &Refusal) {
     assert!(matches!(reply, Reply::Error { .. }));
     let frame: Value = serde_json::from_str(&reply.to_json()).expect("an error reply is JSON");
     assert_eq!(frame["type"], "error");
-    assert_eq!(frame["code"], serde_json::to_value(refusal.code).expect("codes serialise"));
+    assert_eq!(
+        frame["code"],
+        serde_json::to_value(refusal.code).expect("codes serialise")
+    );
     assert_eq!(frame["message"].as_str(), Some(refusal.message.as_str()));
 
     // The body's clientMessageId is echoed when it is valid (and the body got as far as JSON).
@@ -108,7 +114,10 @@ fn check_refusal(body: &str, refusal: &Refusal) {
         .filter(Value::is_object)
         .and_then(|v| v.get("clientMessageId").and_then(Value::as_str).map(str::to_owned))
         .and_then(|s| ClientMessageId::parse(s).ok());
-    assert_eq!(refusal.client_message_id, body_id, "clientMessageId echo for {refusal:?}");
+    assert_eq!(
+        refusal.client_message_id, body_id,
+        "clientMessageId echo for {refusal:?}"
+    );
     assert_eq!(
         frame.get("clientMessageId").and_then(Value::as_str),
         refusal.client_message_id.as_ref().map(ClientMessageId::as_str)
@@ -170,11 +179,29 @@ fn check_command(body: &str, cmd: &Command) {
             json!({"action": "history", "conversationId": conversation_id, "before": before, "limit": limit})
         }
         Command::RegisterDevice { token, platform } => {
-            assert!(!token.is_empty() && token.len() <= 4_096, "token of {} bytes", token.len());
+            check_token(token);
             assert_eq!(platform, "fcm");
             json!({"action": "registerDevice", "token": token, "platform": platform})
+        }
+        Command::UnregisterDevice { token } => {
+            check_token(token);
+            json!({"action": "unregisterDevice", "token": token})
         }
     };
     let again = Command::parse(&canonical.to_string());
     assert_eq!(again.as_ref(), Ok(cmd), "canonical body {canonical}");
+}
+
+/// A device token is 1 to 1,024 bytes of `[A-Za-z0-9._@:=+-_]` (it is a DynamoDB sort key).
+fn check_token(token: &DeviceToken) {
+    let t = token.as_str();
+    assert!(
+        !t.is_empty() && t.len() <= DeviceToken::MAX_LEN,
+        "token of {} bytes",
+        t.len()
+    );
+    assert!(
+        t.bytes().all(|b| b.is_ascii_alphanumeric() || b"._@:=+-_".contains(&b)),
+        "token {t:?}"
+    );
 }

@@ -114,7 +114,13 @@ pub fn check_event(event: &KafkaEvent) -> Vec<DecodedRecord> {
         .collect();
     let mut got: Vec<(String, i32, Vec<i64>)> = batches
         .iter()
-        .map(|b| (b.topic.clone(), b.partition, b.ids().iter().map(|id| id.offset).collect()))
+        .map(|b| {
+            (
+                b.topic.clone(),
+                b.partition,
+                b.ids().iter().map(|id| id.offset).collect(),
+            )
+        })
         .collect();
     for w in batches.windows(2) {
         assert!(
@@ -123,11 +129,17 @@ pub fn check_event(event: &KafkaEvent) -> Vec<DecodedRecord> {
         );
     }
     for (_, _, offsets) in &got {
-        assert!(offsets.windows(2).all(|w| w[0] <= w[1]), "records sorted by offset: {offsets:?}");
+        assert!(
+            offsets.windows(2).all(|w| w[0] <= w[1]),
+            "records sorted by offset: {offsets:?}"
+        );
     }
     expected.sort();
     got.sort();
-    assert_eq!(got, expected, "batches = the event's groups, by topic-partition, with every offset");
+    assert_eq!(
+        got, expected,
+        "batches = the event's groups, by topic-partition, with every offset"
+    );
 
     let mut decoded = Vec::new();
     let mut failures = Vec::new();
@@ -141,7 +153,10 @@ pub fn check_event(event: &KafkaEvent) -> Vec<DecodedRecord> {
             assert_eq!(id.to_string(), format!("{tp}@{}", id.offset));
             let failure = BatchItemFailure::new(&id);
             assert_eq!(
-                (failure.item_identifier.partition.as_str(), failure.item_identifier.offset),
+                (
+                    failure.item_identifier.partition.as_str(),
+                    failure.item_identifier.offset
+                ),
                 (tp.as_str(), id.offset)
             );
             failures.push(failure);
@@ -166,7 +181,10 @@ pub fn check_event(event: &KafkaEvent) -> Vec<DecodedRecord> {
                     }
                     let msg = bad.error.to_string();
                     let prefix = format!("record {id}: ");
-                    assert!(msg.starts_with(&prefix) && msg.len() > prefix.len(), "error message {msg:?}");
+                    assert!(
+                        msg.starts_with(&prefix) && msg.len() > prefix.len(),
+                        "error message {msg:?}"
+                    );
                 }
             }
         }
@@ -197,12 +215,22 @@ pub fn check_decoded(d: &DecodedRecord) {
     }
 
     // What the local runtime builds for these bytes (encode_record) decodes back to them.
-    let rec = kafka::encode_record(&d.id, d.key.as_deref(), &d.value, &d.headers, d.timestamp.timestamp_millis());
+    let rec = kafka::encode_record(
+        &d.id,
+        d.key.as_deref(),
+        &d.value,
+        &d.headers,
+        d.timestamp.timestamp_millis(),
+    );
     let event = serde_json::json!({"eventSource": "aws:kafka", "records": {d.id.topic_partition(): [rec]}});
     let event: KafkaEvent = serde_json::from_value(event).expect("encode_record builds a valid record");
     let mut again = kafka::partitions(&event);
     assert_eq!(again.len(), 1);
-    let again = again.remove(0).records.remove(0).expect("encode_record's record decodes");
+    let again = again
+        .remove(0)
+        .records
+        .remove(0)
+        .expect("encode_record's record decodes");
     assert_eq!(
         (&again.id, &again.key, &again.value, &again.headers),
         (&d.id, &d.key, &d.value, &d.headers),
@@ -267,7 +295,10 @@ fn check_payload_error(id: &RecordId, err: &SchemaError) {
             }
             let msg = err.to_string();
             let prefix = format!("record {id}: invalid payload: ");
-            assert!(msg.starts_with(&prefix) && msg.len() > prefix.len(), "error message {msg:?}");
+            assert!(
+                msg.starts_with(&prefix) && msg.len() > prefix.len(),
+                "error message {msg:?}"
+            );
         }
         other => panic!("DecodedRecord::parse returned {other:?}, not InvalidPayload"),
     }

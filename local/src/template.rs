@@ -572,7 +572,23 @@ mod tests {
                     ("MembershipsTable", "Query"),
                     ("MessagesTable", "Query"),
                     ("DevicesTable", "PutItem"),
+                    ("DevicesTable", "GetItem"),
+                    ("DevicesTable", "DeleteItem"),
                 ],
+            ),
+            (
+                "PushNotificationFunction",
+                &[
+                    ("NotificationsTable", "PutItem"),
+                    ("NotificationsTable", "GetItem"),
+                    ("NotificationsTable", "UpdateItem"),
+                    ("DevicesTable", "Query"),
+                    ("DevicesTable", "DeleteItem"),
+                ],
+            ),
+            (
+                "AnalyticsFunction",
+                &[("AnalyticsTable", "PutItem"), ("AnalyticsTable", "UpdateItem")],
             ),
             (
                 "UpdateStatusFunction",

@@ -167,7 +167,7 @@ async fn every_action_sample_gets_its_reply_and_its_record() {
         "deviceRegistered"
     );
     let devices = store.devices_of(&UserId::parse("alice").unwrap()).await.unwrap();
-    assert_eq!(devices[0].token, "fcm-device-token-alice-pixel");
+    assert_eq!(devices[0].token.as_str(), "fcm-device-token-alice-pixel");
 
     let invalid = run("ws-message-invalid-json.json").await.unwrap();
     assert_eq!(

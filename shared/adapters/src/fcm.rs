@@ -151,7 +151,7 @@ impl FcmSender {
     }
 }
 
-/// FCM's error body: `{"error":{"status":..,"details":[{"errorCode":"UNREGISTERED"}]}}`.
+/// FCM's error body: `{"error":{"status":..,"details":[{"errorCode":"UNREGISTERED"}, ...]}}`.
 #[derive(Deserialize, Default)]
 struct ErrorBody {
     #[serde(default)]
@@ -164,14 +164,41 @@ struct ErrorDetail {
     details: Vec<serde_json::Value>,
 }
 
-fn unregistered(status: reqwest::StatusCode, body: &str) -> bool {
+/// What an FCM error says about the device token.
+#[derive(Debug, PartialEq, Eq)]
+enum TokenVerdict {
+    /// `UNREGISTERED`: the app was uninstalled or the token expired.
+    Unregistered,
+    /// The token itself is refused: not a valid token, or another sender's.
+    Rejected(&'static str),
+    /// Nothing about the token (the payload, quota, the service, the URL).
+    NotTheToken,
+}
+
+fn token_verdict(body: &str) -> TokenVerdict {
     let parsed: ErrorBody = serde_json::from_str(body).unwrap_or_default();
-    status == reqwest::StatusCode::NOT_FOUND
-        || parsed
-            .error
-            .details
-            .iter()
-            .any(|d| d.get("errorCode").and_then(|c| c.as_str()) == Some("UNREGISTERED"))
+    let codes: Vec<&str> = parsed
+        .error
+        .details
+        .iter()
+        .filter_map(|d| d.get("errorCode").and_then(|c| c.as_str()))
+        .collect();
+    if codes.contains(&"UNREGISTERED") {
+        return TokenVerdict::Unregistered;
+    }
+    if codes.contains(&"SENDER_ID_MISMATCH") {
+        return TokenVerdict::Rejected("the token belongs to another sender");
+    }
+    let token_field_refused = parsed.error.details.iter().any(|d| {
+        d.get("fieldViolations").and_then(|v| v.as_array()).is_some_and(|v| {
+            v.iter()
+                .any(|f| f.get("field").and_then(|x| x.as_str()) == Some("message.token"))
+        })
+    });
+    if codes.contains(&"INVALID_ARGUMENT") && token_field_refused {
+        return TokenVerdict::Rejected("not a valid registration token");
+    }
+    TokenVerdict::NotTheToken
 }
 
 impl PushSender for FcmSender {
@@ -205,8 +232,11 @@ impl PushSender for FcmSender {
             return Ok(PushResult::Sent);
         }
         let text = response.text().await.unwrap_or_default();
-        if unregistered(status, &text) {
-            return Ok(PushResult::Unregistered);
+        // Only FCM's word about the token deletes it: a bare 404 (a wrong URL) says nothing.
+        match token_verdict(&text) {
+            TokenVerdict::Unregistered => return Ok(PushResult::Unregistered),
+            TokenVerdict::Rejected(why) => return Ok(PushResult::TokenRejected(why.into())),
+            TokenVerdict::NotTheToken => {}
         }
         if status == reqwest::StatusCode::UNAUTHORIZED {
             // The token was revoked or expired early: drop it, the retry fetches a new one.

@@ -213,6 +213,15 @@ where
             store.register_device(&device).await.map_err(|e| refusal_for(&e))?;
             Ok(Some(Reply::DeviceRegistered))
         }
+        Command::UnregisterDevice { token } => {
+            let device = Device {
+                user: user.clone(),
+                token,
+                platform: "fcm".into(),
+            };
+            store.remove_device(&device).await.map_err(|e| refusal_for(&e))?;
+            Ok(Some(Reply::DeviceUnregistered))
+        }
     }
 }
 

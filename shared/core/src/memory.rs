@@ -8,8 +8,8 @@ use chrono::{DateTime, Utc};
 use relaychat_schema::kafka::RawRecord;
 use relaychat_schema::protocol::{ConversationSummary, MessageView};
 use relaychat_schema::{
-    ChatMessage, ClientMessageId, ConnectionId, ConversationId, DeliveryStatus, DisplayName, MessageContent, MessageId,
-    MessageStatusUpdate, Notification, SCHEMA_VERSION, TypingIndicator, UserId,
+    ChatMessage, ClientMessageId, ConnectionId, ConversationId, DeliveryStatus, DeviceToken, DisplayName,
+    MessageContent, MessageId, MessageStatusUpdate, Notification, SCHEMA_VERSION, TypingIndicator, UserId,
 };
 
 use crate::Error;
@@ -31,7 +31,9 @@ struct State {
     published: Vec<(String, String, Vec<u8>)>,
     fail_publishing: bool,
     dead_letters: Vec<(RawRecord, String)>,
-    notifications: HashMap<String, bool>,
+    notifications: HashMap<String, (bool, Vec<String>)>,
+    rejected_tokens: HashSet<String>,
+    busy_tokens: HashMap<String, usize>,
     devices: Vec<Device>,
     unregistered: HashSet<String>,
     pushes: Vec<String>,
@@ -126,10 +128,19 @@ impl Memory {
     pub fn register_device(&self, user: &str, token: &str) {
         let device = Device {
             user: self::user(user),
-            token: token.into(),
+            token: DeviceToken::parse(token).expect("test device token"),
             platform: "fcm".into(),
         };
-        self.state().devices.push(device);
+        let mut s = self.state();
+        s.devices.retain(|d| d.token != device.token);
+        s.devices.push(device);
+    }
+    pub fn reject_token(&self, token: &str) {
+        self.state().rejected_tokens.insert(token.to_owned());
+    }
+    /// The next `times` sends to this token fail retryably.
+    pub fn busy_token(&self, token: &str, times: usize) {
+        self.state().busy_tokens.insert(token.to_owned(), times);
     }
     pub fn unregister_token(&self, token: &str) {
         self.state().unregistered.insert(token.to_owned());
@@ -142,7 +153,7 @@ impl Memory {
             .devices
             .iter()
             .filter(|d| d.user.as_str() == user)
-            .map(|d| d.token.clone())
+            .map(|d| d.token.to_string())
             .collect()
     }
     pub fn fail_pushes(&self, fail: bool) {
@@ -350,18 +361,35 @@ impl DeadLetters for Memory {
 }
 
 impl NotificationLog for Memory {
-    async fn begin(&self, n: &Notification) -> Result<bool, Error> {
+    async fn begin(&self, n: &Notification) -> Result<Begun, Error> {
         let mut s = self.state();
-        let sent = s
+        let entry = s
             .notifications
             .entry(format!("{}/{}", n.user_id, n.notification_id))
-            .or_insert(false);
-        Ok(!*sent)
+            .or_insert((false, Vec::new()));
+        Ok(if entry.0 {
+            Begun::AlreadySent
+        } else {
+            Begun::Send {
+                already_sent_to: entry.1.clone(),
+            }
+        })
+    }
+    async fn sent_to(&self, n: &Notification, device: &Device) -> Result<(), Error> {
+        let mut s = self.state();
+        let entry = s
+            .notifications
+            .entry(format!("{}/{}", n.user_id, n.notification_id))
+            .or_insert((false, Vec::new()));
+        entry.1.push(device.token.to_string());
+        Ok(())
     }
     async fn mark_sent(&self, n: &Notification, _devices: usize) -> Result<(), Error> {
-        self.state()
-            .notifications
-            .insert(format!("{}/{}", n.user_id, n.notification_id), true);
+        let mut s = self.state();
+        s.notifications
+            .entry(format!("{}/{}", n.user_id, n.notification_id))
+            .or_insert((false, Vec::new()))
+            .0 = true;
         Ok(())
     }
 }
@@ -369,21 +397,26 @@ impl NotificationLog for Memory {
 impl DeviceStore for Memory {
     async fn register_device(&self, device: &Device) -> Result<(), Error> {
         let mut s = self.state();
-        s.devices.retain(|d| d != device);
+        // One owner per token.
+        s.devices.retain(|d| d.token != device.token);
         s.devices.push(device.clone());
         Ok(())
     }
     async fn devices_of(&self, user: &UserId) -> Result<Vec<Device>, Error> {
-        Ok(self
+        let mut devices: Vec<Device> = self
             .state()
             .devices
             .iter()
             .filter(|d| d.user == *user)
             .cloned()
-            .collect())
+            .collect();
+        devices.sort_by(|a, b| a.token.cmp(&b.token));
+        Ok(devices)
     }
     async fn remove_device(&self, device: &Device) -> Result<(), Error> {
-        self.state().devices.retain(|d| d != device);
+        self.state()
+            .devices
+            .retain(|d| !(d.user == device.user && d.token == device.token));
         Ok(())
     }
 }
@@ -394,10 +427,20 @@ impl PushSender for Memory {
         if s.fail_pushes {
             return Err(outage("push"));
         }
-        if s.unregistered.contains(&device.token) {
+        let token = device.token.to_string();
+        if let Some(left) = s.busy_tokens.get_mut(&token)
+            && *left > 0
+        {
+            *left -= 1;
+            return Err(outage("push"));
+        }
+        if s.unregistered.contains(&token) {
             return Ok(PushResult::Unregistered);
         }
-        s.pushes.push(device.token.clone());
+        if s.rejected_tokens.contains(&token) {
+            return Ok(PushResult::TokenRejected("invalid registration token".into()));
+        }
+        s.pushes.push(token);
         Ok(PushResult::Sent)
     }
 }

@@ -7,8 +7,8 @@ use chrono::{DateTime, Utc};
 use relaychat_schema::kafka::RawRecord;
 use relaychat_schema::protocol::{ConversationSummary, MessageView};
 use relaychat_schema::{
-    ChatMessage, ClientMessageId, ConnectionId, ConversationId, DeliveryStatus, DisplayName, MessageId, Notification,
-    Title, UserId,
+    ChatMessage, ClientMessageId, ConnectionId, ConversationId, DeliveryStatus, DeviceToken, DisplayName, MessageId,
+    Notification, Title, UserId,
 };
 
 use crate::Error;
@@ -153,11 +153,21 @@ pub trait DeadLetters: Sync {
     fn dead_letter(&self, record: &RawRecord, reason: &str) -> impl Future<Output = Result<(), Error>> + Send;
 }
 
+/// Where a notification stands when an attempt to send it begins.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Begun {
+    /// To send, except to these device tokens, which an earlier attempt reached already.
+    Send { already_sent_to: Vec<String> },
+    /// Sent before: nothing to do.
+    AlreadySent,
+}
+
 /// The notification history (30 days).
 pub trait NotificationLog: Sync {
-    /// Records the notification if it is new. Returns `true` when it still has to be sent (new, or
-    /// recorded by an attempt that did not finish), `false` when it was sent already.
-    fn begin(&self, notification: &Notification) -> impl Future<Output = Result<bool, Error>> + Send;
+    /// Records the notification if it is new, and says what is left to do.
+    fn begin(&self, notification: &Notification) -> impl Future<Output = Result<Begun, Error>> + Send;
+    /// Remembers that this device got it (a retry does not send it there again).
+    fn sent_to(&self, notification: &Notification, device: &Device) -> impl Future<Output = Result<(), Error>> + Send;
     fn mark_sent(&self, notification: &Notification, devices: usize) -> impl Future<Output = Result<(), Error>> + Send;
 }
 
@@ -165,26 +175,32 @@ pub trait NotificationLog: Sync {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Device {
     pub user: UserId,
-    pub token: String,
+    pub token: DeviceToken,
     pub platform: String,
 }
 
 pub trait DeviceStore: Sync {
-    /// Registers (or refreshes) a device.
+    /// Registers (or refreshes) a device. A token belongs to one user: registering it for
+    /// another user takes it away from the first, so their previews stop going there.
     fn register_device(&self, device: &Device) -> impl Future<Output = Result<(), Error>> + Send;
     fn devices_of(&self, user: &UserId) -> impl Future<Output = Result<Vec<Device>, Error>> + Send;
+    /// Forgets the device (nothing if it is not this user's).
     fn remove_device(&self, device: &Device) -> impl Future<Output = Result<(), Error>> + Send;
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PushResult {
     Sent,
-    /// The push service no longer knows this token (FCM 404 `UNREGISTERED`).
+    /// The push service no longer knows this token (FCM `UNREGISTERED`): delete it.
     Unregistered,
+    /// The push service refused this token itself (malformed, or another sender's): delete it.
+    TokenRejected(String),
 }
 
 /// A push service (FCM HTTP v1).
 pub trait PushSender: Sync {
+    /// `Err` retryable: try this device again later; `Err` permanent: this notification cannot
+    /// go to this device (e.g. the payload was refused).
     fn send(
         &self,
         device: &Device,

@@ -143,6 +143,11 @@ token_id!(
     /// The client's own id for a message it sends, echoed in the `ack` so it can match them up.
     ClientMessageId, "clientMessageId", 64
 );
+token_id!(
+    /// A push device token (FCM registration tokens are ~160 characters of `[A-Za-z0-9_:-]`).
+    /// At most 1,024 bytes: the devices table keeps it as a sort key, DynamoDB's limit.
+    DeviceToken, "token", 1024, "_"
+);
 
 fn check_token(field: &'static str, s: &str, max: usize, extra: &str) -> Result<(), SchemaError> {
     if s.is_empty() {

@@ -17,7 +17,7 @@ pub use events::{
     AnalyticsEvent, AnalyticsKind, ChatMessage, DeliveryStatus, MessageStatusUpdate, Notification, SCHEMA_VERSION,
     TypingIndicator,
 };
-pub use ids::{ClientMessageId, ConnectionId, ConversationId, MessageId, UserId};
+pub use ids::{ClientMessageId, ConnectionId, ConversationId, DeviceToken, MessageId, UserId};
 pub use kafka::{BatchItemFailure, DecodedRecord, KafkaBatchResponse, PartitionBatch, RawRecord, RecordId};
 pub use text::{DisplayName, MessageContent, Title};
 pub use topics::{TopicKind, Topics};

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::events::MAX_MEMBERS;
-use crate::{ClientMessageId, ConversationId, MessageContent, MessageId, SchemaError, Title, UserId};
+use crate::{ClientMessageId, ConversationId, DeviceToken, MessageContent, MessageId, SchemaError, Title, UserId};
 
 /// Largest WebSocket message API Gateway accepts (frames are at most 32 KB each).
 pub const MAX_MESSAGE_BYTES: usize = 128 * 1024;
@@ -112,8 +112,12 @@ pub enum Command {
         limit: u32,
     },
     RegisterDevice {
-        token: String,
+        token: DeviceToken,
         platform: String,
+    },
+    /// The device stops getting this user's notifications (sign-out).
+    UnregisterDevice {
+        token: DeviceToken,
     },
 }
 
@@ -257,16 +261,16 @@ impl Command {
                 },
             },
             "registerDevice" => {
-                let token = required(f.token, "token")?;
-                if token.is_empty() || token.len() > 4096 {
-                    return Err(invalid("token", "must be 1 to 4,096 characters"));
-                }
+                let token = DeviceToken::parse(required(f.token, "token")?)?;
                 let platform = string(f.platform, "platform")?.unwrap_or_else(|| "fcm".into());
                 if platform != "fcm" {
                     return Err(invalid("platform", "only \"fcm\" is supported"));
                 }
                 Command::RegisterDevice { token, platform }
             }
+            "unregisterDevice" => Command::UnregisterDevice {
+                token: DeviceToken::parse(required(f.token, "token")?)?,
+            },
             other => {
                 return Err(Refusal::new(
                     ErrorCode::UnknownAction,
@@ -286,6 +290,7 @@ impl Command {
             Self::MarkRead { .. } => "markRead",
             Self::History { .. } => "history",
             Self::RegisterDevice { .. } => "registerDevice",
+            Self::UnregisterDevice { .. } => "unregisterDevice",
         }
     }
 }
@@ -343,6 +348,7 @@ pub enum Reply {
         next_before: Option<MessageId>,
     },
     DeviceRegistered,
+    DeviceUnregistered,
     #[serde(rename_all = "camelCase")]
     Error {
         code: ErrorCode,

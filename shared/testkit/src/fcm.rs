@@ -1,7 +1,8 @@
 //! A local stand-in for Google's OAuth token endpoint and FCM's `messages:send`, checking what
 //! the real ones check: the RS256 assertion's signature, audience, issuer, scope and key id, and
 //! the bearer token. Device tokens steer the answer: `dead` → 404 UNREGISTERED, `busy` → 503,
-//! `malformed` → 400; anything else is accepted.
+//! `malformed` → 400, `invalid-token` → 400 INVALID_ARGUMENT on `message.token`, `other-sender`
+//! → 403 SENDER_ID_MISMATCH, `lost` → a bare 404; anything else is accepted.
 
 use std::sync::{Arc, Mutex};
 
@@ -73,6 +74,24 @@ async fn send(
             .into_response(),
         "busy" => (StatusCode::SERVICE_UNAVAILABLE, "try later").into_response(),
         "malformed" => (StatusCode::BAD_REQUEST, "INVALID_ARGUMENT").into_response(),
+        // FCM's answers for a token it refuses (not unregistered): a bad token, another sender's.
+        "invalid-token" => (
+            StatusCode::BAD_REQUEST,
+            axum::Json(serde_json::json!({"error": {"code": 400, "status": "INVALID_ARGUMENT",
+                "message": "The registration token is not a valid FCM registration token",
+                "details": [{"@type": "type.googleapis.com/google.firebase.fcm.v1.FcmError", "errorCode": "INVALID_ARGUMENT"},
+                            {"@type": "type.googleapis.com/google.rpc.BadRequest",
+                             "fieldViolations": [{"field": "message.token", "description": "Invalid registration token"}]}]}})),
+        )
+            .into_response(),
+        "other-sender" => (
+            StatusCode::FORBIDDEN,
+            axum::Json(serde_json::json!({"error": {"code": 403, "status": "PERMISSION_DENIED",
+                "details": [{"@type": "type.googleapis.com/google.firebase.fcm.v1.FcmError", "errorCode": "SENDER_ID_MISMATCH"}]}})),
+        )
+            .into_response(),
+        // A 404 that is not UNREGISTERED (e.g. a wrong URL): says nothing about the token.
+        "lost" => (StatusCode::NOT_FOUND, "Not Found").into_response(),
         _ => axum::Json(serde_json::json!({"name": "projects/relaychat-test/messages/1"})).into_response(),
     }
 }

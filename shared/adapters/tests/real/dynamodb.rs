@@ -254,18 +254,35 @@ async fn connections_are_found_by_user_and_expired_ones_are_ignored() {
     assert_eq!(store.connections_of(&bob).await.unwrap(), vec![c2]);
 }
 
+fn device(owner: &UserId, token: &str) -> Device {
+    Device {
+        user: owner.clone(),
+        token: DeviceToken::parse(token).unwrap(),
+        platform: "fcm".into(),
+    }
+}
+
 #[tokio::test]
-async fn a_notification_is_sent_once_and_devices_can_be_removed() {
+async fn a_notification_is_sent_once_per_device_and_devices_can_be_removed() {
     let store = dynamo_store().await;
     let carol = user("carol");
     let note = Notification::for_message(&message("c1", "alice", &["carol"]), &carol, None);
-    assert!(store.begin(&note).await.unwrap());
-    assert!(
+    let pending = |sent: &[&str]| Begun::Send {
+        already_sent_to: sent.iter().map(|s| s.to_string()).collect(),
+    };
+    assert_eq!(store.begin(&note).await.unwrap(), pending(&[]));
+    store.sent_to(&note, &device(&carol, "tok-1")).await.unwrap();
+    assert_eq!(
         store.begin(&note).await.unwrap(),
-        "still pending: an unfinished attempt is retried"
+        pending(&["tok-1"]),
+        "still pending: an unfinished attempt is retried, minus the devices it reached"
     );
     store.mark_sent(&note, 1).await.unwrap();
-    assert!(!store.begin(&note).await.unwrap(), "sent: a replay sends nothing");
+    assert_eq!(
+        store.begin(&note).await.unwrap(),
+        Begun::AlreadySent,
+        "sent: a replay sends nothing"
+    );
     let row = store
         .notification(&carol, &note.notification_id)
         .await
@@ -275,15 +292,43 @@ async fn a_notification_is_sent_once_and_devices_can_be_removed() {
     let days = (expires - Utc::now().timestamp()) / 86_400;
     assert!((29..=30).contains(&days), "kept 30 days, got {days}");
 
-    let device = Device {
-        user: carol.clone(),
-        token: "tok-1".into(),
-        platform: "fcm".into(),
-    };
-    store.register_device(&device).await.unwrap();
-    assert_eq!(store.devices_of(&carol).await.unwrap(), vec![device.clone()]);
-    store.remove_device(&device).await.unwrap();
+    let phone = device(&carol, "tok-1");
+    store.register_device(&phone).await.unwrap();
+    store.register_device(&phone).await.unwrap();
+    assert_eq!(store.devices_of(&carol).await.unwrap(), vec![phone.clone()]);
+    store.remove_device(&phone).await.unwrap();
     assert!(store.devices_of(&carol).await.unwrap().is_empty());
+}
+
+/// A phone passed on (or signed into by someone else) must stop getting the first user's
+/// message previews: a token belongs to the user who registered it last.
+#[tokio::test]
+async fn a_device_token_belongs_to_one_user() {
+    let store = dynamo_store().await;
+    let (carol, dave) = (user("carol"), user("dave"));
+    store.register_device(&device(&carol, "shared-phone")).await.unwrap();
+    store.register_device(&device(&carol, "carol-tablet")).await.unwrap();
+    store.register_device(&device(&dave, "shared-phone")).await.unwrap();
+    assert_eq!(
+        store.devices_of(&carol).await.unwrap(),
+        vec![device(&carol, "carol-tablet")]
+    );
+    assert_eq!(
+        store.devices_of(&dave).await.unwrap(),
+        vec![device(&dave, "shared-phone")]
+    );
+    // carol removing a token that is no longer hers leaves dave's binding alone
+    store.remove_device(&device(&carol, "shared-phone")).await.unwrap();
+    store.register_device(&device(&dave, "shared-phone")).await.unwrap();
+    assert_eq!(
+        store.devices_of(&dave).await.unwrap(),
+        vec![device(&dave, "shared-phone")]
+    );
+    // and a token as long as the limit is stored, not refused with `internal`
+    let long = "x".repeat(DeviceToken::MAX_LEN);
+    store.register_device(&device(&carol, &long)).await.unwrap();
+    assert_eq!(store.devices_of(&carol).await.unwrap().len(), 2);
+    assert!(DeviceToken::parse("x".repeat(DeviceToken::MAX_LEN + 1)).is_err());
 }
 
 #[tokio::test]

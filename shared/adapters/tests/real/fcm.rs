@@ -8,7 +8,7 @@ use relaychat_testkit::fcm::stand_in;
 fn device(token: &str) -> Device {
     Device {
         user: UserId::parse("carol").unwrap(),
-        token: token.into(),
+        token: relaychat_schema::DeviceToken::parse(token).unwrap(),
         platform: "fcm".into(),
     }
 }
@@ -53,4 +53,21 @@ async fn tells_unregistered_tokens_from_transient_and_permanent_failures() {
     assert!(busy.is_retryable(), "{}", busy.chain());
     let malformed = fcm.send(&device("malformed"), &note()).await.unwrap_err();
     assert!(!malformed.is_retryable(), "{}", malformed.chain());
+}
+
+/// Only FCM's word about a token removes it: UNREGISTERED, an invalid token, another sender's.
+/// A bare 404 (before the fix, any 404 deleted every token it was tried with) says nothing.
+#[tokio::test]
+async fn only_fcms_word_about_the_token_removes_it() {
+    let (fcm, _google) = stand_in().await;
+    assert!(matches!(
+        fcm.send(&device("invalid-token"), &note()).await.unwrap(),
+        PushResult::TokenRejected(_)
+    ));
+    assert!(matches!(
+        fcm.send(&device("other-sender"), &note()).await.unwrap(),
+        PushResult::TokenRejected(_)
+    ));
+    let lost = fcm.send(&device("lost"), &note()).await.unwrap_err();
+    assert!(!lost.is_retryable(), "{}", lost.chain());
 }
