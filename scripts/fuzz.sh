@@ -43,7 +43,7 @@ esac
 
 # The nightly toolchain: cargo-fuzz needs it, and it cannot be downloaded here.
 command -v rustup >/dev/null || die "rustup is not installed; cargo-fuzz needs a nightly toolchain managed by rustup"
-if ! rustup toolchain list | awk '{print $1}' | grep -Eq "^${FUZZ_TOOLCHAIN}(-|$)"; then
+if ! rustup toolchain list | awk '{print $1}' | grep -Eq "^${FUZZ_TOOLCHAIN}(-[a-z].*)?$"; then
   {
     echo "fuzz: the Rust toolchain '$FUZZ_TOOLCHAIN' is not installed, and this script does not download one."
     echo "fuzz: installed toolchains:"
@@ -92,9 +92,10 @@ if ! nice -n 19 cargo "+$FUZZ_TOOLCHAIN" fuzz build --fuzz-dir fuzz -a -s "$FUZZ
   tail -n 60 "$target_dir/build.log" >&2
   die "building the fuzz targets failed (full log: $target_dir/build.log)"
 fi
-echo "fuzz: built ${#targets[@]} targets (sanitizer $FUZZ_SANITIZER) in $(elapsed "$start") s"
+echo "fuzz: built the fuzz targets (sanitizer $FUZZ_SANITIZER, debug assertions on) in $(elapsed "$start") s"
 
 failed=0
+passed=0
 for target in "${targets[@]}"; do
   bin="$target_dir/$host/release/$target"
   [ -x "$bin" ] || die "$target: no binary at $bin"
@@ -118,8 +119,9 @@ for target in "${targets[@]}"; do
 
   if [ "$rc" -eq 0 ] && [ -z "$crash" ]; then
     echo "fuzz: $target $runs runs in $secs s, 0 crashes"
+    passed=$((passed + 1))
   else
-    failed=1
+    failed=$((failed + 1))
     what=$(grep -m 1 -E '^SUMMARY: libFuzzer|^==[0-9]+== ERROR' "$log" || true)
     echo "fuzz: $target $runs runs in $secs s, 1 crash: ${crash:-no input saved (exit $rc)}${what:+ ($what)}" >&2
     cp "$log" "$artifacts/last-crash.log"
@@ -131,4 +133,6 @@ for target in "${targets[@]}"; do
     echo "fuzz: note: $target met the known aws_lambda_events fractional-timestamp panic (skipped; docs/fuzzing.md)"
   fi
 done
-exit "$failed"
+# One line a test runner's summary counts: a target passes when it ran without a crash.
+echo "fuzz: $passed passed, $failed failed"
+[ "$failed" -eq 0 ]

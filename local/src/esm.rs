@@ -181,6 +181,11 @@ impl Esm {
                 tokio::time::sleep(MAX_BACKOFF).await;
             }
         }
+        // Stopping: what was settled is committed for sure before the consumer goes (every record
+        // received was settled; the position is right after the last).
+        if let Err(e) = consumer.commit_consumer_state(CommitMode::Sync) {
+            warn!(function = %m.function, error = %e, "final offset commit failed; records will be redelivered");
+        }
         info!(function = %m.function, "event source mapping stopped");
         Ok(())
     }
@@ -424,7 +429,11 @@ impl Esm {
         for ((topic, partition), offset) in &next {
             let _ = list.add_partition_offset(topic, *partition, Offset::Offset(*offset));
         }
-        if let Err(e) = consumer.commit(&list, CommitMode::Sync) {
+        // Async: a synchronous commit blocks its thread until the broker answers, and with a
+        // hung broker that stalls every task on the runtime (the gateway's connects included).
+        // The order still holds: a batch is committed only after it settled; a lost commit means
+        // a redelivery, which the handlers' idempotency absorbs.
+        if let Err(e) = consumer.commit(&list, CommitMode::Async) {
             // Not fatal: the records are redelivered after a restart, and handlers are idempotent.
             warn!(function = %self.mapping.function, error = %e, "offset commit failed");
         }

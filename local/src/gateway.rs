@@ -248,6 +248,11 @@ async fn session(
                         "requestContext": {"messageId": ulid::Ulid::new().to_string()}});
                     let event = gateway.event(&route, "MESSAGE", &connection, extra);
                     let reply = match gateway.call(&route, event).await {
+                        // API Gateway cannot send a message over 128 KB: the reply is lost.
+                        Invocation::Answered(_, Some(reply)) if reply.len() > MAX_MESSAGE_BYTES => {
+                            error!(%route, bytes = reply.len(), "route response over 128 KB: not sent");
+                            Some(INTERNAL_ERROR.to_owned())
+                        }
                         Invocation::Answered(_, reply) => reply,
                         Invocation::Failed => Some(INTERNAL_ERROR.to_owned()),
                         Invocation::NoRoute => {

@@ -16,6 +16,11 @@ pub const WAIT: Duration = Duration::from_secs(30);
 
 /// A runtime on the servers `make test` started, with its own topics, tables and consumer groups.
 pub async fn start_runtime() -> (Running, Topics) {
+    start_runtime_with(|_| {}).await
+}
+
+/// As `start_runtime`, with the configuration adjusted first (another broker, another template).
+pub async fn start_runtime_with(adjust: impl FnOnce(&mut LocalConfig)) -> (Running, Topics) {
     let mut config = LocalConfig::from_env();
     config.http_port = 0;
     config.ws_port = 0;
@@ -28,6 +33,7 @@ pub async fn start_runtime() -> (Running, Topics) {
         config.infra.kafka_brokers.is_some() && config.infra.dynamodb_endpoint.is_some(),
         "run with `make test`"
     );
+    adjust(&mut config);
     let topics = config.topics.clone();
     (runtime::start(config).await.expect("the local runtime starts"), topics)
 }
@@ -89,6 +95,11 @@ impl Client {
                 Ok(Some(Ok(_))) => {}
             }
         }
+    }
+
+    /// How many frames already received (and not yet taken) match.
+    pub fn pending_matching(&self, want: impl Fn(&Value) -> bool) -> usize {
+        self.pending.iter().filter(|v| want(v)).count()
     }
 
     /// Asks and waits for the reply of that type.

@@ -5,4 +5,6 @@ mod chat;
 mod client;
 mod esm;
 mod gateway;
+mod limits;
+mod outage;
 mod poison;

@@ -9,6 +9,9 @@ use relaychat_schema::gateway::{connection_id, query_parameter, response};
 use relaychat_schema::{AnalyticsKind, Topics};
 use tracing::{info, warn};
 
+/// How long registering may take: inside the function's 10 s timeout.
+pub const REGISTER_BUDGET: std::time::Duration = std::time::Duration::from_secs(8);
+
 pub struct WsConnect<A, R, P> {
     pub auth: A,
     pub registry: R,
@@ -32,10 +35,18 @@ impl<A: Authenticator, R: ConnectionRegistry, P: Publisher> WsConnect<A, R, P> {
                 return response(401, Some("Unauthorized".into()));
             }
         };
-        if let Err(e) = self.registry.register(&connection, &identity).await {
-            warn!(%connection, error = %e.chain(), "could not register the connection");
-            // The client sees the connect fail and reconnects.
-            return response(if e.is_retryable() { 503 } else { 500 }, None);
+        // Inside the function's 10 s timeout: the client hears 503 from us, not a killed invocation.
+        match tokio::time::timeout(REGISTER_BUDGET, self.registry.register(&connection, &identity)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                warn!(%connection, error = %e.chain(), "could not register the connection");
+                // The client sees the connect fail and reconnects.
+                return response(if e.is_retryable() { 503 } else { 500 }, None);
+            }
+            Err(_) => {
+                warn!(%connection, "registering the connection ran out of time");
+                return response(503, None);
+            }
         }
         info!(%connection, user = %identity.user, "connected");
         let sender = Sender { connection, identity };

@@ -11,6 +11,9 @@ use relaychat_schema::gateway::{body_text, connection_id, response};
 use relaychat_schema::protocol::{Command, ErrorCode, Refusal, Reply};
 use tracing::{Instrument, info_span, warn};
 
+/// How long an action may take: inside the function's 10 s timeout, with room to answer.
+pub const REQUEST_BUDGET: std::time::Duration = std::time::Duration::from_secs(8);
+
 pub struct WsMessage<S, P> {
     pub store: S,
     pub publisher: P,
@@ -23,9 +26,14 @@ where
     P: Publisher,
 {
     pub async fn invoke(&self, request: &ApiGatewayWebsocketProxyRequest) -> ApiGatewayProxyResponse {
-        let reply = match self.reply(request).await {
-            Ok(reply) => reply,
-            Err(refusal) => Some(refusal.to_reply()),
+        // The client hears `unavailable` from us rather than nothing from a killed invocation.
+        let reply = match tokio::time::timeout(REQUEST_BUDGET, self.reply(request)).await {
+            Ok(Ok(reply)) => reply,
+            Ok(Err(refusal)) => Some(refusal.to_reply()),
+            Err(_) => {
+                warn!(budget_ms = REQUEST_BUDGET.as_millis(), "action ran out of time");
+                Some(Refusal::new(ErrorCode::Unavailable, "the service is busy; try again").to_reply())
+            }
         };
         // Refusals are answered too: a 200 whose body is the error frame.
         response(200, reply.map(|r| r.to_json()))

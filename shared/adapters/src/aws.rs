@@ -18,9 +18,10 @@ pub async fn load_config() -> SdkConfig {
         .region(region)
         .timeout_config(
             TimeoutConfig::builder()
-                .connect_timeout(Duration::from_secs(2))
-                .operation_attempt_timeout(Duration::from_secs(3))
-                .operation_timeout(Duration::from_secs(10))
+                .connect_timeout(Duration::from_secs(1))
+                .operation_attempt_timeout(Duration::from_secs(2))
+                // Well inside the shortest function timeout (10 s, the WebSocket functions).
+                .operation_timeout(Duration::from_secs(5))
                 .build(),
         )
         .retry_config(RetryConfig::standard().with_max_attempts(3))

@@ -278,8 +278,33 @@ pub struct KafkaPublisher {
 
 struct Inner {
     settings: KafkaSettings,
-    current: RwLock<Arc<FutureProducer<KafkaContext>>>,
+    current: RwLock<Arc<OwnedProducer>>,
     rebuilds: AtomicU64,
+}
+
+/// A producer destroyed off the async threads: librdkafka's destroy waits for in-flight
+/// requests, which with a hung broker takes as long as the broker hangs. Dropped on a tokio
+/// worker it would stall every task there (connects included).
+struct OwnedProducer(Option<FutureProducer<KafkaContext>>);
+
+impl std::ops::Deref for OwnedProducer {
+    type Target = FutureProducer<KafkaContext>;
+    fn deref(&self) -> &Self::Target {
+        // Some until dropped.
+        self.0
+            .as_ref()
+            .unwrap_or_else(|| unreachable!("a producer is only taken in drop"))
+    }
+}
+
+impl Drop for OwnedProducer {
+    fn drop(&mut self) {
+        if let Some(producer) = self.0.take() {
+            let _ = std::thread::Builder::new()
+                .name("kafka-producer-drop".into())
+                .spawn(move || drop(producer));
+        }
+    }
 }
 
 fn build_producer(settings: &KafkaSettings) -> Result<FutureProducer<KafkaContext>, KafkaError> {
@@ -295,7 +320,7 @@ fn build_producer(settings: &KafkaSettings) -> Result<FutureProducer<KafkaContex
 }
 
 /// Is this error one after which the producer can never send again?
-fn is_fatal(e: &KafkaError, producer: &FutureProducer<KafkaContext>) -> bool {
+fn is_fatal(e: &KafkaError, producer: &OwnedProducer) -> bool {
     producer.client().fatal_error().is_some()
         || matches!(
             e.rdkafka_error_code(),
@@ -309,7 +334,7 @@ impl KafkaPublisher {
         Ok(Self {
             inner: Arc::new(Inner {
                 settings: settings.clone(),
-                current: RwLock::new(Arc::new(producer)),
+                current: RwLock::new(Arc::new(OwnedProducer(Some(producer)))),
                 rebuilds: AtomicU64::new(0),
             }),
         })
@@ -329,7 +354,7 @@ impl KafkaPublisher {
         self.inner.rebuilds.load(Ordering::Relaxed)
     }
 
-    fn producer(&self) -> Arc<FutureProducer<KafkaContext>> {
+    fn producer(&self) -> Arc<OwnedProducer> {
         match self.inner.current.read() {
             Ok(p) => p.clone(),
             Err(poisoned) => poisoned.into_inner().clone(),
@@ -337,7 +362,7 @@ impl KafkaPublisher {
     }
 
     /// Replaces `broken` with a new producer, unless another send already did.
-    fn rebuild(&self, broken: &Arc<FutureProducer<KafkaContext>>) {
+    fn rebuild(&self, broken: &Arc<OwnedProducer>) {
         let mut current = match self.inner.current.write() {
             Ok(c) => c,
             Err(poisoned) => poisoned.into_inner(),
@@ -347,7 +372,8 @@ impl KafkaPublisher {
         }
         match build_producer(&self.inner.settings) {
             Ok(fresh) => {
-                *current = Arc::new(fresh);
+                // The old one is destroyed on a thread of its own when its last send returns.
+                *current = Arc::new(OwnedProducer(Some(fresh)));
                 self.inner.rebuilds.fetch_add(1, Ordering::Relaxed);
                 warn!(reason = ?broken.client().fatal_error(), "the Kafka producer failed fatally; built a new one");
             }

@@ -3,7 +3,9 @@
 
 use chrono::{DateTime, Utc};
 use relaychat_schema::events::{MAX_MEMBERS, TopicEvent};
-use relaychat_schema::protocol::{Command, ErrorCode, Refusal, Reply};
+use relaychat_schema::protocol::{
+    Command, ConversationSummary, ErrorCode, MAX_SUMMARY_MEMBERS, REPLY_ITEMS_BUDGET, Refusal, Reply, fitting,
+};
 use relaychat_schema::{
     AnalyticsEvent, AnalyticsKind, ChatMessage, ConnectionId, ConversationId, DeliveryStatus, MessageId,
     MessageStatusUpdate, SCHEMA_VERSION, Topics, TypingIndicator,
@@ -93,9 +95,13 @@ where
                 title: stored.title,
             }))
         }
-        Command::ListConversations => {
-            let conversations = store.conversations_of(user).await.map_err(|e| refusal_for(&e))?;
-            Ok(Some(Reply::Conversations { conversations }))
+        Command::ListConversations { limit, after } => {
+            let all = store.conversations_of(user).await.map_err(|e| refusal_for(&e))?;
+            let (conversations, next_cursor) = conversation_page(all, limit, after.as_deref());
+            Ok(Some(Reply::Conversations {
+                conversations,
+                next_cursor,
+            }))
         }
         Command::SendMessage {
             conversation_id,
@@ -194,10 +200,16 @@ where
             limit,
         } => {
             member_of(store, sender, &conversation_id).await?;
-            let (messages, next_before) = store
+            let (mut messages, mut next_before) = store
                 .history(&conversation_id, before, limit)
                 .await
                 .map_err(|e| refusal_for(&e))?;
+            // 100 messages of 4,000 characters would not fit one reply: cut by size too.
+            let fit = fitting(&messages, REPLY_ITEMS_BUDGET);
+            if fit < messages.len() {
+                messages.truncate(fit);
+                next_before = messages.last().map(|m| m.message_id);
+            }
             Ok(Some(Reply::History {
                 conversation_id,
                 messages,
@@ -223,6 +235,34 @@ where
             Ok(Some(Reply::DeviceUnregistered))
         }
     }
+}
+
+/// One page of the user's conversations (most recent first): those after the cursor, at most
+/// `limit`, at most what fits a reply; large groups list their first members only.
+pub fn conversation_page(
+    mut all: Vec<ConversationSummary>,
+    limit: u32,
+    after: Option<&str>,
+) -> (Vec<ConversationSummary>, Option<String>) {
+    all.sort_by_key(|c| std::cmp::Reverse(c.activity_key()));
+    let mut page: Vec<ConversationSummary> = all
+        .into_iter()
+        .filter(|c| after.is_none_or(|a| c.activity_key().as_str() < a))
+        .collect();
+    for c in &mut page {
+        c.member_count = c.member_count.max(c.members.len());
+        c.members.truncate(MAX_SUMMARY_MEMBERS);
+    }
+    let wanted = page.len().min(limit as usize);
+    let fit = fitting(&page[..wanted], REPLY_ITEMS_BUDGET);
+    let more = page.len() > fit;
+    page.truncate(fit);
+    let next = if more {
+        page.last().map(|c| c.activity_key())
+    } else {
+        None
+    };
+    (page, next)
 }
 
 /// Takes one unit of the connection's budget for `action`, or refuses with `rate_limited`.
@@ -496,5 +536,104 @@ mod tests {
             run(&mem, "bob", create).await,
             Ok(Some(Reply::Conversation { .. }))
         ));
+    }
+
+    #[tokio::test]
+    async fn history_pages_by_size_never_over_a_reply() {
+        // GIVEN 100 messages of 4,000 characters (about 400 KB)
+        let mem = Memory::default();
+        let conv = create(&mem).await;
+        for i in 0..100 {
+            let mut m = crate::memory::sample_message(conv.as_str(), "alice", &["alice", "bob"]);
+            m.content = relaychat_schema::MessageContent::parse(format!("{i:04}").repeat(1_000)).unwrap();
+            crate::persist::persist_message(&mem, &m).await.unwrap();
+        }
+        // WHEN bob pages through with the largest limit
+        let mut before: Option<MessageId> = None;
+        let mut seen = Vec::new();
+        loop {
+            let body = match before {
+                Some(b) => format!(r#"{{"action":"history","conversationId":"{conv}","limit":100,"before":"{b}"}}"#),
+                None => format!(r#"{{"action":"history","conversationId":"{conv}","limit":100}}"#),
+            };
+            let reply = run(&mem, "bob", &body).await.unwrap().unwrap();
+            // THEN every reply fits API Gateway's 128 KB
+            assert!(reply.to_json().len() <= relaychat_schema::protocol::MAX_MESSAGE_BYTES);
+            let Reply::History {
+                messages, next_before, ..
+            } = reply
+            else {
+                panic!()
+            };
+            seen.extend(messages.iter().map(|m| m.message_id));
+            match next_before {
+                Some(n) => before = Some(n),
+                None => break,
+            }
+            assert!(seen.len() <= 100, "no page repeats");
+        }
+        // AND together the pages hold every message once, newest first
+        assert_eq!(seen.len(), 100);
+        assert!(seen.windows(2).all(|w| w[0] > w[1]));
+    }
+
+    #[tokio::test]
+    async fn list_conversations_pages_and_every_page_fits_a_reply() {
+        // GIVEN mallory added bob to 300 groups of the largest size, with long titles
+        let mem = Memory::default();
+        let others: Vec<String> = (0..97).map(|i| format!("member-with-a-long-name-{i}")).collect();
+        for i in 0..300 {
+            let mut members = vec![r#""bob""#.to_owned()];
+            members.extend(others.iter().map(|m| format!("{m:?}")));
+            let body = format!(
+                r#"{{"action":"createConversation","members":[{}],"title":"{}"}}"#,
+                members.join(","),
+                format!("spam {i} ").repeat(10)
+            );
+            // a fresh connection each time: the rate limit is per connection
+            perform(
+                &mem,
+                &mem,
+                &Topics::default(),
+                &sender(&format!("mallory{i}")),
+                Command::parse(&body).unwrap(),
+                Utc::now(),
+            )
+            .await
+            .unwrap();
+        }
+        // WHEN bob lists his conversations, page after page
+        let mut after: Option<String> = None;
+        let mut seen = std::collections::HashSet::new();
+        let mut pages = 0;
+        loop {
+            let body = match &after {
+                Some(a) => format!(r#"{{"action":"listConversations","limit":100,"after":"{a}"}}"#),
+                None => r#"{"action":"listConversations","limit":100}"#.to_owned(),
+            };
+            let reply = run(&mem, "bob", &body).await.unwrap().unwrap();
+            assert!(reply.to_json().len() <= relaychat_schema::protocol::MAX_MESSAGE_BYTES);
+            let Reply::Conversations {
+                conversations,
+                next_cursor,
+            } = reply
+            else {
+                panic!()
+            };
+            pages += 1;
+            for c in &conversations {
+                assert!(c.members.len() <= MAX_SUMMARY_MEMBERS);
+                assert_eq!(c.member_count, MAX_MEMBERS);
+                assert!(seen.insert(c.conversation_id.clone()), "listed twice");
+            }
+            match next_cursor {
+                Some(n) => after = Some(n),
+                None => break,
+            }
+            assert!(pages < 100, "never ends");
+        }
+        // THEN all 300 were listed, each once, over several pages
+        assert_eq!(seen.len(), 300);
+        assert!(pages > 3, "{pages} pages");
     }
 }

@@ -534,6 +534,7 @@ impl ConversationStore for Memory {
                 conversation_id: c.id.clone(),
                 title: c.title.clone(),
                 members: c.members.clone(),
+                member_count: c.members.len(),
                 unread: s.unread.get(&key(user, &c.id)).copied().unwrap_or(0),
                 last_message: s
                     .last_message

@@ -92,7 +92,12 @@ pub enum Command {
         /// The client's idempotency key: a retried request with the same key creates nothing new.
         client_request_id: Option<ClientMessageId>,
     },
-    ListConversations,
+    ListConversations {
+        /// At most this many (1 to 100, default 50), and never more than fit one reply.
+        limit: u32,
+        /// The `nextCursor` of the previous page.
+        after: Option<String>,
+    },
     SendMessage {
         conversation_id: ConversationId,
         content: MessageContent,
@@ -136,8 +141,21 @@ struct Fields {
     message_id: Option<Value>,
     before: Option<Value>,
     limit: Option<Value>,
+    after: Option<Value>,
     token: Option<Value>,
     platform: Option<Value>,
+}
+
+/// A page size: 1 to 100, 50 when absent.
+fn page_limit(v: Option<Value>) -> Result<u32, Refusal> {
+    match v {
+        None | Some(Value::Null) => Ok(DEFAULT_HISTORY_LIMIT),
+        Some(Value::Number(n)) => match n.as_u64() {
+            Some(l) if (1..=u64::from(MAX_HISTORY_LIMIT)).contains(&l) => Ok(l as u32),
+            _ => Err(invalid("limit", "must be a whole number from 1 to 100")),
+        },
+        Some(_) => Err(invalid("limit", "must be a whole number from 1 to 100")),
+    }
 }
 
 fn invalid(field: &str, why: &str) -> Refusal {
@@ -219,7 +237,10 @@ impl Command {
                     client_request_id,
                 }
             }
-            "listConversations" => Command::ListConversations,
+            "listConversations" => Command::ListConversations {
+                limit: page_limit(f.limit)?,
+                after: string(f.after, "after")?,
+            },
             "sendMessage" => {
                 let content = required(f.content, "content")?;
                 // Empty and too long get their own codes: clients show them differently.
@@ -251,14 +272,7 @@ impl Command {
             "history" => Command::History {
                 conversation_id: conversation(f.conversation_id)?,
                 before: string(f.before, "before")?.map(|b| MessageId::parse(&b)).transpose()?,
-                limit: match f.limit {
-                    None | Some(Value::Null) => DEFAULT_HISTORY_LIMIT,
-                    Some(Value::Number(n)) => match n.as_u64() {
-                        Some(l) if (1..=u64::from(MAX_HISTORY_LIMIT)).contains(&l) => l as u32,
-                        _ => return Err(invalid("limit", "must be a whole number from 1 to 100")),
-                    },
-                    Some(_) => return Err(invalid("limit", "must be a whole number from 1 to 100")),
-                },
+                limit: page_limit(f.limit)?,
             },
             "registerDevice" => {
                 let token = DeviceToken::parse(required(f.token, "token")?)?;
@@ -284,7 +298,7 @@ impl Command {
     pub fn action(&self) -> &'static str {
         match self {
             Self::CreateConversation { .. } => "createConversation",
-            Self::ListConversations => "listConversations",
+            Self::ListConversations { .. } => "listConversations",
             Self::SendMessage { .. } => "sendMessage",
             Self::Typing { .. } => "typing",
             Self::MarkRead { .. } => "markRead",
@@ -313,9 +327,44 @@ pub struct MessageView {
 pub struct ConversationSummary {
     pub conversation_id: ConversationId,
     pub title: Option<Title>,
+    /// The members, the first `MAX_SUMMARY_MEMBERS` of them in a large group.
     pub members: Vec<UserId>,
+    /// How many members there are in all.
+    #[serde(default)]
+    pub member_count: usize,
     pub unread: i64,
     pub last_message: Option<MessageView>,
+}
+
+/// Most members a `listConversations` entry lists (a large group's would not fit a reply).
+pub const MAX_SUMMARY_MEMBERS: usize = 100;
+
+/// The most a reply's items may add up to: API Gateway sends at most 128 KB per message; the
+/// rest is room for the reply's envelope.
+pub const REPLY_ITEMS_BUDGET: usize = 120 * 1024;
+
+impl ConversationSummary {
+    /// The order of `listConversations` (most recent activity first) as a cursor: the last
+    /// message's id, else the conversation's own (a ULID).
+    pub fn activity_key(&self) -> String {
+        self.last_message
+            .as_ref()
+            .map(|m| m.message_id.to_string())
+            .unwrap_or_else(|| self.conversation_id.to_string())
+    }
+}
+
+/// How many of `items`, from the first, fit in `budget` bytes of JSON (at least one, so a
+/// client paging through always moves on).
+pub fn fitting<T: Serialize>(items: &[T], budget: usize) -> usize {
+    let mut used = 0;
+    for (i, item) in items.iter().enumerate() {
+        used += serde_json::to_vec(item).map_or(budget, |v| v.len()) + 1;
+        if used > budget {
+            return i.max(1);
+        }
+    }
+    items.len()
 }
 
 /// Replies to the sender of an action.
@@ -331,6 +380,9 @@ pub enum Reply {
     #[serde(rename_all = "camelCase")]
     Conversations {
         conversations: Vec<ConversationSummary>,
+        /// Present when there are more: pass it as `after` for the next page.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        next_cursor: Option<String>,
     },
     #[serde(rename_all = "camelCase")]
     Ack {

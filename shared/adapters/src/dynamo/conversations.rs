@@ -218,6 +218,7 @@ impl ConversationStore for DynamoStore {
                         unread: unread.get(c.id.as_str()).copied().unwrap_or(0),
                         conversation_id: c.id,
                         title: c.title,
+                        member_count: c.members.len(),
                         members: c.members,
                         last_message,
                     });
