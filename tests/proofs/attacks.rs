@@ -1,0 +1,1 @@
+//! Attacks on the WebSocket front (written next).

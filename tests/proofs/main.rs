@@ -1,0 +1,17 @@
+//! The proofs of relaychat's promises under faults, attacks and load (docs/reliability.md): each
+//! runs the real local runtime on the real broker and DynamoDB Local, asserts its promise, and
+//! prints its figures on a line starting `proof:`. `RELAYCHAT_PROOFS_LONG=1` runs the long
+//! variants.
+
+#[path = "../e2e/client.rs"]
+#[allow(dead_code)]
+mod client;
+
+mod attacks;
+mod load;
+
+/// True when the long variants were asked for.
+#[allow(dead_code)]
+pub fn long() -> bool {
+    std::env::var("RELAYCHAT_PROOFS_LONG").is_ok_and(|v| v == "1" || v == "true")
+}
