@@ -9,6 +9,8 @@ mod client;
 
 mod attacks;
 mod load;
+mod poison;
+mod storage;
 
 /// True when the long variants were asked for.
 #[allow(dead_code)]
