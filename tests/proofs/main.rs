@@ -8,6 +8,7 @@
 mod client;
 
 mod attacks;
+mod dynamo_faults;
 mod load;
 mod poison;
 mod storage;
