@@ -42,6 +42,7 @@ test:
 	scripts/check-repo.sh
 	scripts/install-build-deps.sh
 	scripts/lint-template.sh
+	$(CARGO) build --locked -p relaychat-local
 	$(INFRA) scripts/test-summary.sh bash -c '$(CARGO) test --workspace --locked && scripts/browser-test.sh && scripts/fuzz.sh'
 
 unit:

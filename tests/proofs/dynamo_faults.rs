@@ -20,7 +20,10 @@ async fn send_until_acked(client: &mut Client, conversation: &str, n: usize) -> 
     let mut refused = 0;
     loop {
         let reply = client
-            .ask(json!({"action": "sendMessage", "conversationId": conversation, "content": format!("m{n}")}), "ack")
+            .ask(
+                json!({"action": "sendMessage", "conversationId": conversation, "content": format!("m{n}")}),
+                "ack",
+            )
             .await;
         match reply["type"].as_str() {
             Some("ack") => return (reply["messageId"].as_str().unwrap().to_owned(), refused),
@@ -56,11 +59,18 @@ async fn throttling_and_5xx_from_dynamodb_lose_and_dead_letter_nothing() {
     let mut readers = Vec::new();
     let mut conversations = Vec::new();
     for i in 0..3 {
-        let (a, b, off) = (unique(&format!("a{i}")), unique(&format!("b{i}")), unique(&format!("o{i}")));
+        let (a, b, off) = (
+            unique(&format!("a{i}")),
+            unique(&format!("b{i}")),
+            unique(&format!("o{i}")),
+        );
         let mut sender = Client::connect(&running, &a, "A").await;
         let reader = Client::connect(&running, &b, "B").await;
         let created = sender
-            .ask(json!({"action": "createConversation", "members": [b, off]}), "conversation")
+            .ask(
+                json!({"action": "createConversation", "members": [b, off]}),
+                "conversation",
+            )
             .await;
         conversations.push((created["conversationId"].as_str().unwrap().to_owned(), b, off));
         senders.push(sender);
@@ -110,16 +120,32 @@ async fn throttling_and_5xx_from_dynamodb_lose_and_dead_letter_nothing() {
             if unread != ids.len() as i64 {
                 missing.push(format!("{reader}: unread {unread} of {}", ids.len()));
             }
-            let counted = direct.counter(&format!("conv#{conversation}#{day}"), "messages").await.unwrap();
+            let counted = direct
+                .counter(&format!("conv#{conversation}#{day}"), "messages")
+                .await
+                .unwrap();
             if counted != ids.len() as i64 {
                 missing.push(format!("{conversation}: counted {counted} of {}", ids.len()));
             }
             for id in ids {
-                if !has_item(&direct, &direct.tables().receipts(), ("messageId", id), ("userId", reader)).await {
+                if !has_item(
+                    &direct,
+                    &direct.tables().receipts(),
+                    ("messageId", id),
+                    ("userId", reader),
+                )
+                .await
+                {
                     missing.push(format!("{id}: no DELIVERED for {reader}"));
                 }
                 let note = format!("msg:{id}");
-                if !has_item(&direct, &direct.tables().notifications(), ("userId", offline), ("notificationId", &note)).await
+                if !has_item(
+                    &direct,
+                    &direct.tables().notifications(),
+                    ("userId", offline),
+                    ("notificationId", &note),
+                )
+                .await
                 {
                     missing.push(format!("{id}: no notification for {offline}"));
                 }
@@ -134,9 +160,20 @@ async fn throttling_and_5xx_from_dynamodb_lose_and_dead_letter_nothing() {
     proxy.clear();
 
     // Nothing from this test's topics was dead-lettered by any consumer.
-    let ours = [&topics.chat_messages, &topics.message_status_events, &topics.notifications, &topics.analytics_events];
+    let ours = [
+        &topics.chat_messages,
+        &topics.message_status_events,
+        &topics.notifications,
+        &topics.analytics_events,
+    ];
     let mut dead = 0;
-    for dlq in ["persist-message-dlq", "deliver-message-dlq", "update-status-dlq", "push-notification-dlq", "analytics-dlq"] {
+    for dlq in [
+        "persist-message-dlq",
+        "deliver-message-dlq",
+        "update-status-dlq",
+        "push-notification-dlq",
+        "analytics-dlq",
+    ] {
         dead += read_topic(dlq, usize::MAX, Duration::from_secs(2))
             .into_iter()
             .filter(|r| {

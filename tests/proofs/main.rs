@@ -8,6 +8,7 @@
 mod client;
 
 mod attacks;
+mod crash;
 mod dynamo_faults;
 mod load;
 mod poison;
