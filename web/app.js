@@ -193,6 +193,14 @@ function onMessage(f) {
 }
 
 function onStatus(f) {
+  // READ is "read up to and including": it covers every earlier message of mine there.
+  if (f.upTo) {
+    for (const m of state.byId.values()) {
+      if (m.mine && m.conversationId === f.conversationId && m.messageId && m.messageId < f.messageId) {
+        applyReceipt(m, f);
+      }
+    }
+  }
   const m = state.byId.get(f.messageId);
   if (m) { applyReceipt(m, f); renderMessages(); return; }
   // A receipt can overtake its ack; keep a few until the ack comes.
@@ -470,7 +478,9 @@ $('new-conversation').addEventListener('submit', (e) => {
   const bad = members.find((m) => !USER_ID.test(m));
   if (bad || members.length === 0) return showError(`members: ${bad ? `"${bad}" is not a valid user id` : 'name at least one'}`);
   const title = $('title').value.trim();
-  if (send({ action: 'createConversation', members, ...(title ? { title } : {}) })) {
+  // The request id makes a retried create (no answer, then sent again) create nothing twice.
+  const clientRequestId = `create-${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 8)}`;
+  if (send({ action: 'createConversation', members, clientRequestId, ...(title ? { title } : {}) })) {
     $('members').value = '';
     $('title').value = '';
   } else {
