@@ -7,7 +7,7 @@ use futures::{SinkExt, StreamExt};
 use relaychat_local::runtime::{self, LocalConfig, Running};
 use relaychat_schema::Topics;
 use relaychat_testkit::unique;
-use serde_json::Value;
+use serde_json::{Value, json};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
@@ -95,6 +95,17 @@ impl Client {
                 Ok(Some(Ok(_))) => {}
             }
         }
+    }
+
+    /// Creates a conversation with these members; its id.
+    pub async fn create_conversation(&mut self, members: &[&str]) -> String {
+        let created = self
+            .ask(
+                json!({"action": "createConversation", "members": members}),
+                "conversation",
+            )
+            .await;
+        created["conversationId"].as_str().expect("a conversation").to_owned()
     }
 
     /// How many frames already received (and not yet taken) match.

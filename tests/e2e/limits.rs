@@ -11,13 +11,7 @@ use crate::client::{Client, start_runtime};
 async fn a_history_of_long_messages_arrives_in_pages_that_fit() {
     let (running, _topics) = start_runtime().await;
     let mut alice = Client::connect(&running, "alice", "Alice").await;
-    let created = alice
-        .ask(
-            json!({"action": "createConversation", "members": ["bob"]}),
-            "conversation",
-        )
-        .await;
-    let conversation = created["conversationId"].as_str().unwrap().to_owned();
+    let conversation = alice.create_conversation(&["bob"]).await;
     // 40 messages of 4,000 characters: about 160 KB of history, over one message's 128 KB.
     let total = 40;
     for i in 0..total {

@@ -17,13 +17,7 @@ async fn a_hung_broker_costs_seconds_not_the_service() {
     let (running, _topics) = start_runtime_with(|c| c.infra.kafka_brokers = Some(brokers)).await;
     let mut alice = Client::connect(&running, "alice", "Alice").await;
     let mut bob = Client::connect(&running, "bob", "Bob").await;
-    let created = alice
-        .ask(
-            json!({"action": "createConversation", "members": ["bob"]}),
-            "conversation",
-        )
-        .await;
-    let conversation = created["conversationId"].as_str().unwrap().to_owned();
+    let conversation = alice.create_conversation(&["bob"]).await;
     let send = |n: usize| json!({"action": "sendMessage", "conversationId": conversation, "content": format!("m{n}"), "clientMessageId": format!("c{n}")});
     assert_eq!(alice.ask(send(0), "ack").await["type"], "ack");
     bob.expect("the first message", |v| v["type"] == "message").await;
@@ -104,13 +98,7 @@ async fn the_gateway_ends_a_route_that_outlives_its_timeout() {
     })
     .await;
     let mut alice = Client::connect(&running, "alice", "Alice").await;
-    let created = alice
-        .ask(
-            json!({"action": "createConversation", "members": ["bob"]}),
-            "conversation",
-        )
-        .await;
-    let conversation = created["conversationId"].as_str().unwrap().to_owned();
+    let conversation = alice.create_conversation(&["bob"]).await;
     broker.hang();
     let started = Instant::now();
     alice

@@ -9,7 +9,6 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use aws_sdk_dynamodb::types::AttributeValue;
 use futures::{SinkExt, StreamExt};
 use relaychat_adapters::dynamo::TableNames;
 use relaychat_testkit::{unique, unread};
@@ -197,21 +196,21 @@ async fn every_acknowledged_message_survives_a_sigkill() {
     while restarted_at.elapsed() < Duration::from_secs(180) {
         missing.clear();
         for (id, (conversation, recipient)) in &acked {
-            let stored = has(
+            let stored = storage::has_item(
                 &store,
                 &store.tables().messages(),
                 ("conversationId", conversation),
                 ("messageId", id),
             )
             .await;
-            let delivered = has(
+            let delivered = storage::has_item(
                 &store,
                 &store.tables().receipts(),
                 ("messageId", id),
                 ("userId", recipient),
             )
             .await;
-            let notified = has(
+            let notified = storage::has_item(
                 &store,
                 &store.tables().notifications(),
                 ("userId", recipient),
@@ -256,24 +255,4 @@ async fn every_acknowledged_message_survives_a_sigkill() {
         &missing[..missing.len().min(10)]
     );
     assert_eq!(miscounted, 0, "unread counts match what was stored");
-}
-
-async fn has(
-    store: &relaychat_adapters::dynamo::DynamoStore,
-    table: &str,
-    (hk, hv): (&str, &str),
-    (rk, rv): (&str, &str),
-) -> bool {
-    store
-        .raw_client()
-        .get_item()
-        .table_name(table)
-        .key(hk, AttributeValue::S(hv.into()))
-        .key(rk, AttributeValue::S(rv.into()))
-        .consistent_read(true)
-        .send()
-        .await
-        .expect("read (tests)")
-        .item()
-        .is_some()
 }

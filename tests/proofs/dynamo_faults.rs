@@ -6,7 +6,6 @@
 
 use std::time::{Duration, Instant};
 
-use aws_sdk_dynamodb::types::AttributeValue;
 use relaychat_adapters::kafka::DLQ_SOURCE_HEADER;
 use relaychat_testkit::dynamo_faults::{DynamoFaults, Fault};
 use relaychat_testkit::{read_topic, unique, unread};
@@ -128,7 +127,7 @@ async fn throttling_and_5xx_from_dynamodb_lose_and_dead_letter_nothing() {
                 missing.push(format!("{conversation}: counted {counted} of {}", ids.len()));
             }
             for id in ids {
-                if !has_item(
+                if !storage::has_item(
                     &direct,
                     &direct.tables().receipts(),
                     ("messageId", id),
@@ -139,7 +138,7 @@ async fn throttling_and_5xx_from_dynamodb_lose_and_dead_letter_nothing() {
                     missing.push(format!("{id}: no DELIVERED for {reader}"));
                 }
                 let note = format!("msg:{id}");
-                if !has_item(
+                if !storage::has_item(
                     &direct,
                     &direct.tables().notifications(),
                     ("userId", offline),
@@ -193,24 +192,4 @@ async fn throttling_and_5xx_from_dynamodb_lose_and_dead_letter_nothing() {
     assert!(missing.is_empty(), "skipped: {missing:#?}");
     assert_eq!(dead, 0, "nothing retryable was dead-lettered");
     running.stop().await;
-}
-
-async fn has_item(
-    store: &relaychat_adapters::dynamo::DynamoStore,
-    table: &str,
-    (hk, hv): (&str, &str),
-    (rk, rv): (&str, &str),
-) -> bool {
-    store
-        .raw_client()
-        .get_item()
-        .table_name(table)
-        .key(hk, AttributeValue::S(hv.into()))
-        .key(rk, AttributeValue::S(rv.into()))
-        .consistent_read(true)
-        .send()
-        .await
-        .expect("read (tests)")
-        .item()
-        .is_some()
 }

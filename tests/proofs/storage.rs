@@ -92,3 +92,19 @@ pub async fn messages_in(store: &DynamoStore, conversations: &[String]) -> usize
     }
     total
 }
+
+/// Whether the item with this key exists (partition key, sort key).
+pub async fn has_item(store: &DynamoStore, table: &str, (hk, hv): (&str, &str), (rk, rv): (&str, &str)) -> bool {
+    store
+        .raw_client()
+        .get_item()
+        .table_name(table)
+        .key(hk, AttributeValue::S(hv.into()))
+        .key(rk, AttributeValue::S(rv.into()))
+        .consistent_read(true)
+        .send()
+        .await
+        .expect("read (tests)")
+        .item()
+        .is_some()
+}

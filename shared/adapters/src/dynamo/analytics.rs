@@ -69,43 +69,26 @@ impl DynamoStore {
 
 impl AnalyticsStore for DynamoStore {
     async fn count_once(&self, records: &[Counted]) -> Result<usize, Error> {
-        use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
         const OP: &str = "apply counters";
         let mut fresh: Vec<&Counted> = records.iter().collect();
         // Each cancelled try names the records counted before (their marker's condition failed);
         // they are dropped and the rest tried again.
         while !fresh.is_empty() {
             let writes = self.counting_transaction(&fresh)?;
-            let err = match self
-                .client
-                .transact_write_items()
-                .set_transact_items(Some(writes))
-                .send()
-                .await
-            {
-                Ok(_) => return Ok(fresh.len()),
-                Err(e) => e,
+            let cancelled = match self.transact(writes, OP).await? {
+                Ok(()) => return Ok(fresh.len()),
+                Err(c) => c,
             };
-            let reasons: Vec<Option<String>> = match err.as_service_error() {
-                Some(TransactWriteItemsError::TransactionCanceledException(t)) => t
-                    .cancellation_reasons()
-                    .iter()
-                    .map(|r| r.code().map(str::to_owned))
-                    .collect(),
-                _ => return Err(classify(OP, err)),
-            };
-            if any_transient_cancellation(reasons.iter().map(Option::as_deref)) {
-                return Err(Error::unavailable(OP, err));
+            if any_transient_cancellation(cancelled.reasons.iter().map(Option::as_deref)) {
+                return Err(Error::unavailable(OP, cancelled.error));
             }
-            let repeats: Vec<usize> = reasons
-                .iter()
-                .take(fresh.len())
-                .enumerate()
-                .filter(|(_, code)| code.as_deref() == Some("ConditionalCheckFailed"))
-                .map(|(i, _)| i)
+            let repeats: Vec<usize> = cancelled
+                .failed_conditions()
+                .into_iter()
+                .filter(|i| *i < fresh.len())
                 .collect();
             if repeats.is_empty() {
-                return Err(Error::rejected(OP, err));
+                return Err(Error::rejected(OP, cancelled.error));
             }
             fresh = fresh
                 .into_iter()

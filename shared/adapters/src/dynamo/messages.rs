@@ -5,7 +5,7 @@ use relaychat_core::Error;
 use relaychat_core::ports::{Inserted, MessageStore, ReadPosition, ReadState};
 use relaychat_schema::{ChatMessage, ConversationId, MessageId, UserId};
 
-use super::{Cancellation, DynamoStore, Item, classify_cancellation, get_s, is_condition_failed, n, s, time};
+use super::{DynamoStore, Guarded, Item, get_s, is_condition_failed, n, s, time};
 use crate::aws::classify;
 
 fn built<T>(op: &'static str, r: Result<T, aws_sdk_dynamodb::error::BuildError>) -> Result<T, Error> {
@@ -83,7 +83,6 @@ impl DynamoStore {
 
 impl MessageStore for DynamoStore {
     async fn insert_message(&self, m: &ChatMessage) -> Result<Inserted, Error> {
-        use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
         const OP: &str = "store message";
         let recipients: Vec<&UserId> = m.recipients.iter().filter(|r| **r != m.sender_id).collect();
         // Recipients found (by a cancelled try) to have read past this message already.
@@ -97,43 +96,21 @@ impl MessageStore for DynamoStore {
             for r in &past {
                 writes.push(self.read_receipt(m, r)?);
             }
-            let err = match self
-                .client
-                .transact_write_items()
-                .set_transact_items(Some(writes))
-                .send()
-                .await
-            {
-                Ok(_) => return Ok(Inserted::Stored { already_read_by: past }),
-                Err(e) => e,
+            let cancelled = match self.transact_guarded(writes, OP).await? {
+                Guarded::Committed => return Ok(Inserted::Stored { already_read_by: past }),
+                Guarded::GuardFailed => return Ok(Inserted::Repeat),
+                Guarded::Cancelled(c) => c,
             };
-            let reasons: Vec<Option<String>> = match err.as_service_error() {
-                Some(TransactWriteItemsError::TransactionCanceledException(t)) => t
-                    .cancellation_reasons()
-                    .iter()
-                    .map(|r| r.code().map(str::to_owned))
-                    .collect(),
-                _ => return Err(classify(OP, err)),
-            };
-            match classify_cancellation(reasons.iter().map(Option::as_deref)) {
-                Cancellation::GuardFailed => return Ok(Inserted::Repeat),
-                Cancellation::Transient => return Err(Error::unavailable(OP, err)),
-                Cancellation::Permanent => {}
-            }
-            // Only unread increments whose cursor condition failed may be retried without them.
-            let failed: Vec<usize> = reasons
-                .iter()
-                .enumerate()
-                .filter(|(_, code)| code.as_deref() == Some("ConditionalCheckFailed"))
-                .map(|(i, _)| i)
-                .collect();
+            // Only unread increments (items 1..) whose cursor condition failed may be retried
+            // without them.
+            let failed = cancelled.failed_conditions();
             let newly_past: Vec<UserId> = failed
                 .iter()
                 .filter_map(|i| i.checked_sub(1).and_then(|k| counted.get(k)))
                 .map(|r| (*r).clone())
                 .collect();
             if newly_past.is_empty() || newly_past.len() != failed.len() {
-                return Err(Error::rejected(OP, err));
+                return Err(Error::rejected(OP, cancelled.error));
             }
             past.extend(newly_past);
         }

@@ -120,15 +120,36 @@ pub fn classify_cancellation<'a>(codes: impl IntoIterator<Item = Option<&'a str>
     Cancellation::Permanent
 }
 
+/// A transaction DynamoDB cancelled: one reason code per item, in order, and the error itself
+/// (kept as the source of whatever it becomes).
+pub(crate) struct Cancelled {
+    pub reasons: Vec<Option<String>>,
+    pub error: relaychat_core::BoxError,
+}
+
+impl Cancelled {
+    fn codes(&self) -> impl Iterator<Item = Option<&str>> {
+        self.reasons.iter().map(Option::as_deref)
+    }
+
+    /// The items (by index) whose condition failed.
+    pub fn failed_conditions(&self) -> Vec<usize> {
+        self.codes()
+            .enumerate()
+            .filter(|(_, code)| *code == Some("ConditionalCheckFailed"))
+            .map(|(i, _)| i)
+            .collect()
+    }
+}
+
 impl DynamoStore {
-    /// Runs a transaction whose first item is its guard (a condition that fails on a repeat or a
-    /// lost race). `Ok(false)`, having changed nothing, when that guard failed. A cancellation
-    /// for throttling or a conflict is retryable; any other is permanent.
-    pub(crate) async fn guarded_transaction(
+    /// Runs a transaction: `Ok(Ok(()))` committed, `Ok(Err(cancelled))` cancelled with its
+    /// reasons, `Err` for any other failure (classified).
+    pub(crate) async fn transact(
         &self,
         writes: Vec<aws_sdk_dynamodb::types::TransactWriteItem>,
         operation: &'static str,
-    ) -> Result<bool, relaychat_core::Error> {
+    ) -> Result<Result<(), Cancelled>, relaychat_core::Error> {
         use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
         let err = match self
             .client
@@ -137,22 +158,66 @@ impl DynamoStore {
             .send()
             .await
         {
-            Ok(_) => return Ok(true),
+            Ok(_) => return Ok(Ok(())),
             Err(e) => e,
         };
-        let cancellation = match err.as_service_error() {
-            Some(TransactWriteItemsError::TransactionCanceledException(t)) => {
-                Some(classify_cancellation(t.cancellation_reasons().iter().map(|r| r.code())))
-            }
-            _ => None,
+        let reasons = match err.as_service_error() {
+            Some(TransactWriteItemsError::TransactionCanceledException(t)) => t
+                .cancellation_reasons()
+                .iter()
+                .map(|r| r.code().map(str::to_owned))
+                .collect(),
+            _ => return Err(crate::aws::classify(operation, err)),
         };
-        match cancellation {
-            Some(Cancellation::GuardFailed) => Ok(false),
-            Some(Cancellation::Transient) => Err(relaychat_core::Error::unavailable(operation, err)),
-            Some(Cancellation::Permanent) => Err(relaychat_core::Error::rejected(operation, err)),
-            None => Err(crate::aws::classify(operation, err)),
+        Ok(Err(Cancelled {
+            reasons,
+            error: Box::new(err),
+        }))
+    }
+
+    /// Runs a transaction whose first item is its guard (a condition that fails on a repeat or a
+    /// lost race). `Ok(false)`, having changed nothing, when that guard failed. A cancellation
+    /// for throttling or a conflict is retryable; any other is permanent.
+    pub(crate) async fn guarded_transaction(
+        &self,
+        writes: Vec<aws_sdk_dynamodb::types::TransactWriteItem>,
+        operation: &'static str,
+    ) -> Result<bool, relaychat_core::Error> {
+        let cancelled = match self.transact(writes, operation).await? {
+            Ok(()) => return Ok(true),
+            Err(c) => c,
+        };
+        match classify_cancellation(cancelled.codes()) {
+            Cancellation::GuardFailed => Ok(false),
+            Cancellation::Transient => Err(relaychat_core::Error::unavailable(operation, cancelled.error)),
+            Cancellation::Permanent => Err(relaychat_core::Error::rejected(operation, cancelled.error)),
         }
     }
+
+    /// As `guarded_transaction`, for callers that look at the reasons themselves: the guard's
+    /// failure and transient reasons are settled here; other cancellations come back.
+    pub(crate) async fn transact_guarded(
+        &self,
+        writes: Vec<aws_sdk_dynamodb::types::TransactWriteItem>,
+        operation: &'static str,
+    ) -> Result<Guarded, relaychat_core::Error> {
+        let cancelled = match self.transact(writes, operation).await? {
+            Ok(()) => return Ok(Guarded::Committed),
+            Err(c) => c,
+        };
+        match classify_cancellation(cancelled.codes()) {
+            Cancellation::GuardFailed => Ok(Guarded::GuardFailed),
+            Cancellation::Transient => Err(relaychat_core::Error::unavailable(operation, cancelled.error)),
+            Cancellation::Permanent => Ok(Guarded::Cancelled(cancelled)),
+        }
+    }
+}
+
+/// How a guarded transaction ended, when the caller handles the other cancellations.
+pub(crate) enum Guarded {
+    Committed,
+    GuardFailed,
+    Cancelled(Cancelled),
 }
 
 /// Every item a query matches, across all its pages.
