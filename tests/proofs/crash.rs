@@ -75,7 +75,7 @@ impl Deployment {
 
     /// Starts the runtime and waits until its web port answers.
     async fn start(&self) -> Child {
-        let child = Command::new(binary())
+        let mut child = Command::new(binary())
             .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -87,7 +87,11 @@ impl Deployment {
             if reqwest::get(&url).await.is_ok_and(|r| r.status().is_success()) {
                 return child;
             }
-            assert!(Instant::now() < deadline, "the runtime did not start");
+            if Instant::now() >= deadline {
+                child.kill().ok();
+                child.wait().ok();
+                panic!("the runtime did not start");
+            }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
