@@ -73,7 +73,8 @@ impl Deployment {
         Self { env, http, ws }
     }
 
-    /// Starts the runtime and waits until its web port answers.
+    /// Starts the runtime and waits until its web port answers. The caller kills and reaps it.
+    #[allow(clippy::zombie_processes)]
     async fn start(&self) -> Child {
         let mut child = Command::new(binary())
             .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
