@@ -70,10 +70,12 @@ async fn run(values: &[&str]) -> (Arc<Script>, MappingStats, String) {
     create_topics(&[(&topic, 1), (&dlq, 1)]).await;
     let producer: FutureProducer = kafka_settings().client_config().create().unwrap();
     for v in values {
-        producer
-            .send(FutureRecord::to(&topic).key("k").payload(*v), Duration::from_secs(5))
-            .await
-            .unwrap();
+        let mut record = FutureRecord::to(&topic).key("k").payload(*v);
+        if v.starts_with("untimely") {
+            // A producer may set any CreateTime; this one is past what a Lambda event can carry.
+            record = record.timestamp(9_000_000_000_000_000);
+        }
+        producer.send(record, Duration::from_secs(5)).await.unwrap();
     }
     let script = Arc::new(Script::default());
     let stats = Arc::new(Mutex::new(vec![MappingStats::default()]));
@@ -104,7 +106,7 @@ async fn run(values: &[&str]) -> (Arc<Script>, MappingStats, String) {
     // Until every record is settled: done, or in the on-failure topic.
     let finals = values
         .iter()
-        .filter(|v| !v.starts_with("always") && !v.starts_with("boom"))
+        .filter(|v| !v.starts_with("always") && !v.starts_with("boom") && !v.starts_with("untimely"))
         .count();
     for _ in 0..300 {
         let committed = stats.lock().unwrap()[0].committed.values().copied().max().unwrap_or(0);
@@ -186,4 +188,21 @@ async fn a_crashing_invocation_is_bisected_down_to_the_poison_record() {
         stats.function_errors
     );
     assert_eq!(stats.committed.values().copied().collect::<Vec<_>>(), vec![4]);
+}
+
+/// A record the emulation cannot turn into a Lambda event fails the invocation, as a function
+/// that cannot read its event would. Before the fix it became an empty event: the function
+/// "succeeded" and the batch was committed unprocessed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_record_that_cannot_make_an_event_is_a_function_error_never_an_empty_event() {
+    let (script, stats, dlq) = run(&["ok-1", "untimely-2", "ok-3"]).await;
+    let dead = read_topic(&dlq, 1, Duration::from_secs(10));
+    assert_eq!(dead.len(), 1);
+    assert_eq!(dead[0].value, b"untimely-2");
+    let reason = String::from_utf8(dead[0].header(DLQ_REASON_HEADER).unwrap().to_vec()).unwrap();
+    assert!(reason.contains("could not build the event"), "{reason}");
+    let mut done = script.done.lock().unwrap().clone();
+    done.dedup();
+    assert_eq!(done, vec!["ok-1", "ok-3"], "the others were handled, in order");
+    assert!(stats.function_errors >= 1);
 }

@@ -636,4 +636,32 @@ mod tests {
         assert_eq!(seen.len(), 300);
         assert!(pages > 3, "{pages} pages");
     }
+
+    #[tokio::test]
+    async fn a_device_is_registered_and_unregistered_by_its_user_only() {
+        let mem = Memory::default();
+        let register = r#"{"action":"registerDevice","token":"phone-1","platform":"fcm"}"#;
+        assert_eq!(
+            run(&mem, "carol", register).await.unwrap(),
+            Some(Reply::DeviceRegistered)
+        );
+        assert_eq!(mem.device_tokens("carol"), vec!["phone-1".to_owned()]);
+        // Another user naming carol's token removes nothing of hers.
+        let unregister = r#"{"action":"unregisterDevice","token":"phone-1"}"#;
+        assert_eq!(
+            run(&mem, "mallory", unregister).await.unwrap(),
+            Some(Reply::DeviceUnregistered)
+        );
+        assert_eq!(mem.device_tokens("carol"), vec!["phone-1".to_owned()]);
+        assert_eq!(
+            run(&mem, "carol", unregister).await.unwrap(),
+            Some(Reply::DeviceUnregistered)
+        );
+        assert!(mem.device_tokens("carol").is_empty());
+        let long = format!(r#"{{"action":"registerDevice","token":"{}"}}"#, "x".repeat(1_025));
+        assert_eq!(
+            run(&mem, "carol", &long).await.unwrap_err().code,
+            ErrorCode::InvalidRequest
+        );
+    }
 }
