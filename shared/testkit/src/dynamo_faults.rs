@@ -25,6 +25,9 @@ pub enum Fault {
     TransactionThrottled,
     /// As above with `TransactionConflict`.
     TransactionConflict,
+    /// The call is carried out, then its answer lost (500): the SDK retries a call that already
+    /// took effect, as after a response lost to a timeout.
+    AppliedThenLost,
 }
 
 #[derive(Debug, Clone)]
@@ -192,10 +195,12 @@ async fn forward(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: By
         .and_then(|t| t.rsplit('.').next())
         .unwrap_or_default()
         .to_owned();
-    if let Some(fault) = fault_for(&shared, &operation) {
+    let fault = fault_for(&shared, &operation);
+    if let Some(fault) = fault.filter(|f| *f != Fault::AppliedThenLost) {
         shared.injected.fetch_add(1, Ordering::SeqCst);
         return fault_response(fault, &operation, &body);
     }
+    let lose_answer = fault.is_some();
     let mut request = shared.http.post(format!("{}/", shared.upstream)).body(body);
     for (name, value) in headers.iter() {
         if name != "host" && name != "content-length" {
@@ -203,6 +208,10 @@ async fn forward(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: By
         }
     }
     match request.send().await {
+        Ok(_) if lose_answer => {
+            shared.injected.fetch_add(1, Ordering::SeqCst);
+            fault_response(Fault::ServerError, &operation, &[])
+        }
         Ok(upstream) => {
             let status = StatusCode::from_u16(upstream.status().as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
             let content_type = upstream.headers().get("content-type").cloned();

@@ -99,47 +99,74 @@ impl ConnectionRegistry for DynamoStore {
     }
 
     async fn allow(&self, connection: &ConnectionId, action: Limited, now: DateTime<Utc>) -> Result<bool, Error> {
-        const OP: &str = "rate-limit";
-        let window = action.window(now);
-        let (window_attr, count_attr) = (format!("{}Window", action.name()), format!("{}Count", action.name()));
-        // In the current window: one more, while under the limit.
-        let same_window = self
+        // Two rounds: a write the SDK retried after a lost response may already have started the
+        // window (or counted this request), and then fails its own condition on the retry. A
+        // second round counts the request in that window, so only a spent budget refuses (a
+        // request counted twice spends the budget a little early, never refuses a slow sender).
+        for _ in 0..2 {
+            if self.count_in_window(connection, action, now).await?
+                || self.start_window(connection, action, now).await?
+            {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+}
+
+impl DynamoStore {
+    /// One more in the current window, while under the limit.
+    async fn count_in_window(
+        &self,
+        connection: &ConnectionId,
+        action: Limited,
+        now: DateTime<Utc>,
+    ) -> Result<bool, Error> {
+        let result = self
             .client
             .update_item()
             .table_name(self.tables.connections())
             .key("connectionId", s(connection.as_str()))
             .update_expression("ADD #c :one")
             .condition_expression("attribute_exists(connectionId) AND #w = :w AND #c < :max")
-            .expression_attribute_names("#w", &window_attr)
-            .expression_attribute_names("#c", &count_attr)
-            .expression_attribute_values(":w", n(window))
+            .expression_attribute_names("#w", format!("{}Window", action.name()))
+            .expression_attribute_names("#c", format!("{}Count", action.name()))
+            .expression_attribute_values(":w", n(action.window(now)))
             .expression_attribute_values(":one", n(1))
             .expression_attribute_values(":max", n(action.limit().max))
             .send()
             .await;
-        match same_window {
-            Ok(_) => return Ok(true),
-            Err(e) if super::is_condition_failed(&e) => {}
-            Err(e) => return Err(classify(OP, e)),
+        match result {
+            Ok(_) => Ok(true),
+            Err(e) if super::is_condition_failed(&e) => Ok(false),
+            Err(e) => Err(classify("rate-limit", e)),
         }
-        // A new window: start counting again (fails if the window is current and spent).
-        let new_window = self
+    }
+
+    /// A new window, counting this request, if the stored one is older (or none).
+    async fn start_window(
+        &self,
+        connection: &ConnectionId,
+        action: Limited,
+        now: DateTime<Utc>,
+    ) -> Result<bool, Error> {
+        let result = self
             .client
             .update_item()
             .table_name(self.tables.connections())
             .key("connectionId", s(connection.as_str()))
             .update_expression("SET #w = :w, #c = :one")
             .condition_expression("attribute_exists(connectionId) AND (attribute_not_exists(#w) OR #w < :w)")
-            .expression_attribute_names("#w", &window_attr)
-            .expression_attribute_names("#c", &count_attr)
-            .expression_attribute_values(":w", n(window))
+            .expression_attribute_names("#w", format!("{}Window", action.name()))
+            .expression_attribute_names("#c", format!("{}Count", action.name()))
+            .expression_attribute_values(":w", n(action.window(now)))
             .expression_attribute_values(":one", n(1))
             .send()
             .await;
-        match new_window {
+        match result {
             Ok(_) => Ok(true),
             Err(e) if super::is_condition_failed(&e) => Ok(false),
-            Err(e) => Err(classify(OP, e)),
+            Err(e) => Err(classify("rate-limit", e)),
         }
     }
 }

@@ -558,3 +558,29 @@ async fn a_connection_is_served_only_until_its_token_expires() {
     assert!(served.expires_at.unwrap() <= fresh.expires_at.unwrap());
     assert_eq!(store.connections_of(&user("alice")).await.unwrap(), vec![conn]);
 }
+
+/// A rate-limit write that took effect but whose answer was lost is retried by the SDK; the
+/// retry must not read as a spent budget (before the fix a client sending once a second was
+/// refused `rate_limited` after any slow call).
+#[tokio::test]
+async fn a_retried_rate_limit_write_does_not_refuse_a_slow_sender() {
+    use relaychat_core::limits::Limited;
+    use relaychat_testkit::dynamo_faults::{DynamoFaults, Fault};
+    let direct = dynamo_store().await;
+    let proxy = DynamoFaults::start(&std::env::var("DYNAMODB_ENDPOINT").unwrap()).await;
+    let store = proxy.store(direct.tables().clone()).await;
+    let conn = ConnectionId::parse("conn-slow").unwrap();
+    direct.put_connection(&conn, &user("alice"), "alice").await.unwrap();
+    let window = Limited::SendMessage.limit().window_ms;
+    let mut t = chrono::DateTime::from_timestamp_millis((Utc::now().timestamp_millis() / window + 1) * window).unwrap();
+    for second in 0..3 {
+        // The first write of each new window takes effect, and its answer is lost.
+        proxy.fail_next(Some("UpdateItem"), Fault::AppliedThenLost, 1);
+        assert!(
+            store.allow(&conn, Limited::SendMessage, t).await.unwrap(),
+            "second {second}"
+        );
+        t += chrono::Duration::milliseconds(window);
+    }
+    assert!(proxy.injected() >= 3);
+}
