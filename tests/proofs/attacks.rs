@@ -65,6 +65,7 @@ impl Tally {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_attack_is_refused_and_stores_nothing() {
+    let _one_at_a_time = crate::ONE_AT_A_TIME.lock().await;
     let mut setup = (String::new(), TableNames::default());
     let (running, topics) = start_runtime_with(|c| setup = (c.jwt_secret.clone(), c.tables.clone())).await;
     let ((secret, tables), mut t) = (setup, Tally::default());

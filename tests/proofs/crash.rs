@@ -130,6 +130,7 @@ async fn ask(ws: &mut Socket, frame: Value, reply: &str) -> Option<Value> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_acknowledged_message_survives_a_sigkill() {
+    let _one_at_a_time = crate::ONE_AT_A_TIME.lock().await;
     let (senders, per_sender) = if crate::long() { (50, 100) } else { (20, 50) };
     let total = senders * per_sender;
     let tables = TableNames::with_prefix(unique("crash") + "-");

@@ -40,6 +40,7 @@ async fn send_until_acked(client: &mut Client, conversation: &str, n: usize) -> 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn throttling_and_5xx_from_dynamodb_lose_and_dead_letter_nothing() {
+    let _one_at_a_time = crate::ONE_AT_A_TIME.lock().await;
     let per_sender = if crate::long() { 200 } else { 30 };
     let upstream = std::env::var("DYNAMODB_ENDPOINT").expect("run with make test");
     let proxy = DynamoFaults::start(&upstream).await;

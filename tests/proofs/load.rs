@@ -399,6 +399,7 @@ fn percentile(sorted: &[Duration], p: f64) -> f64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn many_clients_chat_steadily_with_every_message_acked_delivered_and_stored_once_in_flat_memory() {
+    let _one_at_a_time = crate::ONE_AT_A_TIME.lock().await;
     let wall = std::time::Instant::now();
     let (clients, seconds) = if crate::long() { (200, 60) } else { (50, 10) };
     let (running, _topics) = start_runtime().await;

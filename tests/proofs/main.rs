@@ -14,6 +14,10 @@ mod load;
 mod poison;
 mod storage;
 
+/// The proofs run one at a time: each measures the machine (latency, memory, time to settle),
+/// and two at once would measure each other.
+pub static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 /// True when the long variants were asked for.
 #[allow(dead_code)]
 pub fn long() -> bool {

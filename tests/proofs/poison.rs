@@ -60,6 +60,7 @@ fn bad(kind: &str, conversation: &str, n: usize) -> Vec<u8> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn poison_is_dead_lettered_nothing_is_lost_and_a_replay_changes_nothing() {
+    let _one_at_a_time = crate::ONE_AT_A_TIME.lock().await;
     let total = if crate::long() { 20_000 } else { 2_000 };
     let tables = relaychat_adapters::dynamo::TableNames::with_prefix(unique("proof") + "-");
     let captured = tables.clone();
