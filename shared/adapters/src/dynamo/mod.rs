@@ -93,6 +93,9 @@ pub enum Cancellation {
     Permanent,
 }
 
+/// Tries at a transaction cancelled for throttling or a conflict (the SDK retries neither).
+const TRANSACTION_ATTEMPTS: u32 = 3;
+
 /// Cancellation codes that mean "not now" (DynamoDB's `CancellationReason.Code`).
 const TRANSIENT_CANCELLATIONS: &[&str] = &[
     "ThrottlingError",
@@ -151,28 +154,41 @@ impl DynamoStore {
         operation: &'static str,
     ) -> Result<Result<(), Cancelled>, relaychat_core::Error> {
         use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
-        let err = match self
-            .client
-            .transact_write_items()
-            .set_transact_items(Some(writes))
-            .send()
-            .await
-        {
-            Ok(_) => return Ok(Ok(())),
-            Err(e) => e,
-        };
-        let reasons = match err.as_service_error() {
-            Some(TransactWriteItemsError::TransactionCanceledException(t)) => t
-                .cancellation_reasons()
-                .iter()
-                .map(|r| r.code().map(str::to_owned))
-                .collect(),
-            _ => return Err(crate::aws::classify(operation, err)),
-        };
-        Ok(Err(Cancelled {
-            reasons,
-            error: Box::new(err),
-        }))
+        // The SDK retries throttling, but not a transaction cancelled because one of its items
+        // was throttled or conflicted: that is retried here, a few times with backoff, before
+        // the caller (and its event-source mapping's bounded retries) sees it.
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let err = match self
+                .client
+                .transact_write_items()
+                .set_transact_items(Some(writes.clone()))
+                .send()
+                .await
+            {
+                Ok(_) => return Ok(Ok(())),
+                Err(e) => e,
+            };
+            let reasons: Vec<Option<String>> = match err.as_service_error() {
+                Some(TransactWriteItemsError::TransactionCanceledException(t)) => t
+                    .cancellation_reasons()
+                    .iter()
+                    .map(|r| r.code().map(str::to_owned))
+                    .collect(),
+                _ => return Err(crate::aws::classify(operation, err)),
+            };
+            let transient = any_transient_cancellation(reasons.iter().map(Option::as_deref))
+                && classify_cancellation(reasons.iter().map(Option::as_deref)) != Cancellation::GuardFailed;
+            if transient && attempt < TRANSACTION_ATTEMPTS {
+                tokio::time::sleep(std::time::Duration::from_millis(25 << attempt)).await;
+                continue;
+            }
+            return Ok(Err(Cancelled {
+                reasons,
+                error: Box::new(err),
+            }));
+        }
     }
 
     /// Runs a transaction whose first item is its guard (a condition that fails on a repeat or a

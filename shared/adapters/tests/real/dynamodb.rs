@@ -428,13 +428,14 @@ async fn a_cancelled_transaction_is_classified_by_every_reason() {
     let proxy = DynamoFaults::start(&std::env::var("DYNAMODB_ENDPOINT").unwrap()).await;
     let store = proxy.store(direct.tables().clone()).await;
     let m = message("c1", "alice", &["bob", "carol"]);
+    // Cancelled on every try the adapter makes (it retries these itself, 3 tries): retryable.
     for fault in [Fault::TransactionThrottled, Fault::TransactionConflict] {
-        proxy.fail_next(Some("TransactWriteItems"), fault, 1);
+        proxy.fail_next(Some("TransactWriteItems"), fault, 3);
         let err = store.insert_message(&m).await.unwrap_err();
         assert!(err.is_retryable(), "{fault:?}: {}", err.chain());
         assert!(err.chain().contains("TransactionCanceled"), "{}", err.chain());
     }
-    assert_eq!(proxy.injected(), 2);
+    assert_eq!(proxy.injected(), 6);
     // Nothing was written by the cancelled tries; the retry stores it once.
     assert!(matches!(
         store.insert_message(&m).await.unwrap(),
