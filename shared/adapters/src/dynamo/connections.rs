@@ -122,25 +122,9 @@ impl DynamoStore {
         action: Limited,
         now: DateTime<Utc>,
     ) -> Result<bool, Error> {
-        let result = self
-            .client
-            .update_item()
-            .table_name(self.tables.connections())
-            .key("connectionId", s(connection.as_str()))
-            .update_expression("ADD #c :one")
-            .condition_expression("attribute_exists(connectionId) AND #w = :w AND #c < :max")
-            .expression_attribute_names("#w", format!("{}Window", action.name()))
-            .expression_attribute_names("#c", format!("{}Count", action.name()))
-            .expression_attribute_values(":w", n(action.window(now)))
-            .expression_attribute_values(":one", n(1))
-            .expression_attribute_values(":max", n(action.limit().max))
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(e) if super::is_condition_failed(&e) => Ok(false),
-            Err(e) => Err(classify("rate-limit", e)),
-        }
+        let limit = ("#c < :max", action.limit().max);
+        self.budget_write(connection, action, now, "ADD #c :one", "#w = :w", Some(limit))
+            .await
     }
 
     /// A new window, counting this request, if the stored one is older (or none).
@@ -150,20 +134,44 @@ impl DynamoStore {
         action: Limited,
         now: DateTime<Utc>,
     ) -> Result<bool, Error> {
-        let result = self
+        self.budget_write(
+            connection,
+            action,
+            now,
+            "SET #w = :w, #c = :one",
+            "(attribute_not_exists(#w) OR #w < :w)",
+            None,
+        )
+        .await
+    }
+
+    /// A conditional write to the connection's budget for `action`; `false` when the condition
+    /// (or the connection) is not there.
+    async fn budget_write(
+        &self,
+        connection: &ConnectionId,
+        action: Limited,
+        now: DateTime<Utc>,
+        update: &str,
+        window_condition: &str,
+        limit: Option<(&str, u32)>,
+    ) -> Result<bool, Error> {
+        let mut condition = format!("attribute_exists(connectionId) AND {window_condition}");
+        let mut request = self
             .client
             .update_item()
             .table_name(self.tables.connections())
             .key("connectionId", s(connection.as_str()))
-            .update_expression("SET #w = :w, #c = :one")
-            .condition_expression("attribute_exists(connectionId) AND (attribute_not_exists(#w) OR #w < :w)")
+            .update_expression(update)
             .expression_attribute_names("#w", format!("{}Window", action.name()))
             .expression_attribute_names("#c", format!("{}Count", action.name()))
             .expression_attribute_values(":w", n(action.window(now)))
-            .expression_attribute_values(":one", n(1))
-            .send()
-            .await;
-        match result {
+            .expression_attribute_values(":one", n(1));
+        if let Some((under, max)) = limit {
+            condition = format!("{condition} AND {under}");
+            request = request.expression_attribute_values(":max", n(max));
+        }
+        match request.condition_expression(condition).send().await {
             Ok(_) => Ok(true),
             Err(e) if super::is_condition_failed(&e) => Ok(false),
             Err(e) => Err(classify("rate-limit", e)),
