@@ -69,11 +69,12 @@ async fn a_hung_broker_costs_seconds_not_the_service() {
         v["type"] == "message" && v["content"] == content.as_str()
     })
     .await;
-    // No ack was given for the refused send, and nothing of it reached bob.
-    let delivered_refused = bob.pending_matching(|v| v["content"] == "m1");
-    assert_eq!(delivered_refused, 0, "a refused send must not be delivered");
+    // `unavailable` means "not confirmed", never "not sent": a produce that timed out may still
+    // be written when the broker wakes (it had the request in its socket). What must hold is the
+    // other way round: no ack without the record. Whether the refused one surfaced is reported.
+    let refused_surfaced = bob.pending_matching(|v| v["content"] == "m1") > 0;
     eprintln!(
-        "broker outage: connect {connect_took:?}, refusal {refuse_took:?}, resumed after {resume_took:?} ({} refused tries)",
+        "broker outage: connect {connect_took:?}, refusal {refuse_took:?}, resumed after {resume_took:?} ({} refused tries; refused send surfaced later: {refused_surfaced})",
         attempt - 2
     );
     running.stop().await;
