@@ -96,6 +96,9 @@ pub struct MappingStats {
 
 pub type Stats = Arc<Mutex<Vec<MappingStats>>>;
 
+/// Per `topic-partition`, the first record a batch could not settle.
+type Unsettled = HashMap<String, RecordId>;
+
 /// How one invocation ended.
 enum Outcome {
     /// Every record done.
@@ -173,7 +176,7 @@ impl Esm {
             batch.retain(|r| {
                 unsettled
                     .get(&r.id.topic_partition())
-                    .is_none_or(|first| r.id.offset < *first)
+                    .is_none_or(|first| r.id.offset < first.offset)
             });
             self.commit(&consumer, &batch);
             if !unsettled.is_empty() {
@@ -229,9 +232,9 @@ impl Esm {
     }
 
     /// Runs the batch to completion: retries, bisects, and finally dead-letters what never
-    /// succeeds. Returns, per `topic-partition`, the first offset it could not settle (the
+    /// succeeds. Returns, per `topic-partition`, the first record it could not settle (the
     /// on-failure destination was down): those records are to be read again.
-    async fn settle(&self, batch: Vec<Record>) -> HashMap<String, i64> {
+    async fn settle(&self, batch: Vec<Record>) -> Unsettled {
         let mut unsettled = HashMap::new();
         let mut queue = vec![(batch, 0_i64)];
         while let Some((records, attempts)) = queue.pop() {
@@ -278,14 +281,15 @@ impl Esm {
     }
 
     /// Moves the consumer back to the first unsettled record of each partition.
-    fn rewind(&self, consumer: &StreamConsumer, unsettled: &HashMap<String, i64>) {
-        for (tp, offset) in unsettled {
-            let Some((topic, partition)) = tp.rsplit_once('-').and_then(|(t, p)| Some((t, p.parse::<i32>().ok()?)))
-            else {
-                continue;
-            };
-            if let Err(e) = consumer.seek(topic, partition, Offset::Offset(*offset), Duration::from_secs(1)) {
-                error!(function = %self.mapping.function, %tp, error = %e, "could not rewind; the records come back after a restart");
+    fn rewind(&self, consumer: &StreamConsumer, unsettled: &Unsettled) {
+        for first in unsettled.values() {
+            if let Err(e) = consumer.seek(
+                &first.topic,
+                first.partition,
+                Offset::Offset(first.offset),
+                Duration::from_secs(1),
+            ) {
+                error!(function = %self.mapping.function, record = %first, error = %e, "could not rewind; the records come back after a restart");
             }
         }
     }
@@ -293,7 +297,7 @@ impl Esm {
     async fn retry_or_give_up(
         &self,
         queue: &mut Vec<(Vec<Record>, i64)>,
-        unsettled: &mut HashMap<String, i64>,
+        unsettled: &mut Unsettled,
         records: Vec<Record>,
         attempts: i64,
         reason: &str,
@@ -316,8 +320,10 @@ impl Esm {
                 queue.push((rest, 0));
             } else {
                 for r in &firsts {
-                    let low = unsettled.entry(r.id.topic_partition()).or_insert(r.id.offset);
-                    *low = (*low).min(r.id.offset);
+                    let first = unsettled.entry(r.id.topic_partition()).or_insert_with(|| r.id.clone());
+                    if r.id.offset < first.offset {
+                        *first = r.id.clone();
+                    }
                 }
                 // Later batches of these partitions wait for the read-again too.
                 queue

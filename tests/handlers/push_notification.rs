@@ -6,21 +6,26 @@ use relaychat_testkit::fcm::stand_in;
 
 use crate::support::*;
 
-#[tokio::test]
-async fn each_device_is_pushed_once_and_unregistered_tokens_are_deleted() {
-    // GIVEN carol with a live and a dead token, dave with none
-    let store = dynamo_store().await;
-    let carol = UserId::parse("carol").unwrap();
-    for token in ["carol-phone", "dead"] {
+/// Registers these device tokens for the user.
+async fn register(store: &relaychat_adapters::dynamo::DynamoStore, user: &UserId, tokens: &[&str]) {
+    for token in tokens {
         store
             .register_device(&Device {
-                user: carol.clone(),
-                token: DeviceToken::parse(token).unwrap(),
+                user: user.clone(),
+                token: DeviceToken::parse(*token).unwrap(),
                 platform: "fcm".into(),
             })
             .await
             .unwrap();
     }
+}
+
+#[tokio::test]
+async fn each_device_is_pushed_once_and_unregistered_tokens_are_deleted() {
+    // GIVEN carol with a live and a dead token, dave with none
+    let store = dynamo_store().await;
+    let carol = UserId::parse("carol").unwrap();
+    register(&store, &carol, &["carol-phone", "dead"]).await;
     let (fcm, google) = stand_in().await;
     let function = PushNotification {
         store: store.clone(),
@@ -66,16 +71,12 @@ async fn each_device_is_pushed_once_and_unregistered_tokens_are_deleted() {
 async fn a_refused_token_costs_only_its_own_device() {
     let store = dynamo_store().await;
     let carol = UserId::parse("carol").unwrap();
-    for token in ["invalid-token", "lost", "other-sender", "carol-phone"] {
-        store
-            .register_device(&Device {
-                user: carol.clone(),
-                token: DeviceToken::parse(token).unwrap(),
-                platform: "fcm".into(),
-            })
-            .await
-            .unwrap();
-    }
+    register(
+        &store,
+        &carol,
+        &["invalid-token", "lost", "other-sender", "carol-phone"],
+    )
+    .await;
     let (fcm, google) = stand_in().await;
     let dlq = dead_letters("push-notification").await;
     let function = PushNotification {

@@ -8,7 +8,7 @@ use chrono::Utc;
 use relaychat_core::Error;
 use relaychat_core::ports::{AnalyticsStore, Counted};
 
-use super::{DynamoStore, any_transient_cancellation, get_n, n, s, ttl_after};
+use super::{DynamoStore, get_n, n, s, ttl_after};
 use crate::aws::classify;
 
 /// How long a counted record is remembered: longer than the longest retention of a topic it can
@@ -79,7 +79,7 @@ impl AnalyticsStore for DynamoStore {
                 Ok(()) => return Ok(fresh.len()),
                 Err(c) => c,
             };
-            if any_transient_cancellation(cancelled.reasons.iter().map(Option::as_deref)) {
+            if cancelled.is_transient() {
                 return Err(Error::unavailable(OP, cancelled.error));
             }
             let repeats: Vec<usize> = cancelled

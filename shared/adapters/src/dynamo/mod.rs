@@ -104,7 +104,7 @@ const TRANSIENT_CANCELLATIONS: &[&str] = &[
 ];
 
 /// True when any reason is throttling or a conflict: the whole transaction may be tried again.
-pub fn any_transient_cancellation<'a>(codes: impl IntoIterator<Item = Option<&'a str>>) -> bool {
+fn any_transient_cancellation<'a>(codes: impl IntoIterator<Item = Option<&'a str>>) -> bool {
     codes
         .into_iter()
         .flatten()
@@ -133,6 +133,11 @@ pub(crate) struct Cancelled {
 impl Cancelled {
     fn codes(&self) -> impl Iterator<Item = Option<&str>> {
         self.reasons.iter().map(Option::as_deref)
+    }
+
+    /// Throttled or in conflict somewhere: the whole transaction may be tried again.
+    pub fn is_transient(&self) -> bool {
+        any_transient_cancellation(self.codes())
     }
 
     /// The items (by index) whose condition failed.
@@ -170,7 +175,7 @@ impl DynamoStore {
                 Ok(_) => return Ok(Ok(())),
                 Err(e) => e,
             };
-            let reasons: Vec<Option<String>> = match err.as_service_error() {
+            let reasons = match err.as_service_error() {
                 Some(TransactWriteItemsError::TransactionCanceledException(t)) => t
                     .cancellation_reasons()
                     .iter()
@@ -178,16 +183,17 @@ impl DynamoStore {
                     .collect(),
                 _ => return Err(crate::aws::classify(operation, err)),
             };
-            let transient = any_transient_cancellation(reasons.iter().map(Option::as_deref))
-                && classify_cancellation(reasons.iter().map(Option::as_deref)) != Cancellation::GuardFailed;
-            if transient && attempt < TRANSACTION_ATTEMPTS {
+            let cancelled = Cancelled {
+                reasons,
+                error: Box::new(err),
+            };
+            let worth_again =
+                cancelled.is_transient() && classify_cancellation(cancelled.codes()) != Cancellation::GuardFailed;
+            if worth_again && attempt < TRANSACTION_ATTEMPTS {
                 tokio::time::sleep(std::time::Duration::from_millis(25 << attempt)).await;
                 continue;
             }
-            return Ok(Err(Cancelled {
-                reasons,
-                error: Box::new(err),
-            }));
+            return Ok(Err(cancelled));
         }
     }
 
