@@ -1,6 +1,7 @@
-//! Load: N real WebSocket clients on the local runtime for D seconds (50 for 10 s; 200 for 60 s
-//! with `RELAYCHAT_PROOFS_LONG=1`), in 1:1 conversations and 3-person groups, each sending one
-//! message a second (a tenth of the rate limit) with a unique `clientMessageId`. The promise: no
+//! Load: N real WebSocket clients on the local runtime for D seconds (50 for 10 s, each sending a
+//! message a second, a tenth of the rate limit; with `RELAYCHAT_PROOFS_LONG=1` 200 for 60 s, each
+//! sending every 5 s), in 1:1 conversations and 3-person groups, each message with a unique
+//! `clientMessageId`. The promise: no
 //! error frame and no socket failure; every message acked, received by each of its recipients and
 //! stored exactly once; the process's memory flat (this process hosts the whole runtime). The
 //! latencies are printed, not asserted.
@@ -23,8 +24,48 @@ use crate::client::{start_runtime, token};
 
 type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
-/// One message a second per client: a tenth of `sendMessage`'s budget (10 per second).
-const SEND_EVERY: Duration = Duration::from_secs(1);
+/// The load's shape: how many clients, for how long, each sending how often.
+#[derive(Debug, Clone, Copy)]
+struct Shape {
+    clients: usize,
+    seconds: u64,
+    every: Duration,
+}
+
+impl Shape {
+    /// 50 clients each sending once a second (a tenth of `sendMessage`'s budget) for 10 s; the
+    /// long variant 200 clients each sending every 5 s for 60 s. `RELAYCHAT_LOAD_CLIENTS`,
+    /// `RELAYCHAT_LOAD_SECONDS` and `RELAYCHAT_LOAD_EVERY_MS` change either.
+    fn chosen() -> Self {
+        let default = if crate::long() {
+            Shape {
+                clients: 200,
+                seconds: 60,
+                every: Duration::from_secs(5),
+            }
+        } else {
+            Shape {
+                clients: 50,
+                seconds: 10,
+                every: Duration::from_secs(1),
+            }
+        };
+        let var = |name: &str| std::env::var(name).ok().and_then(|v| v.parse::<u64>().ok());
+        Shape {
+            clients: var("RELAYCHAT_LOAD_CLIENTS").map_or(default.clients, |c| c as usize),
+            seconds: var("RELAYCHAT_LOAD_SECONDS").unwrap_or(default.seconds),
+            every: var("RELAYCHAT_LOAD_EVERY_MS").map_or(default.every, Duration::from_millis),
+        }
+    }
+
+    fn sends_each(&self) -> usize {
+        (Duration::from_secs(self.seconds).as_millis() / self.every.as_millis().max(1)) as usize
+    }
+
+    fn offered_per_second(&self) -> f64 {
+        self.clients as f64 / self.every.as_secs_f64()
+    }
+}
 /// Conversation sizes, in turn: a 1:1 conversation, then a 3-person group.
 const GROUP_SIZES: [usize; 2] = [2, 3];
 /// How long after the last send every ack and every delivery may still take.
@@ -58,6 +99,7 @@ struct Plan {
     conversation: String,
     partners: Vec<usize>,
     first_send: Instant,
+    every: Duration,
     sends: usize,
     deadline: Instant,
 }
@@ -145,7 +187,7 @@ impl Tally {
 async fn run_client(mut ws: Ws, plan: Plan, board: Arc<Board>) -> (Option<Ws>, Tally) {
     let me = user(plan.index);
     let mut tally = Tally::default();
-    let mut pace = tokio::time::interval_at(plan.first_send, SEND_EVERY);
+    let mut pace = tokio::time::interval_at(plan.first_send, plan.every);
     pace.set_missed_tick_behavior(MissedTickBehavior::Delay);
     // Partners' counts are published on the board: look again now and then while draining.
     let mut look = tokio::time::interval(Duration::from_millis(50));
@@ -401,7 +443,10 @@ fn percentile(sorted: &[Duration], p: f64) -> f64 {
 async fn many_clients_chat_steadily_with_every_message_acked_delivered_and_stored_once_in_flat_memory() {
     let _one_at_a_time = crate::ONE_AT_A_TIME.lock().await;
     let wall = std::time::Instant::now();
-    let (clients, seconds) = if crate::long() { (200, 60) } else { (50, 10) };
+    let shape = Shape::chosen();
+    let (clients, seconds) = (shape.clients, shape.seconds);
+    let sends_each = shape.sends_each();
+    let run_for = shape.every * sends_each as u32;
     let (running, _topics) = start_runtime().await;
     let runtime_up = wall.elapsed();
 
@@ -422,7 +467,7 @@ async fn many_clients_chat_steadily_with_every_message_acked_delivered_and_store
         acked: (0..clients).map(|_| AtomicUsize::new(UNKNOWN)).collect(),
     });
     let start = Instant::now() + Duration::from_millis(200);
-    let deadline = start + SEND_EVERY * seconds as u32 + DRAIN;
+    let deadline = start + run_for + DRAIN;
     let (stop_sampling, mut sampling_stopped) = tokio::sync::watch::channel(false);
     let sampler = tokio::spawn(async move {
         let mut samples = Vec::new();
@@ -441,8 +486,9 @@ async fn many_clients_chat_steadily_with_every_message_acked_delivered_and_store
                 index: i,
                 conversation: conversations[g].clone(),
                 partners: groups[g].iter().copied().filter(|&m| m != i).collect(),
-                first_send: start + SEND_EVERY * i as u32 / clients as u32,
-                sends: seconds,
+                first_send: start + shape.every * i as u32 / clients as u32,
+                every: shape.every,
+                sends: sends_each,
                 deadline,
             };
             let ws = sockets[i].take().expect("connected");
@@ -495,8 +541,7 @@ async fn many_clients_chat_steadily_with_every_message_acked_delivered_and_store
                         ));
                     }
                     deliver_latencies.push(m.at - sent);
-                    let third =
-                        (3 * (sent - start).as_millis() / (SEND_EVERY * seconds as u32).as_millis().max(1)) as usize;
+                    let third = (3 * (sent - start).as_millis() / run_for.as_millis().max(1)) as usize;
                     deliver_by_third[third.min(2)].push(m.at - sent);
                     got.insert(m.client_message_id.as_str(), m);
                 }
@@ -618,9 +663,11 @@ async fn many_clients_chat_steadily_with_every_message_acked_delivered_and_store
         wall.elapsed().as_secs_f64()
     );
     println!(
-        "proof: load clients={clients} seconds={seconds} sent={sent} acked={} delivered={} stored={stored_once} \
+        "proof: load clients={clients} seconds={seconds} every_ms={} offered_per_s={:.1} sent={sent} acked={} delivered={} stored={stored_once} \
          errors={} lost={lost} ack_p50_ms={:.1} ack_p99_ms={:.1} deliver_p50_ms={:.1} deliver_p99_ms={:.1} \
          rss_mb_start={rss_start:.1} rss_mb_end={rss_end:.1}",
+        shape.every.as_millis(),
+        shape.offered_per_second(),
         acked.len(),
         deliver_latencies.len(),
         errors.len(),
@@ -657,7 +704,7 @@ async fn many_clients_chat_steadily_with_every_message_acked_delivered_and_store
         errors.len(),
         &errors[..errors.len().min(10)]
     );
-    assert_eq!(sent, clients * seconds, "every client sent once a second");
+    assert_eq!(sent, clients * sends_each, "every client sent on its schedule");
     assert_eq!(acked.len(), sent, "every message acked");
     assert!(
         lost_deliveries.is_empty(),
