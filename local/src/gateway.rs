@@ -23,7 +23,7 @@ use chrono::Utc;
 use relaychat_schema::protocol::{MAX_FRAME_BYTES, MAX_MESSAGE_BYTES};
 use tracing::{error, info, warn};
 
-use crate::connections::{self, Connections, Outbound};
+use relaychat_connections::{self as connections, Connections, Outbound};
 use crate::functions::WebSocketFunction;
 
 /// API Gateway's idle timeout for WebSocket connections.

@@ -2,7 +2,6 @@
 //! Kafka-API broker and DynamoDB Local, with event-source-mapping and API Gateway WebSocket
 //! emulation. See docs/local-runtime.md.
 
-pub mod connections;
 pub mod esm;
 pub mod functions;
 pub mod gateway;

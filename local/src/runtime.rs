@@ -16,7 +16,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tracing::{error, info};
 
-use crate::connections::Connections;
+use relaychat_connections::Connections;
 use crate::esm::{Esm, MappingStats, Stats};
 use crate::functions::{KafkaFunction, SharedKafkaFunction, WebSocketFunction, Wiring};
 use crate::gateway::{DEFAULT_IDLE_TIMEOUT, Gateway, Route};

@@ -3,7 +3,7 @@ use std::time::Duration;
 
 use aws_lambda_events::event::kafka::KafkaEvent;
 use relaychat_adapters::kafka::{KafkaDeadLetters, KafkaPublisher};
-use relaychat_local::connections::Outbound;
+use relaychat_connections::Outbound;
 use relaychat_schema::Topics;
 pub use relaychat_testkit::unread;
 use relaychat_testkit::{create_topics, kafka_settings, unique};
@@ -67,7 +67,7 @@ pub const M3: &str = "01KAXB6S02CCCCCCCCCCCCCCCC";
 /// `@connections` emulator; returns what is pushed to it.
 pub async fn online(
     store: &relaychat_adapters::dynamo::DynamoStore,
-    registry: &relaychat_local::connections::Connections,
+    registry: &relaychat_connections::Connections,
     user: &str,
     connection: &str,
 ) -> UnboundedReceiver<Outbound> {

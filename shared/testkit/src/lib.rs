@@ -17,7 +17,7 @@ use rdkafka::{Offset, TopicPartitionList};
 use relaychat_adapters::connections_api::ConnectionsApi;
 use relaychat_adapters::dynamo::{DynamoStore, TableNames, tables};
 use relaychat_adapters::kafka::{KafkaSettings, headers_of};
-use relaychat_local::connections::{self, Connections};
+use relaychat_connections::{self as connections, Connections};
 use relaychat_schema::RecordId;
 use relaychat_schema::kafka::encode_record;
 
