@@ -23,8 +23,8 @@ use chrono::Utc;
 use relaychat_schema::protocol::{MAX_FRAME_BYTES, MAX_MESSAGE_BYTES};
 use tracing::{error, info, warn};
 
+use crate::functions::SharedWebSocketFunction;
 use relaychat_connections::{self as connections, Connections, Outbound};
-use crate::functions::WebSocketFunction;
 
 /// API Gateway's idle timeout for WebSocket connections.
 pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(600);
@@ -45,7 +45,7 @@ type Shared = Arc<Gateway>;
 /// Lambda ends it, and the client gets what API Gateway sends for a failed integration.
 #[derive(Clone)]
 pub struct Route {
-    pub function: Arc<WebSocketFunction>,
+    pub function: SharedWebSocketFunction,
     pub timeout: Duration,
 }
 
@@ -126,7 +126,7 @@ impl Gateway {
             }
         };
         let started = std::time::Instant::now();
-        let Ok(response) = tokio::time::timeout(*timeout, function.invoke(&event)).await else {
+        let Ok(response) = tokio::time::timeout(*timeout, function.invoke_request(&event)).await else {
             error!(route, timeout_secs = timeout.as_secs(), "websocket route timed out");
             return Invocation::Failed;
         };

@@ -6,7 +6,9 @@ use std::path::Path;
 use aws_lambda_events::apigw::ApiGatewayWebsocketProxyRequest;
 use aws_lambda_events::event::kafka::KafkaEvent;
 
-use crate::functions::{KafkaFunction, WebSocketFunction, Wiring};
+use relaychat_adapters::Deps;
+
+use crate::functions::{kafka_function, websocket_function};
 
 #[derive(Debug, thiserror::Error)]
 pub enum InvokeError {
@@ -20,18 +22,18 @@ pub enum InvokeError {
     Config(#[from] relaychat_adapters::ConfigError),
 }
 
-pub async fn invoke(function: &str, event_file: &Path, wiring: &Wiring) -> Result<serde_json::Value, InvokeError> {
+pub async fn invoke(function: &str, event_file: &Path, deps: &Deps) -> Result<serde_json::Value, InvokeError> {
     let text =
         std::fs::read_to_string(event_file).map_err(|e| InvokeError::Read(event_file.display().to_string(), e))?;
     let name = event_file.display().to_string();
-    if let Some(f) = KafkaFunction::build(function, wiring).await? {
+    if let Some(f) = kafka_function(function, deps).await? {
         let event: KafkaEvent = serde_json::from_str(&text).map_err(|e| InvokeError::Shape(name, "Kafka", e))?;
-        return Ok(serde_json::to_value(f.invoke(&event).await).unwrap_or_default());
+        return Ok(serde_json::to_value(f.invoke_batch(&event).await).unwrap_or_default());
     }
-    if let Some(f) = WebSocketFunction::build(function, wiring)? {
+    if let Some(f) = websocket_function(function, deps).await? {
         let event: ApiGatewayWebsocketProxyRequest =
             serde_json::from_str(&text).map_err(|e| InvokeError::Shape(name, "API Gateway WebSocket", e))?;
-        return Ok(serde_json::to_value(f.invoke(&event).await).unwrap_or_default());
+        return Ok(serde_json::to_value(f.invoke_request(&event).await).unwrap_or_default());
     }
     Err(InvokeError::UnknownFunction(function.to_owned()))
 }

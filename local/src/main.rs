@@ -6,8 +6,7 @@ use std::process::ExitCode;
 
 use relaychat_adapters::dynamo::{DynamoStore, TableNames};
 use relaychat_adapters::kafka::{KafkaPublisher, KafkaSettings};
-use relaychat_adapters::{aws, telemetry};
-use relaychat_local::functions::Wiring;
+use relaychat_adapters::{Deps, aws, telemetry};
 use relaychat_local::infra;
 use relaychat_local::runtime::{self, LocalConfig};
 use relaychat_schema::Topics;
@@ -61,16 +60,18 @@ async fn invoke(function: &str, event: PathBuf) -> Result<(), Box<dyn std::error
     infra::create_topics(&settings, &topics, &[format!("{function}-dlq")]).await?;
     infra::create_tables(&DynamoStore::client(&config), &TableNames::from_env()).await?;
     let ws = relaychat_adapters::optional("RELAYCHAT_WS_PORT").unwrap_or_else(|| "3001".into());
-    let wiring = Wiring {
+    let deps = Deps {
         store: DynamoStore::new(DynamoStore::client(&config), TableNames::from_env()),
         publisher: KafkaPublisher::from_env()?,
-        connections_endpoint: format!("http://127.0.0.1:{ws}/local"),
-        jwt_secret: relaychat_adapters::optional("RELAYCHAT_JWT_SECRET")
-            .unwrap_or_else(|| relaychat_adapters::auth::DEV_SECRET.into()),
+        callback_url: Some(format!("http://127.0.0.1:{ws}/local")),
+        jwt_secret: Some(
+            relaychat_adapters::optional("RELAYCHAT_JWT_SECRET")
+                .unwrap_or_else(|| relaychat_adapters::auth::DEV_SECRET.into()),
+        ),
         topics: Topics::from_env(),
         aws: config,
     };
-    let response = relaychat_local::invoke::invoke(function, &event, &wiring).await?;
+    let response = relaychat_local::invoke::invoke(function, &event, &deps).await?;
     println!("{}", serde_json::to_string_pretty(&response)?);
     Ok(())
 }

@@ -10,19 +10,19 @@ use std::time::Duration;
 use relaychat_adapters::auth::DEV_SECRET;
 use relaychat_adapters::dynamo::{DynamoStore, TableNames};
 use relaychat_adapters::kafka::{KafkaPublisher, KafkaSettings};
-use relaychat_adapters::optional;
+use relaychat_adapters::{Deps, optional};
 use relaychat_schema::{TopicKind, Topics};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tracing::{error, info};
 
-use relaychat_connections::Connections;
 use crate::esm::{Esm, MappingStats, Stats};
-use crate::functions::{KafkaFunction, SharedKafkaFunction, WebSocketFunction, Wiring};
+use crate::functions::{SharedKafkaFunction, SharedWebSocketFunction, kafka_function, websocket_function};
 use crate::gateway::{DEFAULT_IDLE_TIMEOUT, Gateway, Route};
 use crate::infra::{Infra, InfraConfig, create_tables, create_topics, port_or_free};
 use crate::template::Template;
 use crate::web::Web;
+use relaychat_connections::Connections;
 
 #[derive(Debug, thiserror::Error)]
 pub enum RuntimeError {
@@ -145,11 +145,11 @@ pub async fn start(config: LocalConfig) -> Result<Running, RuntimeError> {
     let ws_port = port_or_free(config.ws_port)?;
     let http_port = port_or_free(config.http_port)?;
     let publisher = KafkaPublisher::new(&settings)?;
-    let wiring = Wiring {
+    let deps = Deps {
         store: DynamoStore::new(dynamodb, config.tables.clone()),
         publisher: publisher.clone(),
-        connections_endpoint: format!("http://127.0.0.1:{ws_port}/{}", config.stage),
-        jwt_secret: config.jwt_secret.clone(),
+        callback_url: Some(format!("http://127.0.0.1:{ws_port}/{}", config.stage)),
+        jwt_secret: Some(config.jwt_secret.clone()),
         topics: config.topics.clone(),
         aws,
     };
@@ -165,10 +165,9 @@ pub async fn start(config: LocalConfig) -> Result<Running, RuntimeError> {
         let function = match functions.get(&mapping.function) {
             Some(f) => f.clone(),
             None => {
-                let built = KafkaFunction::build(&mapping.function, &wiring)
+                let built = kafka_function(&mapping.function, &deps)
                     .await?
                     .ok_or_else(|| RuntimeError::UnknownFunction(mapping.function.clone()))?;
-                let built: SharedKafkaFunction = Arc::new(built);
                 functions.insert(mapping.function.clone(), built.clone());
                 built
             }
@@ -201,15 +200,14 @@ pub async fn start(config: LocalConfig) -> Result<Running, RuntimeError> {
 
     // The WebSocket API.
     let mut routes = BTreeMap::new();
-    let mut built: BTreeMap<String, Arc<WebSocketFunction>> = BTreeMap::new();
+    let mut built: BTreeMap<String, SharedWebSocketFunction> = BTreeMap::new();
     for (route, function) in &template.websocket.routes {
         let f = match built.get(function) {
             Some(f) => f.clone(),
             None => {
-                let f = Arc::new(
-                    WebSocketFunction::build(function, &wiring)?
-                        .ok_or_else(|| RuntimeError::UnknownFunction(function.clone()))?,
-                );
+                let f = websocket_function(function, &deps)
+                    .await?
+                    .ok_or_else(|| RuntimeError::UnknownFunction(function.clone()))?;
                 built.insert(function.clone(), f.clone());
                 f
             }

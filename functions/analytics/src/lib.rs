@@ -2,11 +2,15 @@
 //! conversation and per user; each record counted once by its message or event id.
 
 use aws_lambda_events::event::kafka::KafkaEvent;
+use relaychat_adapters::dynamo::DynamoStore;
+use relaychat_adapters::kafka::KafkaDeadLetters;
+use relaychat_adapters::{ConfigError, Deps};
 use relaychat_core::analytics::count_batch;
+use relaychat_core::function::KafkaFunction;
 use relaychat_core::ports::{AnalyticsStore, DeadLetters};
 use relaychat_schema::{KafkaBatchResponse, Topics};
 
-pub const CONSUMER: &str = "analytics";
+pub const NAME: &str = "analytics";
 
 pub struct Analytics<S, D> {
     pub store: S,
@@ -17,5 +21,23 @@ pub struct Analytics<S, D> {
 impl<S: AnalyticsStore, D: DeadLetters> Analytics<S, D> {
     pub async fn invoke(&self, event: &KafkaEvent) -> KafkaBatchResponse {
         count_batch(event, &self.topics.chat_messages, &self.store, &self.dead_letters).await
+    }
+}
+
+/// analytics as deployed, on DynamoDB and Kafka.
+pub type Deployed = Analytics<DynamoStore, KafkaDeadLetters>;
+
+/// The one place analytics is wired: Lambda's `main.rs` and the local runtime both build it here.
+pub async fn build(deps: Deps) -> Result<Deployed, ConfigError> {
+    Ok(Analytics {
+        dead_letters: deps.dead_letters(NAME),
+        store: deps.store,
+        topics: deps.topics,
+    })
+}
+
+impl KafkaFunction for Deployed {
+    fn invoke(&self, event: &KafkaEvent) -> impl Future<Output = KafkaBatchResponse> + Send {
+        Analytics::invoke(self, event)
     }
 }

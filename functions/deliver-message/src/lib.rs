@@ -3,13 +3,19 @@
 //! the others. Stale connections (410 Gone) are removed.
 
 use aws_lambda_events::event::kafka::KafkaEvent;
+use relaychat_adapters::connections_api::ConnectionsApi;
+use relaychat_adapters::dynamo::DynamoStore;
+use relaychat_adapters::kafka::KafkaDeadLetters;
+use relaychat_adapters::kafka::KafkaPublisher;
+use relaychat_adapters::{ConfigError, Deps};
 use relaychat_core::Error;
 use relaychat_core::batch::{RecordHandler, run_batch};
 use relaychat_core::delivery::deliver_message;
+use relaychat_core::function::KafkaFunction;
 use relaychat_core::ports::{ConnectionDirectory, DeadLetters, FramePusher, Publisher};
 use relaychat_schema::{ChatMessage, DecodedRecord, KafkaBatchResponse, Topics};
 
-pub const CONSUMER: &str = "deliver-message";
+pub const NAME: &str = "deliver-message";
 
 pub struct DeliverMessage<C, F, P, D> {
     pub directory: C,
@@ -43,5 +49,25 @@ where
         deliver_message(&self.directory, &self.pusher, &self.publisher, &self.topics, &message)
             .await
             .map(|_| ())
+    }
+}
+
+/// deliver-message as deployed, on DynamoDB, @connections and Kafka.
+pub type Deployed = DeliverMessage<DynamoStore, ConnectionsApi, KafkaPublisher, KafkaDeadLetters>;
+
+/// The one place deliver-message is wired: Lambda's `main.rs` and the local runtime both build it here.
+pub async fn build(deps: Deps) -> Result<Deployed, ConfigError> {
+    Ok(DeliverMessage {
+        pusher: deps.connections_api()?,
+        dead_letters: deps.dead_letters(NAME),
+        directory: deps.store,
+        publisher: deps.publisher,
+        topics: deps.topics,
+    })
+}
+
+impl KafkaFunction for Deployed {
+    fn invoke(&self, event: &KafkaEvent) -> impl Future<Output = KafkaBatchResponse> + Send {
+        DeliverMessage::invoke(self, event)
     }
 }

@@ -2,14 +2,18 @@
 //! the recipients' unread counts), exactly once per message however often it is delivered.
 
 use aws_lambda_events::event::kafka::KafkaEvent;
+use relaychat_adapters::dynamo::DynamoStore;
+use relaychat_adapters::kafka::KafkaDeadLetters;
+use relaychat_adapters::{ConfigError, Deps};
 use relaychat_core::Error;
 use relaychat_core::batch::{RecordHandler, run_batch};
+use relaychat_core::function::KafkaFunction;
 use relaychat_core::persist::persist_message;
 use relaychat_core::ports::{DeadLetters, MessageStore};
 use relaychat_schema::{ChatMessage, DecodedRecord, KafkaBatchResponse};
 
-/// The consumer group, and the name of its dead-letter topic (`persist-message-dlq`).
-pub const CONSUMER: &str = "persist-message";
+/// The function's name: its consumer group, and its dead-letter topic `persist-message-dlq`.
+pub const NAME: &str = "persist-message";
 
 pub struct PersistMessage<S, D> {
     store: S,
@@ -30,5 +34,20 @@ impl<S: MessageStore, D: DeadLetters> RecordHandler for PersistMessage<S, D> {
     async fn handle(&self, record: &DecodedRecord) -> Result<(), Error> {
         let message: ChatMessage = record.parse()?;
         persist_message(&self.store, &message).await.map(|_| ())
+    }
+}
+
+/// persist-message as deployed, on DynamoDB and Kafka.
+pub type Deployed = PersistMessage<DynamoStore, KafkaDeadLetters>;
+
+/// The one place persist-message is wired: Lambda's `main.rs` and the local runtime both build it here.
+pub async fn build(deps: Deps) -> Result<Deployed, ConfigError> {
+    let dead_letters = deps.dead_letters(NAME);
+    Ok(PersistMessage::new(deps.store, dead_letters))
+}
+
+impl KafkaFunction for Deployed {
+    fn invoke(&self, event: &KafkaEvent) -> impl Future<Output = KafkaBatchResponse> + Send {
+        PersistMessage::invoke(self, event)
     }
 }

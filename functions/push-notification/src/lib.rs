@@ -2,13 +2,18 @@
 //! FCM reports unregistered is deleted; the history is kept 30 days.
 
 use aws_lambda_events::event::kafka::KafkaEvent;
+use relaychat_adapters::dynamo::DynamoStore;
+use relaychat_adapters::fcm::PushService;
+use relaychat_adapters::kafka::KafkaDeadLetters;
+use relaychat_adapters::{ConfigError, Deps};
 use relaychat_core::Error;
 use relaychat_core::batch::{RecordHandler, run_batch};
+use relaychat_core::function::KafkaFunction;
 use relaychat_core::ports::{DeadLetters, DeviceStore, NotificationLog, PushSender};
 use relaychat_core::push::send_notification;
 use relaychat_schema::{DecodedRecord, KafkaBatchResponse, Notification};
 
-pub const CONSUMER: &str = "push-notification";
+pub const NAME: &str = "push-notification";
 
 pub struct PushNotification<S, P, D> {
     pub store: S,
@@ -28,5 +33,23 @@ impl<S: NotificationLog + DeviceStore, P: PushSender, D: DeadLetters> RecordHand
         send_notification(&self.store, &self.push, &notification)
             .await
             .map(|_| ())
+    }
+}
+
+/// push-notification as deployed, on DynamoDB, FCM and Kafka.
+pub type Deployed = PushNotification<DynamoStore, PushService, KafkaDeadLetters>;
+
+/// The one place push-notification is wired: Lambda's `main.rs` and the local runtime both build it here.
+pub async fn build(deps: Deps) -> Result<Deployed, ConfigError> {
+    Ok(PushNotification {
+        push: deps.push_service().await?,
+        dead_letters: deps.dead_letters(NAME),
+        store: deps.store,
+    })
+}
+
+impl KafkaFunction for Deployed {
+    fn invoke(&self, event: &KafkaEvent) -> impl Future<Output = KafkaBatchResponse> + Send {
+        PushNotification::invoke(self, event)
     }
 }

@@ -3,13 +3,18 @@
 
 use aws_lambda_events::event::kafka::KafkaEvent;
 use chrono::Utc;
+use relaychat_adapters::connections_api::ConnectionsApi;
+use relaychat_adapters::dynamo::DynamoStore;
+use relaychat_adapters::kafka::KafkaDeadLetters;
+use relaychat_adapters::{ConfigError, Deps};
 use relaychat_core::Error;
 use relaychat_core::batch::{RecordHandler, run_batch};
+use relaychat_core::function::KafkaFunction;
 use relaychat_core::ports::{ConnectionDirectory, DeadLetters, FramePusher};
 use relaychat_core::typing::relay_typing;
 use relaychat_schema::{DecodedRecord, KafkaBatchResponse, TypingIndicator};
 
-pub const CONSUMER: &str = "relay-typing";
+pub const NAME: &str = "relay-typing";
 
 pub struct RelayTyping<C, F, D> {
     pub directory: C,
@@ -29,5 +34,23 @@ impl<C: ConnectionDirectory, F: FramePusher, D: DeadLetters> RecordHandler for R
         relay_typing(&self.directory, &self.pusher, &indicator, Utc::now())
             .await
             .map(|_| ())
+    }
+}
+
+/// relay-typing as deployed, on DynamoDB, @connections and Kafka.
+pub type Deployed = RelayTyping<DynamoStore, ConnectionsApi, KafkaDeadLetters>;
+
+/// The one place relay-typing is wired: Lambda's `main.rs` and the local runtime both build it here.
+pub async fn build(deps: Deps) -> Result<Deployed, ConfigError> {
+    Ok(RelayTyping {
+        pusher: deps.connections_api()?,
+        dead_letters: deps.dead_letters(NAME),
+        directory: deps.store,
+    })
+}
+
+impl KafkaFunction for Deployed {
+    fn invoke(&self, event: &KafkaEvent) -> impl Future<Output = KafkaBatchResponse> + Send {
+        RelayTyping::invoke(self, event)
     }
 }

@@ -3,15 +3,21 @@
 //! change pushed to the sender.
 
 use aws_lambda_events::event::kafka::KafkaEvent;
+use relaychat_adapters::connections_api::ConnectionsApi;
+use relaychat_adapters::dynamo::DynamoStore;
+use relaychat_adapters::kafka::KafkaDeadLetters;
+use relaychat_adapters::kafka::KafkaPublisher;
+use relaychat_adapters::{ConfigError, Deps};
 use relaychat_core::Error;
 use relaychat_core::batch::{RecordHandler, run_batch};
+use relaychat_core::function::KafkaFunction;
 use relaychat_core::ports::{
     ConnectionDirectory, DeadLetters, FramePusher, MessageStore, Publisher, ReadState, Receipts,
 };
 use relaychat_core::status::{StatusPorts, apply_status_update};
 use relaychat_schema::{DecodedRecord, KafkaBatchResponse, MessageStatusUpdate, Topics};
 
-pub const CONSUMER: &str = "update-status";
+pub const NAME: &str = "update-status";
 
 pub struct UpdateStatus<S, F, P, D> {
     pub store: S,
@@ -50,5 +56,25 @@ where
             topics: &self.topics,
         };
         apply_status_update(&ports, &update).await.map(|_| ())
+    }
+}
+
+/// update-status as deployed, on DynamoDB, @connections and Kafka.
+pub type Deployed = UpdateStatus<DynamoStore, ConnectionsApi, KafkaPublisher, KafkaDeadLetters>;
+
+/// The one place update-status is wired: Lambda's `main.rs` and the local runtime both build it here.
+pub async fn build(deps: Deps) -> Result<Deployed, ConfigError> {
+    Ok(UpdateStatus {
+        pusher: deps.connections_api()?,
+        dead_letters: deps.dead_letters(NAME),
+        store: deps.store,
+        publisher: deps.publisher,
+        topics: deps.topics,
+    })
+}
+
+impl KafkaFunction for Deployed {
+    fn invoke(&self, event: &KafkaEvent) -> impl Future<Output = KafkaBatchResponse> + Send {
+        UpdateStatus::invoke(self, event)
     }
 }

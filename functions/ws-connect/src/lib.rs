@@ -3,11 +3,19 @@
 
 use aws_lambda_events::apigw::{ApiGatewayProxyResponse, ApiGatewayWebsocketProxyRequest};
 use chrono::Utc;
+use relaychat_adapters::auth::JwtAuthenticator;
+use relaychat_adapters::dynamo::DynamoStore;
+use relaychat_adapters::kafka::KafkaPublisher;
+use relaychat_adapters::{ConfigError, Deps};
 use relaychat_core::actions::{Sender, record};
+use relaychat_core::function::WebSocketFunction;
 use relaychat_core::ports::{Authenticator, ConnectionRegistry, Publisher};
 use relaychat_schema::gateway::{connection_id, query_parameter, response};
 use relaychat_schema::{AnalyticsKind, Topics};
 use tracing::{info, warn};
+
+/// The function's name in the template and its logs.
+pub const NAME: &str = "ws-connect";
 
 /// How long registering may take: inside the function's 10 s timeout.
 pub const REGISTER_BUDGET: std::time::Duration = std::time::Duration::from_secs(8);
@@ -59,5 +67,27 @@ impl<A: Authenticator, R: ConnectionRegistry, P: Publisher> WsConnect<A, R, P> {
             Utc::now(),
         );
         response(200, None)
+    }
+}
+
+/// ws-connect as deployed, on DynamoDB and Kafka.
+pub type Deployed = WsConnect<JwtAuthenticator, DynamoStore, KafkaPublisher>;
+
+/// The one place ws-connect is wired: Lambda's `main.rs` and the local runtime both build it here.
+pub async fn build(deps: Deps) -> Result<Deployed, ConfigError> {
+    Ok(WsConnect {
+        auth: deps.authenticator().await?,
+        registry: deps.store,
+        publisher: deps.publisher,
+        topics: deps.topics,
+    })
+}
+
+impl WebSocketFunction for Deployed {
+    fn invoke(
+        &self,
+        request: &ApiGatewayWebsocketProxyRequest,
+    ) -> impl Future<Output = ApiGatewayProxyResponse> + Send {
+        WsConnect::invoke(self, request)
     }
 }

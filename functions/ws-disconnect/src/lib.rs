@@ -2,11 +2,18 @@
 
 use aws_lambda_events::apigw::{ApiGatewayProxyResponse, ApiGatewayWebsocketProxyRequest};
 use chrono::Utc;
+use relaychat_adapters::dynamo::DynamoStore;
+use relaychat_adapters::kafka::KafkaPublisher;
+use relaychat_adapters::{ConfigError, Deps};
 use relaychat_core::actions::{Sender, record};
+use relaychat_core::function::WebSocketFunction;
 use relaychat_core::ports::{ConnectionRegistry, Publisher};
 use relaychat_schema::gateway::{connection_id, response};
 use relaychat_schema::{AnalyticsKind, Topics};
 use tracing::{info, warn};
+
+/// The function's name in the template and its logs.
+pub const NAME: &str = "ws-disconnect";
 
 pub struct WsDisconnect<R, P> {
     pub registry: R,
@@ -43,5 +50,26 @@ impl<R: ConnectionRegistry, P: Publisher> WsDisconnect<R, P> {
             );
         }
         response(200, None)
+    }
+}
+
+/// ws-disconnect as deployed, on DynamoDB and Kafka.
+pub type Deployed = WsDisconnect<DynamoStore, KafkaPublisher>;
+
+/// The one place ws-disconnect is wired: Lambda's `main.rs` and the local runtime both build it here.
+pub async fn build(deps: Deps) -> Result<Deployed, ConfigError> {
+    Ok(WsDisconnect {
+        registry: deps.store,
+        publisher: deps.publisher,
+        topics: deps.topics,
+    })
+}
+
+impl WebSocketFunction for Deployed {
+    fn invoke(
+        &self,
+        request: &ApiGatewayWebsocketProxyRequest,
+    ) -> impl Future<Output = ApiGatewayProxyResponse> + Send {
+        WsDisconnect::invoke(self, request)
     }
 }

@@ -4,12 +4,19 @@
 
 use aws_lambda_events::apigw::{ApiGatewayProxyResponse, ApiGatewayWebsocketProxyRequest};
 use chrono::Utc;
+use relaychat_adapters::dynamo::DynamoStore;
+use relaychat_adapters::kafka::KafkaPublisher;
+use relaychat_adapters::{ConfigError, Deps};
 use relaychat_core::actions::{Sender, perform, refusal_for};
+use relaychat_core::function::WebSocketFunction;
 use relaychat_core::ports::{ConnectionRegistry, ConversationStore, DeviceStore, Publisher};
 use relaychat_schema::Topics;
 use relaychat_schema::gateway::{body_text, connection_id, response};
 use relaychat_schema::protocol::{Command, ErrorCode, Refusal, Reply};
 use tracing::{Instrument, info_span, warn};
+
+/// The function's name in the template and its logs.
+pub const NAME: &str = "ws-message";
 
 /// How long an action may take: inside the function's 10 s timeout, with room to answer.
 pub const REQUEST_BUDGET: std::time::Duration = std::time::Duration::from_secs(8);
@@ -58,5 +65,26 @@ where
             warn!(code = ?refusal.code, message = %refusal.message, "action refused");
         }
         result
+    }
+}
+
+/// ws-message as deployed, on DynamoDB and Kafka.
+pub type Deployed = WsMessage<DynamoStore, KafkaPublisher>;
+
+/// The one place ws-message is wired: Lambda's `main.rs` and the local runtime both build it here.
+pub async fn build(deps: Deps) -> Result<Deployed, ConfigError> {
+    Ok(WsMessage {
+        store: deps.store,
+        publisher: deps.publisher,
+        topics: deps.topics,
+    })
+}
+
+impl WebSocketFunction for Deployed {
+    fn invoke(
+        &self,
+        request: &ApiGatewayWebsocketProxyRequest,
+    ) -> impl Future<Output = ApiGatewayProxyResponse> + Send {
+        WsMessage::invoke(self, request)
     }
 }

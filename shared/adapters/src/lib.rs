@@ -4,11 +4,14 @@
 pub mod auth;
 pub mod aws;
 pub mod connections_api;
+mod deps;
+pub use deps::Deps;
 pub mod dynamo;
 mod error;
 pub use error::{optional, required};
 pub mod fcm;
 pub mod kafka;
+pub mod lambda;
 pub mod secrets;
 pub mod telemetry;
 

@@ -8,6 +8,7 @@ pub mod batch;
 pub mod delivery;
 mod error;
 pub mod fanout;
+pub mod function;
 pub mod limits;
 pub mod persist;
 pub mod ports;

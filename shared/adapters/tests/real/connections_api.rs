@@ -1,5 +1,5 @@
-use relaychat_core::ports::{FramePusher, PushOutcome};
 use relaychat_connections::Outbound;
+use relaychat_core::ports::{FramePusher, PushOutcome};
 use relaychat_schema::ConnectionId;
 use relaychat_testkit::connections_api;
 

@@ -1,0 +1,67 @@
+//! What every function is built from: the clients of one execution environment, made once.
+//! Lambda takes them from the environment ([`Deps::from_env`]); the local runtime makes them for
+//! its own servers. Each function crate's `build` takes what it needs from here, so a function is
+//! wired in one place whichever runtime runs it.
+
+use aws_config::SdkConfig;
+use relaychat_schema::Topics;
+
+use crate::ConfigError;
+use crate::auth::{JwtAuthenticator, TokenRules};
+use crate::connections_api::ConnectionsApi;
+use crate::dynamo::{DynamoStore, TableNames};
+use crate::fcm::PushService;
+use crate::kafka::{KafkaDeadLetters, KafkaPublisher};
+
+#[derive(Clone)]
+pub struct Deps {
+    pub aws: SdkConfig,
+    pub store: DynamoStore,
+    pub publisher: KafkaPublisher,
+    pub topics: Topics,
+    /// The WebSocket API's callback URL for `@connections`; `None`: `WEBSOCKET_CALLBACK_URL`.
+    pub callback_url: Option<String>,
+    /// The JWT secret; `None`: `RELAYCHAT_JWT_SECRET`, or the Secrets Manager secret it names.
+    pub jwt_secret: Option<String>,
+}
+
+impl Deps {
+    /// As Lambda configures a function: the template's environment variables.
+    pub async fn from_env() -> Result<Self, ConfigError> {
+        let aws = crate::aws::load_config().await;
+        Ok(Self {
+            store: DynamoStore::new(DynamoStore::client(&aws), TableNames::from_env()),
+            publisher: KafkaPublisher::connect(&aws).await?,
+            topics: Topics::from_env(),
+            callback_url: None,
+            jwt_secret: None,
+            aws,
+        })
+    }
+
+    /// The `@connections` API of the WebSocket stage.
+    pub fn connections_api(&self) -> Result<ConnectionsApi, ConfigError> {
+        match &self.callback_url {
+            Some(url) => Ok(ConnectionsApi::new(&self.aws, url)),
+            None => ConnectionsApi::from_env(&self.aws),
+        }
+    }
+
+    /// Where the function `consumer`'s unprocessable records go (`<consumer>-dlq`).
+    pub fn dead_letters(&self, consumer: &str) -> KafkaDeadLetters {
+        KafkaDeadLetters::new(self.publisher.clone(), consumer)
+    }
+
+    /// The token verifier, with the issuer and audience rules of the environment.
+    pub async fn authenticator(&self) -> Result<JwtAuthenticator, ConfigError> {
+        match &self.jwt_secret {
+            Some(secret) => JwtAuthenticator::new(secret.as_bytes(), &TokenRules::from_env()),
+            None => JwtAuthenticator::from_env(&self.aws).await,
+        }
+    }
+
+    /// FCM, if a service account is configured.
+    pub async fn push_service(&self) -> Result<PushService, ConfigError> {
+        PushService::from_env(&self.aws).await
+    }
+}

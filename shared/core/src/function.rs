@@ -1,0 +1,17 @@
+//! What a function is to whatever runs it (Lambda's runtime API, the local runtime, a test): a
+//! value built once that takes one typed event at a time.
+
+use aws_lambda_events::apigw::{ApiGatewayProxyResponse, ApiGatewayWebsocketProxyRequest};
+use aws_lambda_events::event::kafka::KafkaEvent;
+use relaychat_schema::KafkaBatchResponse;
+
+/// A function behind an event-source mapping: a batch of records in, the records to retry out.
+pub trait KafkaFunction: Send + Sync {
+    fn invoke(&self, event: &KafkaEvent) -> impl Future<Output = KafkaBatchResponse> + Send;
+}
+
+/// A function behind a WebSocket API route: one request in, the route's response out.
+pub trait WebSocketFunction: Send + Sync {
+    fn invoke(&self, request: &ApiGatewayWebsocketProxyRequest)
+    -> impl Future<Output = ApiGatewayProxyResponse> + Send;
+}
