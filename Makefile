@@ -17,7 +17,7 @@ help:
 	@echo "make invoke FN=<function> EVENT=events/<file>.json   one function on one sample event"
 	@echo "make test     all tests: unit, adapters and handlers against DynamoDB Local + Tansu (installed on first run)"
 	@echo "make unit     unit tests only (no servers)"
-	@echo "make lint     rustfmt --check and clippy -D warnings"
+	@echo "make lint     rustfmt --check, clippy -D warnings, no unused dependency (cargo-machete)"
 	@echo "make lambda   cargo lambda build --release --arm64 for every function"
 	@echo "make events   regenerate the sample events under events/"
 	@echo "make build    sam build (cargo-lambda, arm64, no Docker); ENV=prod for the prod config"
@@ -50,6 +50,7 @@ unit:
 
 lint:
 	scripts/check-repo.sh
+	scripts/check-deps.sh
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
 

@@ -24,6 +24,7 @@ use relaychat_schema::protocol::{MAX_FRAME_BYTES, MAX_MESSAGE_BYTES};
 use tracing::{error, info, warn};
 
 use crate::functions::SharedWebSocketFunction;
+use crate::template::RouteSelection;
 use relaychat_connections::{self as connections, Connections, Outbound};
 
 /// API Gateway's idle timeout for WebSocket connections.
@@ -35,6 +36,7 @@ pub struct Gateway {
     pub domain: String,
     /// Route key → function.
     pub routes: BTreeMap<String, Route>,
+    pub route_selection: RouteSelection,
     pub connections: Connections,
     pub idle_timeout: Duration,
 }
@@ -144,12 +146,13 @@ impl Gateway {
         Invocation::Answered(response.status_code, body)
     }
 
-    /// The route a message selects: `$request.body.action` if the template has that route.
+    /// The route a message selects by the API's route selection expression, if the template has
+    /// that route; else `$default`.
     fn select_route(&self, body: &str) -> &str {
-        let action = serde_json::from_str::<serde_json::Value>(body)
+        let selected = serde_json::from_str::<serde_json::Value>(body)
             .ok()
-            .and_then(|v| v.get("action").and_then(|a| a.as_str()).map(str::to_owned));
-        match action {
+            .and_then(|v| self.route_selection.route_key(&v).map(str::to_owned));
+        match selected {
             Some(a) if !a.starts_with('$') => self
                 .routes
                 .get_key_value(a.as_str())

@@ -220,6 +220,7 @@ pub async fn start(config: LocalConfig) -> Result<Running, RuntimeError> {
         api_id: "local".into(),
         domain: format!("127.0.0.1:{ws_port}"),
         routes,
+        route_selection: template.websocket.route_selection.clone(),
         connections: Connections::default(),
         idle_timeout: config.idle_timeout,
     };

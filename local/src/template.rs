@@ -55,8 +55,45 @@ pub struct Mapping {
 /// The WebSocket API: route key → function binary.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct WebSocketApi {
-    pub route_selection: String,
+    pub route_selection: RouteSelection,
     pub routes: BTreeMap<String, String>,
+}
+
+/// A route selection expression of the form `$request.body.<field>[.<field>...]`: the path of the
+/// JSON field whose value is the route key. The only form a JSON WebSocket API uses; anything else
+/// is refused when the template is read rather than routed wrongly.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RouteSelection {
+    pub path: Vec<String>,
+}
+
+impl Default for RouteSelection {
+    /// API Gateway's usual `$request.body.action`.
+    fn default() -> Self {
+        Self {
+            path: vec!["action".into()],
+        }
+    }
+}
+
+impl RouteSelection {
+    pub fn parse(expression: &str) -> Result<Self, TemplateError> {
+        let path: Vec<String> = expression
+            .strip_prefix("$request.body.")
+            .map(|p| p.split('.').map(str::to_owned).collect())
+            .unwrap_or_default();
+        if path.is_empty() || path.iter().any(|f| f.is_empty()) {
+            return Err(TemplateError::Shape(format!(
+                "RouteSelectionExpression {expression:?}: the local gateway routes on $request.body.<field> only"
+            )));
+        }
+        Ok(Self { path })
+    }
+
+    /// The route key a message body selects, if it is JSON with a string at the path.
+    pub fn route_key<'a>(&self, body: &'a serde_json::Value) -> Option<&'a str> {
+        self.path.iter().try_fold(body, |v, field| v.get(field))?.as_str()
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -154,7 +191,7 @@ impl Template {
                 }
                 "AWS::ApiGatewayV2::Api" => {
                     if let Some(sel) = props.get("RouteSelectionExpression").and_then(|v| ctx.resolve(v)) {
-                        template.websocket.route_selection = sel;
+                        template.websocket.route_selection = RouteSelection::parse(&sel)?;
                     }
                 }
                 "AWS::ApiGatewayV2::Route" => {
@@ -435,9 +472,30 @@ mod tests {
     }
 
     #[test]
+    fn the_route_selection_expression_is_honoured_or_refused() {
+        let nested = RouteSelection::parse("$request.body.meta.kind").unwrap();
+        let body = serde_json::json!({"action": "sendMessage", "meta": {"kind": "typing"}});
+        assert_eq!(nested.route_key(&body), Some("typing"));
+        assert_eq!(RouteSelection::default().route_key(&body), Some("sendMessage"));
+        assert_eq!(nested.route_key(&serde_json::json!({"meta": {"kind": 3}})), None);
+        for unsupported in [
+            "$request.body",
+            "$request.body.",
+            "${request.body.action}",
+            "action",
+            "",
+        ] {
+            assert!(RouteSelection::parse(unsupported).is_err(), "{unsupported}");
+        }
+    }
+
+    #[test]
     fn every_route_of_the_protocol_is_present() {
         let (t, _) = repo_template();
-        assert_eq!(t.websocket.route_selection, "$request.body.action");
+        assert_eq!(
+            t.websocket.route_selection,
+            RouteSelection::parse("$request.body.action").unwrap()
+        );
         let mut expected: Vec<(&str, &str)> = vec![
             ("$connect", "ws-connect"),
             ("$disconnect", "ws-disconnect"),

@@ -35,11 +35,6 @@ impl MessageId {
         }
         Ok(Self(ulid))
     }
-
-    /// Milliseconds since the epoch at which the id was minted.
-    pub fn timestamp_ms(&self) -> u64 {
-        self.0.timestamp_ms()
-    }
 }
 
 impl Default for MessageId {
