@@ -114,10 +114,22 @@ impl Client {
     }
 
     /// Asks and waits for the reply of that type.
+    /// Sends `frame` and waits for its reply: a frame of `reply_type`, or an error about this
+    /// request. A send's ack and error are matched by its `clientMessageId`; an error that names
+    /// another send's `clientMessageId` is not this request's reply.
     pub async fn ask(&mut self, frame: Value, reply_type: &str) -> Value {
+        let id = frame["clientMessageId"].as_str().map(str::to_owned);
         self.send(frame).await;
-        self.expect(reply_type, |v| v["type"] == reply_type || v["type"] == "error")
-            .await
+        self.expect(reply_type, |v| {
+            let same_request = v["clientMessageId"].as_str() == id.as_deref();
+            match v["type"].as_str() {
+                Some("error") => same_request,
+                Some("ack") if reply_type == "ack" => same_request,
+                Some(t) => t == reply_type,
+                None => false,
+            }
+        })
+        .await
     }
 
     /// The close frame's code, when the server closes the socket.

@@ -31,13 +31,20 @@ async fn refusals_and_limits_behave_like_api_gateway() {
         carol.expect("error", |v| v["type"] == "error").await["code"],
         "invalid_json"
     );
+    let (dave, erin) = (unique("dave"), unique("erin"));
+    let mut dave_client = Client::connect(&running, &dave, "Dave").await;
+    let theirs = dave_client.create_conversation(&[&erin]).await;
     let outsider = carol
+        .ask(json!({"action": "history", "conversationId": theirs}), "history")
+        .await;
+    assert_eq!(outsider["code"], "not_a_member");
+    let unknown = carol
         .ask(
-            json!({"action": "history", "conversationId": "someone-elses"}),
+            json!({"action": "history", "conversationId": "no-such-conversation"}),
             "history",
         )
         .await;
-    assert_eq!(outsider["code"], "not_found");
+    assert_eq!(unknown["code"], "not_found");
     let list = carol.ask(json!({"action": "listConversations"}), "conversations").await;
     assert_eq!(list["conversations"], json!([]));
 

@@ -406,6 +406,22 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_sender_named_in_the_body_is_ignored() {
+        let mem = Memory::default();
+        let conv = create(&mem).await;
+        let body = format!(
+            r#"{{"action":"sendMessage","conversationId":"{conv}","content":"hi","senderId":"bob","sender":"bob"}}"#
+        );
+        assert!(matches!(run(&mem, "alice", &body).await, Ok(Some(Reply::Ack { .. }))));
+        let published = mem.published("chat-messages");
+        assert_eq!(published.len(), 1);
+        assert_eq!(
+            published[0].1["senderId"], "alice",
+            "the connection's user, not the body's"
+        );
+    }
+
+    #[tokio::test]
     async fn outsiders_and_unknown_conversations_are_refused() {
         let mem = Memory::default();
         let conv = create(&mem).await;

@@ -181,6 +181,16 @@ mod tests {
     use relaychat_schema::events::TopicEvent;
     use relaychat_schema::kafka::encode_record;
 
+    /// Every sample message sent on one fixed day, so no test depends on the clock (or midnight).
+    const NOON_DAY: &str = "2026-01-02";
+
+    fn noon(mut m: ChatMessage) -> ChatMessage {
+        m.sent_at = chrono::DateTime::parse_from_rfc3339("2026-01-02T12:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        m
+    }
+
     fn event_of(values: &[Vec<u8>], first_offset: i64) -> KafkaEvent {
         let recs: Vec<_> = values
             .iter()
@@ -202,9 +212,9 @@ mod tests {
     async fn counts_once_even_when_the_batch_is_replayed_or_overlaps() {
         // GIVEN three messages in c1, two from alice, one from bob, and one malformed record
         let mem = Memory::default();
-        let m1 = sample_message("c1", "alice", &["bob"]);
-        let m2 = sample_message("c1", "bob", &["alice"]);
-        let m3 = sample_message("c1", "alice", &["bob"]);
+        let m1 = noon(sample_message("c1", "alice", &["bob"]));
+        let m2 = noon(sample_message("c1", "bob", &["alice"]));
+        let m3 = noon(sample_message("c1", "alice", &["bob"]));
         let values = vec![m1.to_json(), b"{not json".to_vec(), m2.to_json(), m3.to_json()];
         let d = day(m1.sent_at);
         // WHEN the first two records are counted, then the whole batch, then the whole batch again
@@ -225,17 +235,17 @@ mod tests {
         // GIVEN three messages counted at offsets 0..3
         let mem = Memory::default();
         let old: Vec<Vec<u8>> = (0..3)
-            .map(|_| sample_message("c1", "alice", &["bob"]).to_json())
+            .map(|_| noon(sample_message("c1", "alice", &["bob"])).to_json())
             .collect();
         count_batch(&event_of(&old, 0), "chat-messages", &mem, &mem).await;
         // WHEN the topic is recreated (the local broker restarts) and new messages come at 0..2
         let new: Vec<Vec<u8>> = (0..2)
-            .map(|_| sample_message("c1", "alice", &["bob"]).to_json())
+            .map(|_| noon(sample_message("c1", "alice", &["bob"])).to_json())
             .collect();
         let resp = count_batch(&event_of(&new, 0), "chat-messages", &mem, &mem).await;
         // THEN they are counted: offsets are not identities
         assert!(resp.batch_item_failures.is_empty());
-        let d = day(chrono::Utc::now());
+        let d = NOON_DAY;
         assert_eq!(mem.counter(&format!("conv#c1#{d}"), "messages"), 5);
     }
 
@@ -243,7 +253,7 @@ mod tests {
     async fn a_failing_store_reports_the_partition_for_retry() {
         let mem = Memory::default();
         mem.fail_counters(true);
-        let values = vec![sample_message("c1", "alice", &["bob"]).to_json()];
+        let values = vec![noon(sample_message("c1", "alice", &["bob"])).to_json()];
         let resp = count_batch(&event_of(&values, 5), "chat-messages", &mem, &mem).await;
         assert_eq!(resp.batch_item_failures.len(), 1);
         assert_eq!(resp.batch_item_failures[0].item_identifier.offset, 5);
@@ -253,11 +263,11 @@ mod tests {
     async fn many_conversations_are_split_into_several_atomic_applies() {
         let mem = Memory::default();
         let values: Vec<Vec<u8>> = (0..120)
-            .map(|i| sample_message(&format!("c{i}"), "alice", &["bob"]).to_json())
+            .map(|i| noon(sample_message(&format!("c{i}"), "alice", &["bob"])).to_json())
             .collect();
         let resp = count_batch(&event_of(&values, 0), "chat-messages", &mem, &mem).await;
         assert!(resp.batch_item_failures.is_empty());
-        let d = day(chrono::Utc::now());
+        let d = NOON_DAY;
         assert_eq!(mem.counter(&format!("user#alice#{d}"), "messagesSent"), 120);
         assert!(mem.largest_apply() <= MAX_ITEMS_PER_APPLY);
     }
