@@ -343,16 +343,11 @@ mod tests {
         }
     }
 
+    /// `who` sends `body` on their connection, which `$connect` registered.
     async fn run(mem: &Memory, who: &str, body: &str) -> Result<Option<Reply>, Refusal> {
-        perform(
-            mem,
-            mem,
-            &Topics::default(),
-            &sender(who),
-            Command::parse(body)?,
-            Utc::now(),
-        )
-        .await
+        let sender = sender(who);
+        mem.register(&sender.connection, &sender.identity).await.unwrap();
+        perform(mem, mem, &Topics::default(), &sender, Command::parse(body)?, Utc::now()).await
     }
 
     async fn create(mem: &Memory) -> ConversationId {
@@ -500,6 +495,10 @@ mod tests {
             let who = who.to_owned();
             async move { perform(mem, mem, &Topics::default(), &sender(&who), Command::parse(&body)?, now).await }
         };
+        for who in ["alice", "bob"] {
+            let s = sender(who);
+            mem.register(&s.connection, &s.identity).await.unwrap();
+        }
         for _ in 0..Limited::SendMessage.limit().max {
             assert!(at(&body, "alice").await.is_ok());
         }
@@ -607,11 +606,13 @@ mod tests {
                 format!("spam {i} ").repeat(10)
             );
             // a fresh connection each time: the rate limit is per connection
+            let mallory = sender(&format!("mallory{i}"));
+            mem.register(&mallory.connection, &mallory.identity).await.unwrap();
             perform(
                 &mem,
                 &mem,
                 &Topics::default(),
-                &sender(&format!("mallory{i}")),
+                &mallory,
                 Command::parse(&body).unwrap(),
                 Utc::now(),
             )

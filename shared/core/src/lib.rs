@@ -17,6 +17,8 @@ pub mod status;
 pub mod typing;
 
 #[cfg(any(test, feature = "testing"))]
+pub mod contract;
+#[cfg(any(test, feature = "testing"))]
 pub mod memory;
 
 pub use error::{BoxError, Error};

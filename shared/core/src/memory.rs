@@ -492,6 +492,10 @@ impl ConnectionRegistry for Memory {
     }
     async fn allow(&self, connection: &ConnectionId, action: Limited, now: DateTime<Utc>) -> Result<bool, Error> {
         let mut s = self.state();
+        // As in DynamoDB: the budget lives on the connection's row; a gone connection has none.
+        if !s.identities.contains_key(connection.as_str()) {
+            return Ok(false);
+        }
         let window = action.window(now);
         let slot = s.budgets.entry((connection.to_string(), action)).or_insert((window, 0));
         if slot.0 != window {
@@ -618,4 +622,10 @@ pub fn typing(conversation: &str, typist: &str, members: &[&str]) -> TypingIndic
         at: Utc::now(),
         recipients: members.iter().map(|m| user(m)).collect(),
     }
+}
+
+#[cfg(test)]
+mod contract {
+    // The in-memory fakes keep the same contract as the DynamoDB adapter (see `crate::contract`).
+    crate::port_contract_tests!(super::Memory::default());
 }

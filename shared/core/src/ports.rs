@@ -292,7 +292,8 @@ pub trait ConversationStore: Sync {
         request: Option<&ClientMessageId>,
     ) -> impl Future<Output = Result<Conversation, Error>> + Send;
     fn conversation(&self, id: &ConversationId) -> impl Future<Output = Result<Option<Conversation>, Error>> + Send;
-    /// The user's conversations with unread counts and last messages, most recent first.
+    /// The user's conversations with unread counts and last messages, in any order (the rules
+    /// order and page them: `actions::conversation_page`).
     fn conversations_of(&self, user: &UserId) -> impl Future<Output = Result<Vec<ConversationSummary>, Error>> + Send;
     /// Up to `limit` messages before `before` (or the newest), newest first, and the cursor of the
     /// next page when there may be one.

@@ -230,16 +230,6 @@ impl ConversationStore for DynamoStore {
                     .unwrap_or_default();
             }
         }
-        // Most recent activity first: the last message's id, else the conversation's own (a ULID).
-        summaries.sort_by(|a, b| {
-            let key = |c: &ConversationSummary| {
-                c.last_message
-                    .as_ref()
-                    .map(|m| m.message_id.to_string())
-                    .unwrap_or_else(|| c.conversation_id.to_string())
-            };
-            key(b).cmp(&key(a))
-        });
         Ok(summaries)
     }
 

@@ -5,3 +5,8 @@ mod connections_api;
 mod dynamodb;
 mod fcm;
 mod kafka;
+
+/// The DynamoDB adapter keeps the ports' contract, the same rules the in-memory fakes are held to.
+mod contract {
+    relaychat_core::port_contract_tests!(relaychat_testkit::dynamo_store().await);
+}

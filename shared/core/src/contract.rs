@@ -1,0 +1,336 @@
+//! The ports' contract: what every implementation of the storage ports must do, written once and
+//! run against both the in-memory fakes (core's unit tests) and the DynamoDB adapter on DynamoDB
+//! Local (the adapters' tests), so a fake that drifts from DynamoDB fails a test.
+//!
+//! `port_contract_tests!(store_expression)` expands to one test per rule; each test builds its own
+//! store from the expression and observes it only through the ports.
+
+use chrono::{Duration, Utc};
+use relaychat_schema::{ChatMessage, ClientMessageId, ConnectionId, ConversationId, DisplayName, MessageId, UserId};
+
+use relaychat_schema::protocol::ConversationSummary;
+
+use crate::limits::Limited;
+use crate::memory::sample_message;
+use crate::ports::{
+    AnalyticsStore, ConnectionDirectory, ConnectionRegistry, Conversation, ConversationStore, Counted, CounterKey,
+    Identity, Inserted, MessageStore, ReadState,
+};
+
+/// Everything the contract exercises.
+pub trait Store:
+    MessageStore + ReadState + ConversationStore + ConnectionRegistry + ConnectionDirectory + AnalyticsStore
+{
+}
+
+impl<S> Store for S where
+    S: MessageStore + ReadState + ConversationStore + ConnectionRegistry + ConnectionDirectory + AnalyticsStore
+{
+}
+
+fn user(name: &str) -> UserId {
+    UserId::parse(name).expect("a test user id")
+}
+
+/// A fresh conversation id (a ULID, as the server mints them).
+fn new_conversation_id() -> ConversationId {
+    ConversationId::parse(MessageId::new().to_string()).expect("a ULID is a conversation id")
+}
+
+fn conversation(members: &[&str]) -> Conversation {
+    Conversation {
+        id: new_conversation_id(),
+        title: None,
+        members: members.iter().map(|m| user(m)).collect(),
+        created_by: user(members[0]),
+        created_at: Utc::now(),
+    }
+}
+
+fn message(c: &Conversation, sender: &str) -> ChatMessage {
+    let names: Vec<&str> = c.members.iter().map(UserId::as_str).collect();
+    let mut m = sample_message(c.id.as_str(), sender, &names);
+    m.message_id = MessageId::new();
+    m
+}
+
+async fn summary(store: &impl Store, who: &str, c: &Conversation) -> Option<ConversationSummary> {
+    let all = store.conversations_of(&user(who)).await.expect("conversations_of");
+    all.into_iter().find(|s| s.conversation_id == c.id)
+}
+
+async fn unread(store: &impl Store, who: &str, c: &Conversation) -> i64 {
+    summary(store, who, c)
+        .await
+        .map(|s| s.unread)
+        .expect("a member's summary")
+}
+
+async fn stored(store: &impl Store, m: &ChatMessage) -> Inserted {
+    store.insert_message(m).await.expect("insert_message")
+}
+
+pub async fn a_conversation_is_listed_for_its_members_only(store: &impl Store) {
+    let c = conversation(&["alice", "bob"]);
+    let created = store.create_conversation(&c, None).await.expect("create");
+    assert_eq!((&created.id, &created.members), (&c.id, &c.members));
+    let read = store.conversation(&c.id).await.expect("conversation").expect("stored");
+    assert_eq!(read.members, c.members);
+    for member in ["alice", "bob"] {
+        let s = summary(store, member, &c).await.expect("listed for a member");
+        assert_eq!((s.unread, s.member_count, s.last_message), (0, 2, None), "{member}");
+    }
+    assert!(summary(store, "mallory", &c).await.is_none());
+    assert!(
+        store
+            .conversation(&new_conversation_id())
+            .await
+            .expect("lookup")
+            .is_none()
+    );
+}
+
+pub async fn a_retried_create_returns_the_first_conversation(store: &impl Store) {
+    let key = ClientMessageId::parse("create-1").expect("a request key");
+    let first = conversation(&["carol", "dave"]);
+    let mut retry = conversation(&["carol", "dave"]);
+    retry.created_by = first.created_by.clone();
+    assert_eq!(
+        store.create_conversation(&first, Some(&key)).await.expect("create").id,
+        first.id
+    );
+    assert_eq!(
+        store.create_conversation(&retry, Some(&key)).await.expect("retry").id,
+        first.id
+    );
+    assert!(
+        summary(store, "dave", &retry).await.is_none(),
+        "the retry created nothing"
+    );
+}
+
+pub async fn a_message_is_stored_once_and_unread_once_per_recipient(store: &impl Store) {
+    let c = conversation(&["alice", "bob", "carol"]);
+    store.create_conversation(&c, None).await.expect("create");
+    let m = message(&c, "alice");
+    assert_eq!(
+        stored(store, &m).await,
+        Inserted::Stored {
+            already_read_by: vec![]
+        }
+    );
+    assert_eq!(stored(store, &m).await, Inserted::Repeat);
+    store.set_last_message(&m).await.expect("set_last_message");
+    assert_eq!(
+        (
+            unread(store, "alice", &c).await,
+            unread(store, "bob", &c).await,
+            unread(store, "carol", &c).await
+        ),
+        (0, 1, 1)
+    );
+    let (page, _) = store.history(&c.id, None, 10).await.expect("history");
+    assert_eq!(
+        page.iter().map(|v| v.message_id).collect::<Vec<_>>(),
+        vec![m.message_id]
+    );
+    let last = summary(store, "bob", &c).await.and_then(|s| s.last_message);
+    assert_eq!(last.map(|v| v.message_id), Some(m.message_id));
+}
+
+pub async fn the_last_message_never_moves_back(store: &impl Store) {
+    let c = conversation(&["alice", "bob"]);
+    store.create_conversation(&c, None).await.expect("create");
+    let (older, newer) = (message(&c, "alice"), message(&c, "bob"));
+    for m in [&newer, &older] {
+        stored(store, m).await;
+        store.set_last_message(m).await.expect("set_last_message");
+    }
+    let last = summary(store, "alice", &c).await.and_then(|s| s.last_message);
+    assert_eq!(last.map(|v| v.message_id), Some(newer.message_id));
+}
+
+pub async fn history_pages_newest_first_to_the_oldest(store: &impl Store) {
+    let c = conversation(&["alice", "bob"]);
+    store.create_conversation(&c, None).await.expect("create");
+    let mut sent = Vec::new();
+    for _ in 0..5 {
+        let m = message(&c, "alice");
+        stored(store, &m).await;
+        sent.push(m.message_id);
+    }
+    let (mut seen, mut before) = (Vec::new(), None);
+    for _ in 0..10 {
+        let (page, next) = store.history(&c.id, before, 2).await.expect("history");
+        assert!(page.len() <= 2);
+        seen.extend(page.iter().map(|v| v.message_id));
+        match next {
+            Some(n) if !page.is_empty() => before = Some(n),
+            _ => break,
+        }
+    }
+    sent.reverse();
+    assert_eq!(seen, sent, "every message once, newest first");
+}
+
+pub async fn the_read_cursor_only_moves_forward_and_recounts_unread(store: &impl Store) {
+    let c = conversation(&["alice", "bob"]);
+    store.create_conversation(&c, None).await.expect("create");
+    let ms: Vec<ChatMessage> = (0..3).map(|_| message(&c, "alice")).collect();
+    for m in &ms {
+        stored(store, m).await;
+    }
+    // One of bob's own messages is never unread for him.
+    let own = message(&c, "bob");
+    stored(store, &own).await;
+    let bob = user("bob");
+    assert_eq!(unread(store, "bob", &c).await, 3);
+    store
+        .advance_read_cursor(&bob, &c.id, ms[1].message_id)
+        .await
+        .expect("advance");
+    assert_eq!(unread(store, "bob", &c).await, 1);
+    store
+        .advance_read_cursor(&bob, &c.id, ms[0].message_id)
+        .await
+        .expect("advance back");
+    let position = store.read_position(&bob, &c.id).await.expect("read_position");
+    assert_eq!(position.cursor, Some(ms[1].message_id), "the cursor never moves back");
+    assert_eq!(unread(store, "bob", &c).await, 1);
+    let between = store
+        .messages_between(&c.id, Some(ms[0].message_id), own.message_id, 10)
+        .await
+        .expect("messages_between");
+    let ids: Vec<MessageId> = between.iter().map(|(id, _)| *id).collect();
+    assert_eq!(
+        ids,
+        vec![ms[1].message_id, ms[2].message_id, own.message_id],
+        "oldest first, after excluded"
+    );
+}
+
+pub async fn a_message_stored_behind_the_cursor_is_read_not_unread(store: &impl Store) {
+    let c = conversation(&["alice", "bob"]);
+    store.create_conversation(&c, None).await.expect("create");
+    // Minted first, stored last (persist lagged, or another instance minted it).
+    let late = message(&c, "alice");
+    let early = message(&c, "alice");
+    stored(store, &early).await;
+    store
+        .advance_read_cursor(&user("bob"), &c.id, early.message_id)
+        .await
+        .expect("advance");
+    assert_eq!(
+        stored(store, &late).await,
+        Inserted::Stored {
+            already_read_by: vec![user("bob")]
+        }
+    );
+    assert_eq!(unread(store, "bob", &c).await, 0);
+}
+
+pub async fn connections_are_found_by_user_until_removed(store: &impl Store) {
+    let (one, two) = (
+        ConnectionId::parse("Y29ubi0x").expect("id"),
+        ConnectionId::parse("Y29ubi0y").expect("id"),
+    );
+    let identity = Identity {
+        user: user("erin"),
+        name: DisplayName::parse("Erin").expect("name"),
+        expires_at: Some(Utc::now() + Duration::hours(1)),
+    };
+    for c in [&one, &two] {
+        store.register(c, &identity).await.expect("register");
+    }
+    let found = store.identity_of(&one).await.expect("identity_of").expect("registered");
+    assert_eq!((found.user, found.name), (identity.user.clone(), identity.name.clone()));
+    let mut of_erin = store.connections_of(&identity.user).await.expect("connections_of");
+    of_erin.sort_by(|a, b| a.as_str().cmp(b.as_str()));
+    assert_eq!(of_erin, vec![one.clone(), two.clone()]);
+    store.remove_connection(&one).await.expect("remove_connection");
+    store.unregister(&two).await.expect("unregister");
+    assert!(
+        store
+            .connections_of(&identity.user)
+            .await
+            .expect("connections_of")
+            .is_empty()
+    );
+    assert!(store.identity_of(&two).await.expect("identity_of").is_none());
+}
+
+pub async fn a_connection_budget_refuses_within_its_window_only(store: &impl Store) {
+    let conn = ConnectionId::parse("YnVkZ2V0").expect("id");
+    let identity = Identity {
+        user: user("frank"),
+        name: DisplayName::parse("Frank").expect("name"),
+        expires_at: None,
+    };
+    store.register(&conn, &identity).await.expect("register");
+    let now = Utc::now();
+    assert!(store.allow(&conn, Limited::Typing, now).await.expect("allow"));
+    assert!(
+        !store.allow(&conn, Limited::Typing, now).await.expect("allow"),
+        "one typing per 500 ms"
+    );
+    let later = now + Duration::milliseconds(600);
+    assert!(store.allow(&conn, Limited::Typing, later).await.expect("allow"));
+    let gone = ConnectionId::parse("Z29uZQ==").expect("id");
+    assert!(
+        !store.allow(&gone, Limited::Typing, now).await.expect("allow"),
+        "no budget for an unknown connection"
+    );
+}
+
+pub async fn each_record_is_counted_once(store: &impl Store) {
+    let counted = |id: &str| Counted {
+        id: id.to_owned(),
+        keys: vec![CounterKey {
+            counter: "user#alice#2026-01-02".into(),
+            field: "messagesSent".into(),
+        }],
+    };
+    assert_eq!(
+        store
+            .count_once(&[counted("message#1"), counted("message#2")])
+            .await
+            .expect("count"),
+        2
+    );
+    assert_eq!(
+        store
+            .count_once(&[counted("message#2"), counted("message#3")])
+            .await
+            .expect("count"),
+        1
+    );
+    assert_eq!(store.count_once(&[counted("message#3")]).await.expect("count"), 0);
+}
+
+/// One `#[tokio::test]` per rule of the contract, each on a fresh store from `$store`.
+#[macro_export]
+macro_rules! port_contract_tests {
+    ($store:expr) => {
+        $crate::port_contract_tests!(@each $store;
+            a_conversation_is_listed_for_its_members_only,
+            a_retried_create_returns_the_first_conversation,
+            a_message_is_stored_once_and_unread_once_per_recipient,
+            the_last_message_never_moves_back,
+            history_pages_newest_first_to_the_oldest,
+            the_read_cursor_only_moves_forward_and_recounts_unread,
+            a_message_stored_behind_the_cursor_is_read_not_unread,
+            connections_are_found_by_user_until_removed,
+            a_connection_budget_refuses_within_its_window_only,
+            each_record_is_counted_once,
+        );
+    };
+    (@each $store:expr; $($rule:ident),+ $(,)?) => {
+        $(
+            #[tokio::test]
+            async fn $rule() {
+                let store = $store;
+                $crate::contract::$rule(&store).await;
+            }
+        )+
+    };
+}
