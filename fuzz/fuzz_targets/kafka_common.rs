@@ -214,27 +214,20 @@ pub fn check_decoded(d: &DecodedRecord) {
         assert_eq!(d.header(name), first);
     }
 
-    // What the local runtime builds for these bytes (encode_record) decodes back to them.
-    let rec = kafka::encode_record(
-        &d.id,
-        d.key.as_deref(),
-        &d.value,
-        &d.headers,
-        d.timestamp.timestamp_millis(),
-    );
-    let event = serde_json::json!({"eventSource": "aws:kafka", "records": {d.id.topic_partition(): [rec]}});
-    let event: KafkaEvent = serde_json::from_value(event).expect("encode_record builds a valid record");
+    // What the local runtime builds for these bytes (msk_event) decodes back to them.
+    let event = kafka::msk_event(std::slice::from_ref(d), &kafka::EventSource::default())
+        .expect("msk_event builds a valid event");
     let mut again = kafka::partitions(&event);
     assert_eq!(again.len(), 1);
     let again = again
         .remove(0)
         .records
         .remove(0)
-        .expect("encode_record's record decodes");
+        .expect("msk_event's record decodes");
     assert_eq!(
         (&again.id, &again.key, &again.value, &again.headers),
         (&d.id, &d.key, &d.value, &d.headers),
-        "encode_record → partitions round trip"
+        "msk_event → partitions round trip"
     );
 
     // The value as every topic event type.

@@ -7,7 +7,7 @@
 //! topic-partition they name, with every offset, in order; each record's id is
 //! `topic-partition@offset` of its batch; an undecodable record is kept with an error naming it;
 //! a parse error is `InvalidPayload` naming the record; what parsed writes back (to_json) to the
-//! same value; encode_record's bytes decode back to the same record.
+//! same value; msk_event's bytes decode back to the same record.
 //!
 //! Seeds: fuzz/seeds/kafka_event (the Kafka events of events/*.json, compacted, and a few edge cases).
 

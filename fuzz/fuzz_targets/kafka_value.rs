@@ -9,7 +9,7 @@
 //!   bit 5     headers (two, from the payload, one of them repeated);
 //!   bit 6     no value at all (`"value": null`), unless RAW;
 //!   bit 7     extreme coordinates: partition outside i32 (so the group key's wins), offset i64::MIN/MAX.
-//! Otherwise the payload is base64-encoded as Lambda would (kafka::encode_record).
+//! Otherwise the payload is base64-encoded as Lambda would (kafka::msk_event).
 //!
 //! Beyond "no panic": the decoded record has exactly the id `topic-partition@offset` and the key,
 //! value and header bytes that went in; RAW text decodes iff it is canonical base64 (and then
@@ -74,7 +74,12 @@ fuzz_target!(init: kafka_common::install_panic_filter(), |data: &[u8]| {
         Vec::new()
     };
 
-    let mut record = kafka::encode_record(&id, key, payload, &headers, 1_764_064_800_123);
+    // The record as the local runtime builds it (kafka::msk_event), then bent as the control bits say.
+    let mut built = kafka::DecodedRecord::new(id.clone(), key, payload);
+    built.headers = headers.clone();
+    let built = kafka::msk_event(&[built], &kafka::EventSource::default()).expect("msk_event builds an event");
+    let mut record = serde_json::to_value(&built).expect("an event serialises")["records"][id.topic_partition()][0].take();
+    record["timestamp"] = serde_json::json!(1_764_064_800_123_i64);
     let text = String::from_utf8_lossy(payload).into_owned();
     if raw {
         record["value"] = serde_json::Value::String(text.clone());

@@ -11,6 +11,7 @@ use relaychat_adapters::auth::DEV_SECRET;
 use relaychat_adapters::dynamo::{DynamoStore, TableNames};
 use relaychat_adapters::kafka::{KafkaPublisher, KafkaSettings};
 use relaychat_adapters::{Deps, optional};
+use relaychat_schema::kafka::EventSource;
 use relaychat_schema::{TopicKind, Topics};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -185,7 +186,10 @@ pub async fn start(config: LocalConfig) -> Result<Running, RuntimeError> {
             function,
             settings: settings.clone(),
             dead_letters: publisher.clone(),
-            cluster_arn: "arn:aws:kafka:us-east-1:000000000000:cluster/relaychat-local/local".into(),
+            source: EventSource {
+                bootstrap_servers: settings.brokers.clone(),
+                ..EventSource::default()
+            },
             stats: stats.clone(),
             index,
         };

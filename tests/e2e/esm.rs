@@ -14,7 +14,7 @@ use relaychat_adapters::kafka::{DLQ_REASON_HEADER, DLQ_SOURCE_HEADER, KafkaPubli
 use relaychat_local::esm::{Esm, MappingStats};
 use relaychat_local::functions::InvokeKafka;
 use relaychat_local::template::{Mapping, StartingPosition};
-use relaychat_schema::kafka::partitions;
+use relaychat_schema::kafka::{EventSource, partitions};
 use relaychat_schema::{BatchItemFailure, KafkaBatchResponse};
 use relaychat_testkit::{create_topics, kafka_settings, read_topic, unique};
 
@@ -97,7 +97,7 @@ async fn run(values: &[&str]) -> (Arc<Script>, MappingStats, String) {
         function: script.clone(),
         settings: kafka_settings(),
         dead_letters: KafkaPublisher::new(&kafka_settings()).unwrap(),
-        cluster_arn: "arn:aws:kafka:us-east-1:000000000000:cluster/test/x".into(),
+        source: EventSource::default(),
         stats: stats.clone(),
         index: 0,
     };

@@ -1,5 +1,4 @@
 use analytics::Analytics;
-use relaychat_schema::Topics;
 use relaychat_testkit::dynamo_store;
 
 use crate::support::*;
@@ -10,7 +9,6 @@ async fn counts_each_record_once_across_replays() {
     let function = Analytics {
         store: store.clone(),
         dead_letters: dead_letters("analytics").await,
-        topics: Topics::default(),
     };
     for _ in 0..2 {
         for name in ["analytics.json", "analytics-chat.json"] {

@@ -5,22 +5,32 @@ use aws_lambda_events::event::kafka::KafkaEvent;
 use relaychat_adapters::dynamo::DynamoStore;
 use relaychat_adapters::kafka::KafkaDeadLetters;
 use relaychat_adapters::{ConfigError, Deps};
-use relaychat_core::analytics::count_batch;
+use relaychat_core::Error;
+use relaychat_core::analytics::{Countable, count_events};
+use relaychat_core::batch::{Parsed, RecordHandler, run_batch};
 use relaychat_core::function::KafkaFunction;
 use relaychat_core::ports::{AnalyticsStore, DeadLetters};
-use relaychat_schema::{KafkaBatchResponse, Topics};
+use relaychat_schema::KafkaBatchResponse;
 
+/// The function's name: its consumer group, and its dead-letter topic `analytics-dlq`.
 pub const NAME: &str = "analytics";
 
 pub struct Analytics<S, D> {
     pub store: S,
     pub dead_letters: D,
-    pub topics: Topics,
 }
 
 impl<S: AnalyticsStore, D: DeadLetters> Analytics<S, D> {
     pub async fn invoke(&self, event: &KafkaEvent) -> KafkaBatchResponse {
-        count_batch(event, &self.topics.chat_messages, &self.store, &self.dead_letters).await
+        run_batch(event, &self.dead_letters, self).await
+    }
+}
+
+impl<S: AnalyticsStore, D: DeadLetters> RecordHandler for Analytics<S, D> {
+    type Event = Countable;
+
+    async fn handle(&self, events: &[Parsed<Countable>]) -> Result<(), (usize, Error)> {
+        count_events(&self.store, events).await
     }
 }
 
@@ -32,7 +42,6 @@ pub async fn build(deps: Deps) -> Result<Deployed, ConfigError> {
     Ok(Analytics {
         dead_letters: deps.dead_letters(NAME),
         store: deps.store,
-        topics: deps.topics,
     })
 }
 

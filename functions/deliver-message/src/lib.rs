@@ -9,12 +9,13 @@ use relaychat_adapters::kafka::KafkaDeadLetters;
 use relaychat_adapters::kafka::KafkaPublisher;
 use relaychat_adapters::{ConfigError, Deps};
 use relaychat_core::Error;
-use relaychat_core::batch::{RecordHandler, run_batch};
+use relaychat_core::batch::{EachEvent, run_batch};
 use relaychat_core::delivery::deliver_message;
 use relaychat_core::function::KafkaFunction;
 use relaychat_core::ports::{ConnectionDirectory, DeadLetters, FramePusher, Publisher};
-use relaychat_schema::{ChatMessage, DecodedRecord, KafkaBatchResponse, Topics};
+use relaychat_schema::{ChatMessage, KafkaBatchResponse, Topics};
 
+/// The function's name: its consumer group, and its dead-letter topic `deliver-message-dlq`.
 pub const NAME: &str = "deliver-message";
 
 pub struct DeliverMessage<C, F, P, D> {
@@ -37,16 +38,17 @@ where
     }
 }
 
-impl<C, F, P, D> RecordHandler for DeliverMessage<C, F, P, D>
+impl<C, F, P, D> EachEvent for DeliverMessage<C, F, P, D>
 where
     C: ConnectionDirectory,
     F: FramePusher,
     P: Publisher,
     D: DeadLetters,
 {
-    async fn handle(&self, record: &DecodedRecord) -> Result<(), Error> {
-        let message: ChatMessage = record.parse()?;
-        deliver_message(&self.directory, &self.pusher, &self.publisher, &self.topics, &message)
+    type Event = ChatMessage;
+
+    async fn handle_event(&self, message: &ChatMessage) -> Result<(), Error> {
+        deliver_message(&self.directory, &self.pusher, &self.publisher, &self.topics, message)
             .await
             .map(|_| ())
     }

@@ -6,11 +6,11 @@ use relaychat_adapters::dynamo::DynamoStore;
 use relaychat_adapters::kafka::KafkaDeadLetters;
 use relaychat_adapters::{ConfigError, Deps};
 use relaychat_core::Error;
-use relaychat_core::batch::{RecordHandler, run_batch};
+use relaychat_core::batch::{EachEvent, run_batch};
 use relaychat_core::function::KafkaFunction;
 use relaychat_core::persist::persist_message;
 use relaychat_core::ports::{DeadLetters, MessageStore};
-use relaychat_schema::{ChatMessage, DecodedRecord, KafkaBatchResponse};
+use relaychat_schema::{ChatMessage, KafkaBatchResponse};
 
 /// The function's name: its consumer group, and its dead-letter topic `persist-message-dlq`.
 pub const NAME: &str = "persist-message";
@@ -30,10 +30,11 @@ impl<S: MessageStore, D: DeadLetters> PersistMessage<S, D> {
     }
 }
 
-impl<S: MessageStore, D: DeadLetters> RecordHandler for PersistMessage<S, D> {
-    async fn handle(&self, record: &DecodedRecord) -> Result<(), Error> {
-        let message: ChatMessage = record.parse()?;
-        persist_message(&self.store, &message).await.map(|_| ())
+impl<S: MessageStore, D: DeadLetters> EachEvent for PersistMessage<S, D> {
+    type Event = ChatMessage;
+
+    async fn handle_event(&self, message: &ChatMessage) -> Result<(), Error> {
+        persist_message(&self.store, message).await.map(|_| ())
     }
 }
 

@@ -7,12 +7,13 @@ use relaychat_adapters::fcm::PushService;
 use relaychat_adapters::kafka::KafkaDeadLetters;
 use relaychat_adapters::{ConfigError, Deps};
 use relaychat_core::Error;
-use relaychat_core::batch::{RecordHandler, run_batch};
+use relaychat_core::batch::{EachEvent, run_batch};
 use relaychat_core::function::KafkaFunction;
 use relaychat_core::ports::{DeadLetters, DeviceStore, NotificationLog, PushSender};
 use relaychat_core::push::send_notification;
-use relaychat_schema::{DecodedRecord, KafkaBatchResponse, Notification};
+use relaychat_schema::{KafkaBatchResponse, Notification};
 
+/// The function's name: its consumer group, and its dead-letter topic `push-notification-dlq`.
 pub const NAME: &str = "push-notification";
 
 pub struct PushNotification<S, P, D> {
@@ -27,10 +28,11 @@ impl<S: NotificationLog + DeviceStore, P: PushSender, D: DeadLetters> PushNotifi
     }
 }
 
-impl<S: NotificationLog + DeviceStore, P: PushSender, D: DeadLetters> RecordHandler for PushNotification<S, P, D> {
-    async fn handle(&self, record: &DecodedRecord) -> Result<(), Error> {
-        let notification: Notification = record.parse()?;
-        send_notification(&self.store, &self.push, &notification)
+impl<S: NotificationLog + DeviceStore, P: PushSender, D: DeadLetters> EachEvent for PushNotification<S, P, D> {
+    type Event = Notification;
+
+    async fn handle_event(&self, notification: &Notification) -> Result<(), Error> {
+        send_notification(&self.store, &self.push, notification)
             .await
             .map(|_| ())
     }

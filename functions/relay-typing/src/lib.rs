@@ -8,12 +8,13 @@ use relaychat_adapters::dynamo::DynamoStore;
 use relaychat_adapters::kafka::KafkaDeadLetters;
 use relaychat_adapters::{ConfigError, Deps};
 use relaychat_core::Error;
-use relaychat_core::batch::{RecordHandler, run_batch};
+use relaychat_core::batch::{EachEvent, run_batch};
 use relaychat_core::function::KafkaFunction;
 use relaychat_core::ports::{ConnectionDirectory, DeadLetters, FramePusher};
 use relaychat_core::typing::relay_typing;
-use relaychat_schema::{DecodedRecord, KafkaBatchResponse, TypingIndicator};
+use relaychat_schema::{KafkaBatchResponse, TypingIndicator};
 
+/// The function's name: its consumer group, and its dead-letter topic `relay-typing-dlq`.
 pub const NAME: &str = "relay-typing";
 
 pub struct RelayTyping<C, F, D> {
@@ -28,10 +29,11 @@ impl<C: ConnectionDirectory, F: FramePusher, D: DeadLetters> RelayTyping<C, F, D
     }
 }
 
-impl<C: ConnectionDirectory, F: FramePusher, D: DeadLetters> RecordHandler for RelayTyping<C, F, D> {
-    async fn handle(&self, record: &DecodedRecord) -> Result<(), Error> {
-        let indicator: TypingIndicator = record.parse()?;
-        relay_typing(&self.directory, &self.pusher, &indicator, Utc::now())
+impl<C: ConnectionDirectory, F: FramePusher, D: DeadLetters> EachEvent for RelayTyping<C, F, D> {
+    type Event = TypingIndicator;
+
+    async fn handle_event(&self, indicator: &TypingIndicator) -> Result<(), Error> {
+        relay_typing(&self.directory, &self.pusher, indicator, Utc::now())
             .await
             .map(|_| ())
     }

@@ -9,14 +9,15 @@ use relaychat_adapters::kafka::KafkaDeadLetters;
 use relaychat_adapters::kafka::KafkaPublisher;
 use relaychat_adapters::{ConfigError, Deps};
 use relaychat_core::Error;
-use relaychat_core::batch::{RecordHandler, run_batch};
+use relaychat_core::batch::{EachEvent, run_batch};
 use relaychat_core::function::KafkaFunction;
 use relaychat_core::ports::{
     ConnectionDirectory, DeadLetters, FramePusher, MessageStore, Publisher, ReadState, Receipts,
 };
 use relaychat_core::status::{StatusPorts, apply_status_update};
-use relaychat_schema::{DecodedRecord, KafkaBatchResponse, MessageStatusUpdate, Topics};
+use relaychat_schema::{KafkaBatchResponse, MessageStatusUpdate, Topics};
 
+/// The function's name: its consumer group, and its dead-letter topic `update-status-dlq`.
 pub const NAME: &str = "update-status";
 
 pub struct UpdateStatus<S, F, P, D> {
@@ -40,22 +41,23 @@ where
     }
 }
 
-impl<S, F, P, D> RecordHandler for UpdateStatus<S, F, P, D>
+impl<S, F, P, D> EachEvent for UpdateStatus<S, F, P, D>
 where
     S: MessageStore + ReadState + Receipts + ConnectionDirectory,
     F: FramePusher,
     P: Publisher,
     D: DeadLetters,
 {
-    async fn handle(&self, record: &DecodedRecord) -> Result<(), Error> {
-        let update: MessageStatusUpdate = record.parse()?;
+    type Event = MessageStatusUpdate;
+
+    async fn handle_event(&self, update: &MessageStatusUpdate) -> Result<(), Error> {
         let ports = StatusPorts {
             store: &self.store,
             pusher: &self.pusher,
             publisher: &self.publisher,
             topics: &self.topics,
         };
-        apply_status_update(&ports, &update).await.map(|_| ())
+        apply_status_update(&ports, update).await.map(|_| ())
     }
 }
 

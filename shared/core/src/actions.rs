@@ -2,7 +2,7 @@
 //! refusal is a `Refusal` with a stable code, turned into an `error` frame by the function.
 
 use chrono::{DateTime, Utc};
-use relaychat_schema::events::{MAX_MEMBERS, TopicEvent};
+use relaychat_schema::events::MAX_MEMBERS;
 use relaychat_schema::protocol::{
     Command, ConversationSummary, ErrorCode, MAX_SUMMARY_MEMBERS, REPLY_ITEMS_BUDGET, Refusal, Reply, fitting,
 };
@@ -14,7 +14,9 @@ use tracing::{error, warn};
 
 use crate::Error;
 use crate::limits::Limited;
-use crate::ports::{ConnectionRegistry, Conversation, ConversationStore, Device, DeviceStore, Identity, Publisher};
+use crate::ports::{
+    ConnectionRegistry, Conversation, ConversationStore, Device, DeviceStore, Identity, PublishEvent, Publisher,
+};
 
 /// The connection an action came from, and its verified user.
 #[derive(Debug, Clone)]
@@ -127,11 +129,7 @@ where
             };
             // The ack promises the message is durable: only after the broker confirmed the write.
             publisher
-                .publish(
-                    &topics.chat_messages,
-                    message.conversation_id.as_str(),
-                    message.to_json(),
-                )
+                .publish_event(topics, &message)
                 .await
                 .map_err(|e| refusal_for(&e).with_client_message_id(client_message_id.clone()))?;
             Ok(Some(Reply::Ack {
@@ -157,11 +155,7 @@ where
                 recipients: conversation.members,
             };
             publisher
-                .publish(
-                    &topics.typing_events,
-                    indicator.conversation_id.as_str(),
-                    indicator.to_json(),
-                )
+                .publish_event(topics, &indicator)
                 .await
                 .map_err(|e| refusal_for(&e))?;
             Ok(None)
@@ -181,7 +175,7 @@ where
                 at: now,
             };
             publisher
-                .publish(&topics.message_status_events, user.as_str(), update.to_json())
+                .publish_event(topics, &update)
                 .await
                 .map_err(|e| refusal_for(&e))?;
             record(
@@ -321,7 +315,7 @@ pub fn record<P: Publisher>(
         conversation_id: conversation.cloned(),
         at: now,
     };
-    if let Err(e) = publisher.publish_best_effort(&topics.analytics_events, event.user_id.as_str(), event.to_json()) {
+    if let Err(e) = publisher.publish_event_best_effort(topics, &event) {
         warn!(kind = kind.as_str(), error = %e.chain(), "analytics event not queued");
     }
 }

@@ -4,16 +4,13 @@
 
 use std::collections::BTreeSet;
 
-use aws_lambda_events::event::kafka::KafkaEvent;
 use chrono::{DateTime, Utc};
-use futures::future::join_all;
-use relaychat_schema::kafka::{self, PartitionBatch, RawRecord};
-use relaychat_schema::{AnalyticsEvent, BatchItemFailure, ChatMessage, DecodedRecord, KafkaBatchResponse};
-use tracing::{Instrument, debug, info_span, warn};
+use relaychat_schema::{AnalyticsEvent, ChatMessage, ConversationId, DecodedRecord, MessageId, SchemaError};
+use tracing::{debug, warn};
 
 use crate::Error;
-use crate::batch::{failures_from, settle_failure};
-use crate::ports::{AnalyticsStore, Counted, CounterKey, DeadLetters};
+use crate::batch::{FromRecord, Parsed};
+use crate::ports::{AnalyticsStore, Counted, CounterKey};
 
 /// Most items (records remembered plus counter rows) in one atomic apply: DynamoDB transactions
 /// take 100.
@@ -49,46 +46,77 @@ pub fn counters_for_event(e: &AnalyticsEvent) -> Vec<CounterKey> {
     keys
 }
 
-/// What a record counts, under its identity: chat messages on the chat topic, analytics events
-/// elsewhere.
-pub fn counted_for_record(record: &DecodedRecord, chat_topic: &str) -> Result<Counted, Error> {
-    if record.id.topic == chat_topic {
-        let m = record.parse::<ChatMessage>()?;
-        Ok(Counted {
-            id: format!("message#{}", m.message_id),
-            keys: counters_for_message(&m),
-        })
-    } else {
-        let e = record.parse::<AnalyticsEvent>()?;
-        Ok(Counted {
-            id: format!("event#{}", e.event_id),
-            keys: counters_for_event(&e),
-        })
+/// What analytics reads from a record: a chat message (from `chat-messages`) or an analytics
+/// event (from `analytics-events`), told apart by shape, so renamed topics need no configuration.
+#[derive(Debug, Clone)]
+pub enum Countable {
+    Message(ChatMessage),
+    Event(AnalyticsEvent),
+}
+
+impl FromRecord for Countable {
+    fn from_record(record: &DecodedRecord) -> Result<Self, SchemaError> {
+        match record.parse::<AnalyticsEvent>() {
+            Ok(event) => Ok(Self::Event(event)),
+            // Only analytics events carry an `eventId`: that one was a malformed event.
+            Err(e)
+                if serde_json::from_slice::<serde_json::Value>(&record.value)
+                    .is_ok_and(|v| v.get("eventId").is_some()) =>
+            {
+                Err(e)
+            }
+            Err(_) => record.parse::<ChatMessage>().map(Self::Message),
+        }
+    }
+    fn message_id(&self) -> Option<MessageId> {
+        match self {
+            Self::Message(m) => Some(m.message_id),
+            Self::Event(_) => None,
+        }
+    }
+    fn conversation_id(&self) -> Option<&ConversationId> {
+        match self {
+            Self::Message(m) => Some(&m.conversation_id),
+            Self::Event(e) => e.conversation_id.as_ref(),
+        }
     }
 }
 
-/// Counts every partition of the event; returns the partial-batch response.
-pub async fn count_batch<S: AnalyticsStore, D: DeadLetters>(
-    event: &KafkaEvent,
-    chat_topic: &str,
-    store: &S,
-    dead_letters: &D,
-) -> KafkaBatchResponse {
-    let partitions = kafka::partitions(event);
-    let failures = join_all(partitions.into_iter().map(|p| {
-        let span = info_span!("partition", topic = %p.topic, partition = p.partition);
-        count_partition(p, chat_topic, store, dead_letters).instrument(span)
-    }))
-    .await;
-    KafkaBatchResponse {
-        batch_item_failures: failures.into_iter().flatten().collect(),
+/// What a record counts, under its own identity.
+pub fn counted(countable: &Countable) -> Counted {
+    match countable {
+        Countable::Message(m) => Counted {
+            id: format!("message#{}", m.message_id),
+            keys: counters_for_message(m),
+        },
+        Countable::Event(e) => Counted {
+            id: format!("event#{}", e.event_id),
+            keys: counters_for_event(e),
+        },
     }
+}
+
+/// Counts a partition's events in as few atomic applies as fit (each at most
+/// `MAX_ITEMS_PER_APPLY` items). `Err((i, e))`: the applies before event `i` are done; from `i`
+/// on nothing was counted, to be retried.
+pub async fn count_events<S: AnalyticsStore>(store: &S, events: &[Parsed<Countable>]) -> Result<(), (usize, Error)> {
+    let mut chunk = Chunk::default();
+    for (index, parsed) in events.iter().enumerate() {
+        let c = counted(&parsed.event);
+        if !chunk.records.is_empty() && chunk.items_with(&c) > MAX_ITEMS_PER_APPLY {
+            apply(store, std::mem::take(&mut chunk)).await?;
+        }
+        chunk.first.get_or_insert(index);
+        chunk.rows.extend(c.keys.iter().map(|k| k.counter.clone()));
+        chunk.records.push(c);
+    }
+    apply(store, chunk).await
 }
 
 /// Records gathered for one atomic apply.
 #[derive(Default)]
 struct Chunk {
-    /// Index (in the partition batch) of its first record.
+    /// Index (in the events) of its first record.
     first: Option<usize>,
     records: Vec<Counted>,
     rows: BTreeSet<String>,
@@ -101,60 +129,8 @@ impl Chunk {
     }
 }
 
-async fn count_partition<S: AnalyticsStore, D: DeadLetters>(
-    batch: PartitionBatch,
-    chat_topic: &str,
-    store: &S,
-    dead_letters: &D,
-) -> Vec<BatchItemFailure> {
-    let ids = batch.ids();
-    let mut chunk = Chunk::default();
-    for (index, record) in batch.records.into_iter().enumerate() {
-        let counted = match record {
-            Ok(decoded) => match counted_for_record(&decoded, chat_topic) {
-                Ok(c) => Some(c),
-                Err(e) => match settle_failure(dead_letters, &RawRecord::from(&decoded), e).await {
-                    Ok(()) => None,
-                    Err(_) => return flush_then_fail(store, chunk, &ids, index).await,
-                },
-            },
-            Err(bad) => match settle_failure(dead_letters, &bad.raw, Error::Invalid(bad.error)).await {
-                Ok(()) => None,
-                Err(_) => return flush_then_fail(store, chunk, &ids, index).await,
-            },
-        };
-        let Some(counted) = counted else { continue };
-        if !chunk.records.is_empty()
-            && chunk.items_with(&counted) > MAX_ITEMS_PER_APPLY
-            && let Err(failed_from) = apply(store, std::mem::take(&mut chunk)).await
-        {
-            return failures_from(&ids[failed_from..]);
-        }
-        chunk.first.get_or_insert(index);
-        chunk.rows.extend(counted.keys.iter().map(|k| k.counter.clone()));
-        chunk.records.push(counted);
-    }
-    match apply(store, chunk).await {
-        Ok(()) => Vec::new(),
-        Err(failed_from) => failures_from(&ids[failed_from..]),
-    }
-}
-
-/// Applies what was gathered before the record at `index`, then reports `index` on as failed.
-async fn flush_then_fail<S: AnalyticsStore>(
-    store: &S,
-    chunk: Chunk,
-    ids: &[relaychat_schema::RecordId],
-    index: usize,
-) -> Vec<BatchItemFailure> {
-    match apply(store, chunk).await {
-        Ok(()) => failures_from(&ids[index..]),
-        Err(failed_from) => failures_from(&ids[failed_from..]),
-    }
-}
-
-/// Applies a chunk; on failure returns the index of its first record.
-async fn apply<S: AnalyticsStore>(store: &S, chunk: Chunk) -> Result<(), usize> {
+/// Applies a chunk; on failure, the index of its first record and why.
+async fn apply<S: AnalyticsStore>(store: &S, chunk: Chunk) -> Result<(), (usize, Error)> {
     let Some(first) = chunk.first else { return Ok(()) };
     match store.count_once(&chunk.records).await {
         Ok(new) => {
@@ -168,7 +144,7 @@ async fn apply<S: AnalyticsStore>(store: &S, chunk: Chunk) -> Result<(), usize> 
         }
         Err(e) => {
             warn!(error = %e.chain(), "could not apply counters; will retry");
-            Err(first)
+            Err((first, e))
         }
     }
 }
@@ -176,10 +152,26 @@ async fn apply<S: AnalyticsStore>(store: &S, chunk: Chunk) -> Result<(), usize> 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::batch::{RecordHandler, run_batch};
     use crate::memory::{Memory, sample_message};
-    use relaychat_schema::RecordId;
+    use aws_lambda_events::event::kafka::KafkaEvent;
     use relaychat_schema::events::TopicEvent;
-    use relaychat_schema::kafka::encode_record;
+    use relaychat_schema::kafka::{EventSource, msk_event};
+    use relaychat_schema::{KafkaBatchResponse, RecordId};
+
+    /// The analytics function's handler, as its crate wires it.
+    struct Counter<'a>(&'a Memory);
+
+    impl RecordHandler for Counter<'_> {
+        type Event = Countable;
+        async fn handle(&self, events: &[Parsed<Countable>]) -> Result<(), (usize, Error)> {
+            count_events(self.0, events).await
+        }
+    }
+
+    async fn count_batch(event: &KafkaEvent, mem: &Memory) -> KafkaBatchResponse {
+        run_batch(event, mem, &Counter(mem)).await
+    }
 
     /// Every sample message sent on one fixed day, so no test depends on the clock (or midnight).
     const NOON_DAY: &str = "2026-01-02";
@@ -192,7 +184,7 @@ mod tests {
     }
 
     fn event_of(values: &[Vec<u8>], first_offset: i64) -> KafkaEvent {
-        let recs: Vec<_> = values
+        let records: Vec<DecodedRecord> = values
             .iter()
             .enumerate()
             .map(|(i, v)| {
@@ -201,11 +193,10 @@ mod tests {
                     partition: 0,
                     offset: first_offset + i as i64,
                 };
-                encode_record(&id, Some(b"c1"), v, &[], 0)
+                DecodedRecord::new(id, Some(b"c1"), v)
             })
             .collect();
-        serde_json::from_value(serde_json::json!({"eventSource": "aws:kafka", "records": {"chat-messages-0": recs}}))
-            .unwrap()
+        msk_event(&records, &EventSource::default()).unwrap()
     }
 
     #[tokio::test]
@@ -218,9 +209,9 @@ mod tests {
         let values = vec![m1.to_json(), b"{not json".to_vec(), m2.to_json(), m3.to_json()];
         let d = day(m1.sent_at);
         // WHEN the first two records are counted, then the whole batch, then the whole batch again
-        let first = count_batch(&event_of(&values[..2], 0), "chat-messages", &mem, &mem).await;
-        let second = count_batch(&event_of(&values, 0), "chat-messages", &mem, &mem).await;
-        let third = count_batch(&event_of(&values, 0), "chat-messages", &mem, &mem).await;
+        let first = count_batch(&event_of(&values[..2], 0), &mem).await;
+        let second = count_batch(&event_of(&values, 0), &mem).await;
+        let third = count_batch(&event_of(&values, 0), &mem).await;
         // THEN every message is counted exactly once and the malformed one is dead-lettered once
         assert!(first.batch_item_failures.is_empty() && second.batch_item_failures.is_empty());
         assert!(third.batch_item_failures.is_empty());
@@ -237,12 +228,12 @@ mod tests {
         let old: Vec<Vec<u8>> = (0..3)
             .map(|_| noon(sample_message("c1", "alice", &["bob"])).to_json())
             .collect();
-        count_batch(&event_of(&old, 0), "chat-messages", &mem, &mem).await;
+        count_batch(&event_of(&old, 0), &mem).await;
         // WHEN the topic is recreated (the local broker restarts) and new messages come at 0..2
         let new: Vec<Vec<u8>> = (0..2)
             .map(|_| noon(sample_message("c1", "alice", &["bob"])).to_json())
             .collect();
-        let resp = count_batch(&event_of(&new, 0), "chat-messages", &mem, &mem).await;
+        let resp = count_batch(&event_of(&new, 0), &mem).await;
         // THEN they are counted: offsets are not identities
         assert!(resp.batch_item_failures.is_empty());
         let d = NOON_DAY;
@@ -254,7 +245,7 @@ mod tests {
         let mem = Memory::default();
         mem.fail_counters(true);
         let values = vec![noon(sample_message("c1", "alice", &["bob"])).to_json()];
-        let resp = count_batch(&event_of(&values, 5), "chat-messages", &mem, &mem).await;
+        let resp = count_batch(&event_of(&values, 5), &mem).await;
         assert_eq!(resp.batch_item_failures.len(), 1);
         assert_eq!(resp.batch_item_failures[0].item_identifier.offset, 5);
     }
@@ -265,7 +256,7 @@ mod tests {
         let values: Vec<Vec<u8>> = (0..120)
             .map(|i| noon(sample_message(&format!("c{i}"), "alice", &["bob"])).to_json())
             .collect();
-        let resp = count_batch(&event_of(&values, 0), "chat-messages", &mem, &mem).await;
+        let resp = count_batch(&event_of(&values, 0), &mem).await;
         assert!(resp.batch_item_failures.is_empty());
         let d = NOON_DAY;
         assert_eq!(mem.counter(&format!("user#alice#{d}"), "messagesSent"), 120);

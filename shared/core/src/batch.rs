@@ -1,23 +1,94 @@
 //! The batch driver every Kafka-triggered function runs on: partitions concurrently, records of a
-//! partition in order, each in its own span. A permanent failure (malformed record, rejected
-//! write) goes to the consumer's dead-letter topic with its reason and the partition moves on; a
-//! retryable one stops its partition and is reported, with every later record of that partition,
-//! as a batch item failure, so Lambda retries from there and order holds.
+//! partition in order. The driver reads each record into the function's event type; a record that
+//! cannot be read (malformed, unknown version) goes to the consumer's dead-letter topic with its
+//! reason and the partition moves on. The handler gets a partition's events in order; a permanent
+//! failure of one event dead-letters that record and the rest go on, a retryable one stops the
+//! partition and is reported, with every later record of that partition, as a batch item
+//! failure, so Lambda retries from there and order holds.
 
 use std::future::Future;
 
 use aws_lambda_events::event::kafka::KafkaEvent;
 use futures::future::join_all;
+use relaychat_schema::events::TopicEvent;
 use relaychat_schema::kafka::{self, PartitionBatch, RawRecord};
-use relaychat_schema::{BatchItemFailure, DecodedRecord, KafkaBatchResponse, RecordId};
-use tracing::{Instrument, error, info_span, warn};
+use relaychat_schema::{
+    BatchItemFailure, ConversationId, DecodedRecord, KafkaBatchResponse, MessageId, RecordId, SchemaError,
+};
+use tracing::{Instrument, Span, error, info_span, warn};
 
 use crate::Error;
 use crate::ports::DeadLetters;
 
-/// Handles one decoded record.
+/// What a function reads from each record: a topic event, or its own type (analytics).
+pub trait FromRecord: Sized + Send + Sync {
+    fn from_record(record: &DecodedRecord) -> Result<Self, SchemaError>;
+    /// The message it is about, if any (on the record's span).
+    fn message_id(&self) -> Option<MessageId>;
+    /// The conversation it is about, if any (on the record's span).
+    fn conversation_id(&self) -> Option<&ConversationId>;
+}
+
+impl<E: TopicEvent + Send + Sync> FromRecord for E {
+    fn from_record(record: &DecodedRecord) -> Result<Self, SchemaError> {
+        record.parse()
+    }
+    fn message_id(&self) -> Option<MessageId> {
+        TopicEvent::message_id(self)
+    }
+    fn conversation_id(&self) -> Option<&ConversationId> {
+        TopicEvent::conversation_id(self)
+    }
+}
+
+/// A record read into its event.
+#[derive(Debug, Clone)]
+pub struct Parsed<E> {
+    pub record: DecodedRecord,
+    pub event: E,
+}
+
+impl<E: FromRecord> Parsed<E> {
+    /// The span a record is handled in: where it came from and what it is about.
+    pub fn span(&self) -> Span {
+        let id = &self.record.id;
+        info_span!(
+            "record",
+            topic = %id.topic,
+            partition = id.partition,
+            offset = id.offset,
+            message_id = self.event.message_id().map(tracing::field::display),
+            conversation_id = self.event.conversation_id().map(tracing::field::display),
+        )
+    }
+}
+
+/// A function's work on its records.
 pub trait RecordHandler: Sync {
-    fn handle(&self, record: &DecodedRecord) -> impl Future<Output = Result<(), Error>> + Send;
+    type Event: FromRecord;
+    /// Handles one partition's events, in order, as many at a time as it likes. `Err((i, e))`:
+    /// the events before `i` are done and event `i` failed with `e`.
+    fn handle(&self, events: &[Parsed<Self::Event>]) -> impl Future<Output = Result<(), (usize, Error)>> + Send;
+}
+
+/// A function that handles one event at a time (all but analytics); each is its own span.
+pub trait EachEvent: Sync {
+    type Event: FromRecord;
+    fn handle_event(&self, event: &Self::Event) -> impl Future<Output = Result<(), Error>> + Send;
+}
+
+impl<T: EachEvent> RecordHandler for T {
+    type Event = T::Event;
+
+    async fn handle(&self, events: &[Parsed<T::Event>]) -> Result<(), (usize, Error)> {
+        for (i, parsed) in events.iter().enumerate() {
+            self.handle_event(&parsed.event)
+                .instrument(parsed.span())
+                .await
+                .map_err(|e| (i, e))?;
+        }
+        Ok(())
+    }
 }
 
 /// Runs `handler` over every record of the event and returns the partial-batch response.
@@ -39,24 +110,59 @@ async fn run_partition<H: RecordHandler, D: DeadLetters>(
     handler: &H,
 ) -> Vec<BatchItemFailure> {
     let ids = batch.ids();
+    // Consecutive readable records, handled together; `start`: the index of the first.
+    let (mut run, mut start) = (Vec::new(), 0);
     for (index, record) in batch.records.into_iter().enumerate() {
-        let span = info_span!("record", topic = %batch.topic, partition = batch.partition, offset = ids[index].offset);
-        let handled = async {
-            match record {
-                Ok(decoded) => match handler.handle(&decoded).await {
-                    Ok(()) => Ok(()),
-                    Err(e) => settle_failure(dead_letters, &RawRecord::from(&decoded), e).await,
-                },
-                Err(bad) => settle_failure(dead_letters, &bad.raw, Error::Invalid(bad.error)).await,
-            }
+        let unreadable = match record {
+            Ok(decoded) => match H::Event::from_record(&decoded) {
+                Ok(event) => {
+                    if run.is_empty() {
+                        start = index;
+                    }
+                    run.push(Parsed { record: decoded, event });
+                    continue;
+                }
+                Err(e) => (RawRecord::from(&decoded), Error::Invalid(e)),
+            },
+            Err(bad) => (bad.raw, Error::Invalid(bad.error)),
+        };
+        // What came before it is handled first: order holds.
+        if let Err(at) = handle_run(handler, dead_letters, std::mem::take(&mut run)).await {
+            return failures_from(&ids[start + at..]);
         }
-        .instrument(span)
-        .await;
-        if handled.is_err() {
+        let (raw, error) = unreadable;
+        if settle_failure(dead_letters, &raw, error).await.is_err() {
             return failures_from(&ids[index..]);
         }
     }
-    Vec::new()
+    match handle_run(handler, dead_letters, run).await {
+        Ok(()) => Vec::new(),
+        Err(at) => failures_from(&ids[start + at..]),
+    }
+}
+
+/// Hands the run to the handler; an event that failed for good is dead-lettered and the handler
+/// goes on after it. `Err(i)`: the run stopped at its event `i` (retryable, or not dead-lettered).
+async fn handle_run<H: RecordHandler, D: DeadLetters>(
+    handler: &H,
+    dead_letters: &D,
+    run: Vec<Parsed<H::Event>>,
+) -> Result<(), usize> {
+    let mut from = 0;
+    while from < run.len() {
+        let Err((i, failure)) = handler.handle(&run[from..]).await else {
+            return Ok(());
+        };
+        let at = (from + i).min(run.len() - 1);
+        if settle_failure(dead_letters, &RawRecord::from(&run[at].record), failure)
+            .await
+            .is_err()
+        {
+            return Err(at);
+        }
+        from = at + 1;
+    }
+    Ok(())
 }
 
 /// Dead-letters a permanent failure (`Ok`: the partition moves on); a retryable one, or one whose
@@ -80,7 +186,7 @@ pub async fn settle_failure<D: DeadLetters>(dead_letters: &D, raw: &RawRecord, f
 }
 
 /// The batch item failures for these records (a failed one and every later one of its partition).
-pub fn failures_from(ids: &[RecordId]) -> Vec<BatchItemFailure> {
+fn failures_from(ids: &[RecordId]) -> Vec<BatchItemFailure> {
     ids.iter().map(BatchItemFailure::new).collect()
 }
 
@@ -88,8 +194,32 @@ pub fn failures_from(ids: &[RecordId]) -> Vec<BatchItemFailure> {
 mod tests {
     use super::*;
     use crate::memory::Memory;
-    use relaychat_schema::kafka::encode_record;
+    use relaychat_schema::kafka::{EventSource, msk_event};
     use std::sync::Mutex;
+
+    /// A record's value as text, with the record it came from.
+    struct Line {
+        id: RecordId,
+        text: String,
+    }
+
+    impl FromRecord for Line {
+        fn from_record(record: &DecodedRecord) -> Result<Self, SchemaError> {
+            Ok(Self {
+                id: record.id.clone(),
+                text: String::from_utf8(record.value.clone()).map_err(|e| SchemaError::InvalidField {
+                    field: "value",
+                    reason: e.to_string(),
+                })?,
+            })
+        }
+        fn message_id(&self) -> Option<MessageId> {
+            None
+        }
+        fn conversation_id(&self) -> Option<&ConversationId> {
+            None
+        }
+    }
 
     /// Fails records whose value says so; remembers the order it saw the others in.
     #[derive(Default)]
@@ -97,13 +227,14 @@ mod tests {
         seen: Mutex<Vec<String>>,
     }
 
-    impl RecordHandler for Script {
-        async fn handle(&self, record: &DecodedRecord) -> Result<(), Error> {
-            match record.value.as_slice() {
-                b"throttle" => Err(Error::unavailable("write", "throttled")),
-                b"reject" => Err(Error::rejected("write", "validation")),
+    impl EachEvent for Script {
+        type Event = Line;
+        async fn handle_event(&self, line: &Line) -> Result<(), Error> {
+            match line.text.as_str() {
+                "throttle" => Err(Error::unavailable("write", "throttled")),
+                "reject" => Err(Error::rejected("write", "validation")),
                 _ => {
-                    self.seen.lock().unwrap().push(record.id.to_string());
+                    self.seen.lock().unwrap().push(line.id.to_string());
                     Ok(())
                 }
             }
@@ -111,23 +242,20 @@ mod tests {
     }
 
     fn event(parts: &[(&str, i32, &[&[u8]])]) -> KafkaEvent {
-        let mut records = serde_json::Map::new();
-        for (topic, partition, values) in parts {
-            let recs: Vec<_> = values
-                .iter()
-                .enumerate()
-                .map(|(i, v)| {
+        let records: Vec<DecodedRecord> = parts
+            .iter()
+            .flat_map(|(topic, partition, values)| {
+                values.iter().enumerate().map(move |(i, v)| {
                     let id = RecordId {
                         topic: topic.to_string(),
                         partition: *partition,
                         offset: 10 + i as i64,
                     };
-                    encode_record(&id, Some(b"k"), v, &[], 0)
+                    DecodedRecord::new(id, Some(b"k"), v)
                 })
-                .collect();
-            records.insert(format!("{topic}-{partition}"), serde_json::Value::Array(recs));
-        }
-        serde_json::from_value(serde_json::json!({"eventSource": "aws:kafka", "records": records})).unwrap()
+            })
+            .collect();
+        msk_event(&records, &EventSource::default()).unwrap()
     }
 
     #[tokio::test]

@@ -3,7 +3,6 @@
 
 use chrono::Utc;
 use futures::future::try_join_all;
-use relaychat_schema::events::TopicEvent;
 use relaychat_schema::frames::ServerFrame;
 use relaychat_schema::{
     ChatMessage, DeliveryStatus, MessageStatusUpdate, Notification, SCHEMA_VERSION, Topics, UserId,
@@ -12,7 +11,7 @@ use tracing::debug;
 
 use crate::Error;
 use crate::fanout::push_to_user;
-use crate::ports::{ConnectionDirectory, FramePusher, Publisher};
+use crate::ports::{ConnectionDirectory, FramePusher, PublishEvent, Publisher};
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Delivery {
@@ -49,14 +48,10 @@ pub async fn deliver_message(
                             status: DeliveryStatus::Delivered,
                             at: Utc::now(),
                         };
-                        publisher
-                            .publish(&topics.message_status_events, recipient.as_str(), update.to_json())
-                            .await?;
+                        publisher.publish_event(topics, &update).await?;
                     } else {
                         let push = Notification::for_message(message, recipient, None);
-                        publisher
-                            .publish(&topics.notifications, recipient.as_str(), push.to_json())
-                            .await?;
+                        publisher.publish_event(topics, &push).await?;
                     }
                     debug!(%recipient, reached, "recipient handled");
                     Ok::<_, Error>((recipient.clone(), reached))

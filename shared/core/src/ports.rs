@@ -4,11 +4,12 @@
 use std::future::Future;
 
 use chrono::{DateTime, Utc};
+use relaychat_schema::events::TopicEvent;
 use relaychat_schema::kafka::RawRecord;
 use relaychat_schema::protocol::{ConversationSummary, MessageView};
 use relaychat_schema::{
     ChatMessage, ClientMessageId, ConnectionId, ConversationId, DeliveryStatus, DeviceToken, DisplayName, MessageId,
-    Notification, Title, UserId,
+    Notification, Title, Topics, UserId,
 };
 
 use crate::Error;
@@ -147,6 +148,26 @@ pub trait Publisher: Sync {
     /// is acceptable (analytics). `Err` only when it could not even be queued.
     fn publish_best_effort(&self, topic: &str, key: &str, value: Vec<u8>) -> Result<(), Error>;
 }
+
+/// Publishing a typed event: its type names the topic and the key, so no caller can pick the
+/// wrong ones. Every `Publisher` has it.
+pub trait PublishEvent: Publisher {
+    /// Waits for the broker's acknowledgement.
+    fn publish_event<E: TopicEvent + Sync>(
+        &self,
+        topics: &Topics,
+        event: &E,
+    ) -> impl Future<Output = Result<(), Error>> + Send {
+        self.publish(topics.name(E::TOPIC), event.key(), event.to_json())
+    }
+
+    /// Queues it and returns at once (see `Publisher::publish_best_effort`).
+    fn publish_event_best_effort<E: TopicEvent>(&self, topics: &Topics, event: &E) -> Result<(), Error> {
+        self.publish_best_effort(topics.name(E::TOPIC), event.key(), event.to_json())
+    }
+}
+
+impl<P: Publisher> PublishEvent for P {}
 
 /// A consumer's dead-letter topic.
 pub trait DeadLetters: Sync {

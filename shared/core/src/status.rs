@@ -4,14 +4,15 @@
 
 use std::collections::BTreeSet;
 
-use relaychat_schema::events::TopicEvent;
 use relaychat_schema::frames::ServerFrame;
 use relaychat_schema::{DeliveryStatus, MessageId, MessageStatusUpdate, SchemaError, Topics, UserId};
 use tracing::{debug, info};
 
 use crate::Error;
 use crate::fanout::push_to_user;
-use crate::ports::{ConnectionDirectory, FramePusher, MessageStore, Publisher, ReadState, ReceiptMove, Receipts};
+use crate::ports::{
+    ConnectionDirectory, FramePusher, MessageStore, PublishEvent, Publisher, ReadState, ReceiptMove, Receipts,
+};
 
 /// Messages read from storage at a time while working through a READ.
 pub const READ_PAGE: usize = 250;
@@ -136,10 +137,7 @@ where
             let reached = from.unwrap_or(up_to);
             tell_senders(ports, update, &senders, reached).await?;
             store.save_read_progress(reader, conversation, reached).await?;
-            ports
-                .publisher
-                .publish(&ports.topics.message_status_events, reader.as_str(), update.to_json())
-                .await?;
+            ports.publisher.publish_event(ports.topics, update).await?;
             info!(%reader, %conversation, %reached, "long READ backlog: carried on in another invocation");
             change.told = senders.into_iter().collect();
             change.continued = true;

@@ -5,7 +5,9 @@ use chrono::{DateTime, Utc};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use crate::{ClientMessageId, ConversationId, DisplayName, MessageContent, MessageId, SchemaError, Title, UserId};
+use crate::{
+    ClientMessageId, ConversationId, DisplayName, MessageContent, MessageId, SchemaError, Title, TopicKind, UserId,
+};
 
 /// The version this build writes, and the newest it reads.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -14,9 +16,26 @@ pub const SCHEMA_VERSION: u32 = 1;
 /// member) is one DynamoDB transaction, which takes at most 100 items.
 pub const MAX_MEMBERS: usize = 99;
 
-/// Implemented by every topic value: parse with the version check, write as JSON.
+/// Implemented by every topic value: which topic it goes to and under which key (so a producer
+/// cannot pick the wrong ones), parse with the version check, write as JSON.
 pub trait TopicEvent: Serialize + DeserializeOwned {
+    /// The topic it is published to.
+    const TOPIC: TopicKind;
+
     fn schema_version(&self) -> u32;
+
+    /// The record key: what keeps related events in order on one partition.
+    fn key(&self) -> &str;
+
+    /// The message it is about, if any (for logs and traces).
+    fn message_id(&self) -> Option<MessageId> {
+        None
+    }
+
+    /// The conversation it is about, if any (for logs and traces).
+    fn conversation_id(&self) -> Option<&ConversationId> {
+        None
+    }
 
     fn from_json(bytes: &[u8]) -> Result<Self, SchemaError> {
         let event: Self = serde_json::from_slice(bytes)?;
@@ -35,22 +54,80 @@ pub trait TopicEvent: Serialize + DeserializeOwned {
     }
 }
 
-macro_rules! topic_event {
-    ($($t:ty),*) => {$(
-        impl TopicEvent for $t {
-            fn schema_version(&self) -> u32 {
-                self.schema_version
-            }
-        }
-    )*};
+impl TopicEvent for ChatMessage {
+    const TOPIC: TopicKind = TopicKind::ChatMessages;
+    fn schema_version(&self) -> u32 {
+        self.schema_version
+    }
+    fn key(&self) -> &str {
+        self.conversation_id.as_str()
+    }
+    fn message_id(&self) -> Option<MessageId> {
+        Some(self.message_id)
+    }
+    fn conversation_id(&self) -> Option<&ConversationId> {
+        Some(&self.conversation_id)
+    }
 }
-topic_event!(
-    ChatMessage,
-    MessageStatusUpdate,
-    TypingIndicator,
-    Notification,
-    AnalyticsEvent
-);
+
+impl TopicEvent for MessageStatusUpdate {
+    const TOPIC: TopicKind = TopicKind::MessageStatusEvents;
+    fn schema_version(&self) -> u32 {
+        self.schema_version
+    }
+    /// The reader: one reader's receipts stay in order.
+    fn key(&self) -> &str {
+        self.user_id.as_str()
+    }
+    fn message_id(&self) -> Option<MessageId> {
+        Some(self.message_id)
+    }
+    fn conversation_id(&self) -> Option<&ConversationId> {
+        Some(&self.conversation_id)
+    }
+}
+
+impl TopicEvent for TypingIndicator {
+    const TOPIC: TopicKind = TopicKind::TypingEvents;
+    fn schema_version(&self) -> u32 {
+        self.schema_version
+    }
+    fn key(&self) -> &str {
+        self.conversation_id.as_str()
+    }
+    fn conversation_id(&self) -> Option<&ConversationId> {
+        Some(&self.conversation_id)
+    }
+}
+
+impl TopicEvent for Notification {
+    const TOPIC: TopicKind = TopicKind::Notifications;
+    fn schema_version(&self) -> u32 {
+        self.schema_version
+    }
+    fn key(&self) -> &str {
+        self.user_id.as_str()
+    }
+    fn message_id(&self) -> Option<MessageId> {
+        self.message_id
+    }
+    fn conversation_id(&self) -> Option<&ConversationId> {
+        self.conversation_id.as_ref()
+    }
+}
+
+impl TopicEvent for AnalyticsEvent {
+    const TOPIC: TopicKind = TopicKind::AnalyticsEvents;
+    fn schema_version(&self) -> u32 {
+        self.schema_version
+    }
+    fn key(&self) -> &str {
+        self.user_id.as_str()
+    }
+    fn conversation_id(&self) -> Option<&ConversationId> {
+        self.conversation_id.as_ref()
+    }
+}
 
 /// `chat-messages`, keyed by conversationId. Carries the recipients as they were when it was
 /// sent (membership was checked then), so consumers need no conversation lookup.

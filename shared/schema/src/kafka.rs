@@ -238,16 +238,55 @@ impl BatchItemFailure {
     }
 }
 
-/// Builds the MSK-shaped record Lambda would deliver for these bytes (used by the local runtime
-/// and by tests): base64 key and value, headers as signed bytes.
-pub fn encode_record(
-    id: &RecordId,
-    key: Option<&[u8]>,
-    value: &[u8],
-    headers: &[(String, Vec<u8>)],
-    timestamp_ms: i64,
-) -> serde_json::Value {
-    let headers: Vec<serde_json::Value> = headers
+impl DecodedRecord {
+    /// A record with no headers, stamped at the epoch (tests and tools set what they need).
+    pub fn new(id: RecordId, key: Option<&[u8]>, value: &[u8]) -> Self {
+        Self {
+            id,
+            key: key.map(<[u8]>::to_vec),
+            value: value.to_vec(),
+            headers: Vec::new(),
+            timestamp: DateTime::UNIX_EPOCH,
+        }
+    }
+}
+
+/// Where an MSK event says its records came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventSource {
+    pub arn: String,
+    pub bootstrap_servers: String,
+}
+
+impl Default for EventSource {
+    fn default() -> Self {
+        Self {
+            arn: "arn:aws:kafka:us-east-1:000000000000:cluster/relaychat-local/local".into(),
+            bootstrap_servers: "127.0.0.1:9092".into(),
+        }
+    }
+}
+
+/// The MSK-shaped event Lambda delivers for these records: base64 keys and values, headers as
+/// signed bytes, grouped by topic-partition in the order given. [`partitions`] reads it back. The
+/// one builder of MSK events: the local runtime's event-source mappings, the tests and the fuzz
+/// targets all use it.
+pub fn msk_event(records: &[DecodedRecord], source: &EventSource) -> Result<KafkaEvent, serde_json::Error> {
+    let mut groups: std::collections::BTreeMap<String, Vec<serde_json::Value>> = std::collections::BTreeMap::new();
+    for r in records {
+        groups.entry(r.id.topic_partition()).or_default().push(encode_record(r));
+    }
+    serde_json::from_value(serde_json::json!({
+        "eventSource": "aws:kafka",
+        "eventSourceArn": source.arn,
+        "bootstrapServers": source.bootstrap_servers,
+        "records": groups,
+    }))
+}
+
+fn encode_record(r: &DecodedRecord) -> serde_json::Value {
+    let headers: Vec<serde_json::Value> = r
+        .headers
         .iter()
         .map(|(k, v)| {
             let signed: Vec<i8> = v.iter().map(|b| *b as i8).collect();
@@ -255,13 +294,13 @@ pub fn encode_record(
         })
         .collect();
     serde_json::json!({
-        "topic": id.topic,
-        "partition": id.partition,
-        "offset": id.offset,
-        "timestamp": timestamp_ms,
+        "topic": r.id.topic,
+        "partition": r.id.partition,
+        "offset": r.id.offset,
+        "timestamp": r.timestamp.timestamp_millis(),
         "timestampType": "CREATE_TIME",
-        "key": key.map(|k| STANDARD.encode(k)),
-        "value": STANDARD.encode(value),
+        "key": r.key.as_deref().map(|k| STANDARD.encode(k)),
+        "value": STANDARD.encode(&r.value),
         "headers": headers,
     })
 }
@@ -334,20 +373,30 @@ mod tests {
     }
 
     #[test]
-    fn encode_then_decode_round_trips() {
-        let id = RecordId {
+    fn msk_event_then_partitions_round_trips() {
+        let id = |partition, offset| RecordId {
             topic: "typing-events".into(),
-            partition: 1,
-            offset: 3,
+            partition,
+            offset,
         };
-        let headers = vec![("h".to_owned(), vec![0xFFu8, 0x01])];
-        let rec = encode_record(&id, Some(b"k"), b"{\"a\":1}", &headers, 1_764_064_800_000_i64);
-        let e = event(serde_json::json!({"eventSource": "aws:kafka", "records": {"typing-events-1": [rec]}}));
-        let r = partitions(&e).remove(0).records.remove(0).unwrap();
-        assert_eq!(
-            (r.key.as_deref(), r.value.as_slice(), r.headers),
-            (Some(&b"k"[..]), &b"{\"a\":1}"[..], headers)
-        );
+        let mut first = DecodedRecord::new(id(1, 3), Some(b"k"), b"{\"a\":1}");
+        first.headers = vec![("h".to_owned(), vec![0xFFu8, 0x01])];
+        first.timestamp = DateTime::from_timestamp_millis(1_764_064_800_000).unwrap();
+        let records = vec![
+            first,
+            DecodedRecord::new(id(0, 9), None, b"x"),
+            DecodedRecord::new(id(1, 4), None, b"y"),
+        ];
+        let e = msk_event(&records, &EventSource::default()).unwrap();
+        let mut back: Vec<DecodedRecord> = partitions(&e)
+            .into_iter()
+            .flat_map(|p| p.records)
+            .map(Result::unwrap)
+            .collect();
+        back.sort_by_key(|r| (r.id.partition, r.id.offset));
+        let mut sent = records.clone();
+        sent.sort_by_key(|r| (r.id.partition, r.id.offset));
+        assert_eq!(back, sent);
     }
 
     #[test]

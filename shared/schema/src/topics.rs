@@ -11,20 +11,11 @@ pub enum TopicKind {
     AnalyticsEvents,
 }
 
-/// What a topic is keyed by.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TopicKey {
-    ConversationId,
-    UserId,
-    UserOrSessionId,
-}
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TopicSpec {
     pub kind: TopicKind,
     pub default_name: &'static str,
     pub env_var: &'static str,
-    pub key: TopicKey,
     pub partitions: i32,
     pub retention: Duration,
 }
@@ -45,38 +36,17 @@ impl TopicKind {
     ];
 
     pub fn spec(self) -> TopicSpec {
-        let (default_name, env_var, key, retention) = match self {
-            Self::ChatMessages => (
-                "chat-messages",
-                "KAFKA_TOPIC_CHAT_MESSAGES",
-                TopicKey::ConversationId,
-                7 * DAY,
-            ),
-            Self::MessageStatusEvents => (
-                "message-status-events",
-                "KAFKA_TOPIC_MESSAGE_STATUS_EVENTS",
-                TopicKey::UserId,
-                DAY,
-            ),
-            Self::TypingEvents => (
-                "typing-events",
-                "KAFKA_TOPIC_TYPING_EVENTS",
-                TopicKey::ConversationId,
-                60,
-            ),
-            Self::Notifications => ("notifications", "KAFKA_TOPIC_NOTIFICATIONS", TopicKey::UserId, 30 * DAY),
-            Self::AnalyticsEvents => (
-                "analytics-events",
-                "KAFKA_TOPIC_ANALYTICS_EVENTS",
-                TopicKey::UserOrSessionId,
-                30 * DAY,
-            ),
+        let (default_name, env_var, retention) = match self {
+            Self::ChatMessages => ("chat-messages", "KAFKA_TOPIC_CHAT_MESSAGES", 7 * DAY),
+            Self::MessageStatusEvents => ("message-status-events", "KAFKA_TOPIC_MESSAGE_STATUS_EVENTS", DAY),
+            Self::TypingEvents => ("typing-events", "KAFKA_TOPIC_TYPING_EVENTS", 60),
+            Self::Notifications => ("notifications", "KAFKA_TOPIC_NOTIFICATIONS", 30 * DAY),
+            Self::AnalyticsEvents => ("analytics-events", "KAFKA_TOPIC_ANALYTICS_EVENTS", 30 * DAY),
         };
         TopicSpec {
             kind: self,
             default_name,
             env_var,
-            key,
             partitions: 3,
             retention: Duration::from_secs(retention),
         }

@@ -18,8 +18,8 @@ use relaychat_adapters::connections_api::ConnectionsApi;
 use relaychat_adapters::dynamo::{DynamoStore, TableNames, tables};
 use relaychat_adapters::kafka::{KafkaSettings, headers_of};
 use relaychat_connections::{self as connections, Connections};
-use relaychat_schema::RecordId;
-use relaychat_schema::kafka::encode_record;
+use relaychat_schema::kafka::{EventSource, msk_event};
+use relaychat_schema::{DecodedRecord, RecordId};
 
 /// A name no other test uses.
 pub fn unique(base: &str) -> String {
@@ -152,36 +152,24 @@ pub fn read_topic(topic: &str, expected: usize, timeout: Duration) -> Vec<Receiv
 /// A record to put in a test event: (partition, offset, key, value).
 pub type TestRecord<'a> = (i32, i64, Option<&'a [u8]>, &'a [u8]);
 
-/// An MSK-shaped event (as Lambda delivers it) holding these records of one topic.
+/// An MSK-shaped event (as Lambda delivers it) holding these records of one topic, each with a
+/// `traceparent` header, as relaychat's producers write them.
 pub fn kafka_event(topic: &str, records: &[TestRecord<'_>]) -> KafkaEvent {
-    let mut groups = serde_json::Map::new();
-    for (partition, offset, key, value) in records {
-        let id = RecordId {
-            topic: topic.to_owned(),
-            partition: *partition,
-            offset: *offset,
-        };
-        let record = encode_record(
-            &id,
-            *key,
-            value,
-            &[("traceparent".to_owned(), b"00-test".to_vec())],
-            1_764_064_800_000,
-        );
-        groups
-            .entry(id.topic_partition())
-            .or_insert_with(|| serde_json::Value::Array(Vec::new()))
-            .as_array_mut()
-            .expect("array")
-            .push(record);
-    }
-    serde_json::from_value(serde_json::json!({
-        "eventSource": "aws:kafka",
-        "eventSourceArn": "arn:aws:kafka:us-east-1:123456789012:cluster/relaychat/abc",
-        "bootstrapServers": "127.0.0.1:9092",
-        "records": groups,
-    }))
-    .expect("valid Kafka event")
+    let records: Vec<DecodedRecord> = records
+        .iter()
+        .map(|(partition, offset, key, value)| {
+            let id = RecordId {
+                topic: topic.to_owned(),
+                partition: *partition,
+                offset: *offset,
+            };
+            let mut record = DecodedRecord::new(id, *key, value);
+            record.headers = vec![("traceparent".to_owned(), b"00-test".to_vec())];
+            record.timestamp = chrono::DateTime::from_timestamp_millis(1_764_064_800_000).unwrap_or_default();
+            record
+        })
+        .collect();
+    msk_event(&records, &EventSource::default()).expect("valid Kafka event")
 }
 
 /// The `@connections` emulator on a free port, and the real SDK adapter pointed at it.

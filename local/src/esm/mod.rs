@@ -5,6 +5,8 @@
 //! `BisectBatchOnFunctionError`; `MaximumRetryAttempts` with exponential backoff; and the
 //! on-failure destination as a dead-letter topic carrying each record and the reason.
 
+mod settle;
+
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -17,61 +19,59 @@ use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
 use relaychat_adapters::kafka::{KafkaDeadLetters, KafkaPublisher, KafkaSettings, headers_of};
 use relaychat_core::ports::DeadLetters;
-use relaychat_schema::RecordId;
-use relaychat_schema::kafka::{RawRecord, encode_record};
+use relaychat_schema::kafka::{EventSource, RawRecord, msk_event};
+use relaychat_schema::{DecodedRecord, RecordId};
 use serde::Serialize;
 use tokio::sync::watch;
 use tracing::{error, info, warn};
 
 use crate::functions::SharedKafkaFunction;
 use crate::template::{Mapping, StartingPosition};
+use settle::{FIRST_BACKOFF, Identified, MAX_BACKOFF, Target, settle};
+pub use settle::{Outcome, Policy, Unsettled, backoff};
 
 /// Lambda's limit on an invocation's payload.
 pub const MAX_EVENT_BYTES: usize = 6 * 1024 * 1024;
-const FIRST_BACKOFF: Duration = Duration::from_millis(200);
-const MAX_BACKOFF: Duration = Duration::from_secs(5);
 /// How long the on-failure destination is retried before the records are left uncommitted and
 /// read again later: it must neither drop them nor hold the mapping without end.
 const DESTINATION_PATIENCE: Duration = Duration::from_secs(20);
 
-/// A record as read from the broker.
+/// A record as read from the broker, with its timestamp as the broker gave it: one that no
+/// Lambda event can carry makes the invocation fail (never an empty or altered event).
 #[derive(Debug, Clone)]
-pub struct Record {
-    pub id: RecordId,
-    pub key: Option<Vec<u8>>,
-    pub value: Vec<u8>,
-    pub headers: Vec<(String, Vec<u8>)>,
+pub struct Polled {
+    pub record: DecodedRecord,
     pub timestamp_ms: i64,
 }
 
-impl Record {
-    fn size(&self) -> usize {
-        // base64 grows by a third; headers go out as JSON numbers (~4 bytes each).
-        (self.value.len() + self.key.as_ref().map_or(0, Vec::len)) * 4 / 3
-            + self.headers.iter().map(|(k, v)| k.len() + v.len() * 4).sum::<usize>()
-            + 200
+impl Identified for Polled {
+    fn id(&self) -> &RecordId {
+        &self.record.id
     }
 }
 
-/// The MSK-shaped event Lambda would deliver for these records.
-pub fn msk_event(records: &[Record], cluster_arn: &str, brokers: &str) -> Result<KafkaEvent, serde_json::Error> {
-    let mut groups: BTreeMap<String, Vec<serde_json::Value>> = BTreeMap::new();
-    for r in records {
-        groups.entry(r.id.topic_partition()).or_default().push(encode_record(
-            &r.id,
-            r.key.as_deref(),
-            &r.value,
-            &r.headers,
-            r.timestamp_ms,
+/// The event for these records, or why there can be none.
+fn event_of(records: &[Polled], source: &EventSource) -> Result<KafkaEvent, String> {
+    if let Some(p) = records
+        .iter()
+        .find(|p| chrono::DateTime::from_timestamp_millis(p.timestamp_ms).is_none())
+    {
+        return Err(format!(
+            "record {} has a timestamp no event can carry: {}",
+            p.record.id, p.timestamp_ms
         ));
     }
-    let event = serde_json::json!({
-        "eventSource": "aws:kafka",
-        "eventSourceArn": cluster_arn,
-        "bootstrapServers": brokers,
-        "records": groups,
-    });
-    serde_json::from_value(event)
+    let records: Vec<DecodedRecord> = records.iter().map(|p| p.record.clone()).collect();
+    msk_event(&records, source).map_err(|e| e.to_string())
+}
+
+/// What a record adds to an event: base64 grows by a third; headers go out as JSON numbers
+/// (~4 bytes each).
+fn event_bytes(p: &Polled) -> usize {
+    let r = &p.record;
+    (r.value.len() + r.key.as_ref().map_or(0, Vec::len)) * 4 / 3
+        + r.headers.iter().map(|(k, v)| k.len() + v.len() * 4).sum::<usize>()
+        + 200
 }
 
 /// Per-mapping counters, for the log and `/dev/status`.
@@ -96,25 +96,12 @@ pub struct MappingStats {
 
 pub type Stats = Arc<Mutex<Vec<MappingStats>>>;
 
-/// Per `topic-partition`, the first record a batch could not settle.
-type Unsettled = HashMap<String, RecordId>;
-
-/// How one invocation ended.
-enum Outcome {
-    /// Every record done.
-    Success,
-    /// The function answered with these failed items (`topic-partition` → lowest failed offset).
-    PartialFailure(HashMap<String, i64>),
-    /// The invocation itself failed (panic, timeout).
-    FunctionError(String),
-}
-
 pub struct Esm {
     pub mapping: Mapping,
     pub function: SharedKafkaFunction,
     pub settings: KafkaSettings,
     pub dead_letters: KafkaPublisher,
-    pub cluster_arn: String,
+    pub source: EventSource,
     pub stats: Stats,
     pub index: usize,
 }
@@ -171,17 +158,27 @@ impl Esm {
                 }
             }
             self.fill(&consumer, &mut batch).await;
-            let unsettled = self.settle(batch.clone()).await;
+            let policy = Policy {
+                max_retries: m.max_retries,
+                bisect_on_error: m.bisect_on_error,
+            };
+            let settling = Settling {
+                esm: &self,
+                shutdown: shutdown.clone(),
+            };
+            let unsettled = settle(policy, &settling, batch.clone()).await;
             // Records from the first unsettled one of a partition on are read again, not committed.
             batch.retain(|r| {
                 unsettled
-                    .get(&r.id.topic_partition())
-                    .is_none_or(|first| r.id.offset < first.offset)
+                    .get(&r.id().topic_partition())
+                    .is_none_or(|first| r.id().offset < first.offset)
             });
             self.commit(&consumer, &batch);
             if !unsettled.is_empty() {
                 self.rewind(&consumer, &unsettled);
-                tokio::time::sleep(MAX_BACKOFF).await;
+                if !settling.sleep(MAX_BACKOFF).await {
+                    break;
+                }
             }
         }
         // Stopping: what was settled is committed for sure before the consumer goes (every record
@@ -195,10 +192,10 @@ impl Esm {
 
     /// Adds records until the batch is full, 6 MB, or the batching window closes (window 0: while
     /// records are already there).
-    async fn fill(&self, consumer: &StreamConsumer, batch: &mut Vec<Record>) {
+    async fn fill(&self, consumer: &StreamConsumer, batch: &mut Vec<Polled>) {
         let m = &self.mapping;
         let deadline = Instant::now() + Duration::from_millis(m.batching_window_ms.max(5));
-        let mut bytes: usize = batch.iter().map(Record::size).sum();
+        let mut bytes: usize = batch.iter().map(event_bytes).sum();
         while batch.len() < m.batch_size {
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
@@ -207,17 +204,17 @@ impl Esm {
             match tokio::time::timeout(left, consumer.recv()).await {
                 Ok(Ok(message)) => {
                     let r = record(&message);
-                    if bytes + r.size() > MAX_EVENT_BYTES {
+                    if bytes + event_bytes(&r) > MAX_EVENT_BYTES {
                         // Too big for this invocation: read it again next time.
                         let _ = consumer.seek(
-                            &r.id.topic,
-                            r.id.partition,
-                            Offset::Offset(r.id.offset),
+                            &r.record.id.topic,
+                            r.record.id.partition,
+                            Offset::Offset(r.record.id.offset),
                             Duration::from_secs(1),
                         );
                         break;
                     }
-                    bytes += r.size();
+                    bytes += event_bytes(&r);
                     batch.push(r);
                 }
                 Ok(Err(KafkaError::PartitionEOF(partition))) => {
@@ -229,55 +226,6 @@ impl Esm {
                 Ok(Err(_)) | Err(_) => break,
             }
         }
-    }
-
-    /// Runs the batch to completion: retries, bisects, and finally dead-letters what never
-    /// succeeds. Returns, per `topic-partition`, the first record it could not settle (the
-    /// on-failure destination was down): those records are to be read again.
-    async fn settle(&self, batch: Vec<Record>) -> Unsettled {
-        let mut unsettled = HashMap::new();
-        let mut queue = vec![(batch, 0_i64)];
-        while let Some((records, attempts)) = queue.pop() {
-            if records.is_empty() {
-                continue;
-            }
-            match self.invoke(&records).await {
-                Outcome::Success => {}
-                Outcome::PartialFailure(lowest) => {
-                    // Retry, per partition, from the lowest failed offset; the rest succeeded.
-                    let failed: Vec<Record> = records
-                        .into_iter()
-                        .filter(|r| {
-                            lowest
-                                .get(&r.id.topic_partition())
-                                .is_some_and(|low| r.id.offset >= *low)
-                        })
-                        .collect();
-                    self.retry_or_give_up(
-                        &mut queue,
-                        &mut unsettled,
-                        failed,
-                        attempts,
-                        "the function reported the records failed",
-                    )
-                    .await;
-                }
-                Outcome::FunctionError(reason) => {
-                    self.stats(|s| s.function_errors += 1);
-                    if self.mapping.bisect_on_error && records.len() > 1 {
-                        // Halves in order: the first half is settled before the second.
-                        let mut first = records;
-                        let second = first.split_off(first.len() / 2);
-                        queue.push((second, attempts));
-                        queue.push((first, attempts));
-                    } else {
-                        self.retry_or_give_up(&mut queue, &mut unsettled, records, attempts, &reason)
-                            .await;
-                    }
-                }
-            }
-        }
-        unsettled
     }
 
     /// Moves the consumer back to the first unsettled record of each partition.
@@ -294,91 +242,14 @@ impl Esm {
         }
     }
 
-    async fn retry_or_give_up(
-        &self,
-        queue: &mut Vec<(Vec<Record>, i64)>,
-        unsettled: &mut Unsettled,
-        records: Vec<Record>,
-        attempts: i64,
-        reason: &str,
-    ) {
-        let max = self.mapping.max_retries;
-        if max >= 0 && attempts >= max {
-            // Only the first record of each partition is given up on; the records queued behind it
-            // get a fresh set of attempts, so one poison record costs no good ones.
-            let mut firsts: Vec<Record> = Vec::new();
-            let mut rest = Vec::new();
-            for r in records {
-                if firsts.iter().any(|f| f.id.topic_partition() == r.id.topic_partition()) {
-                    rest.push(r);
-                } else {
-                    firsts.push(r);
-                }
-            }
-            let reason = format!("retries exhausted after {} attempts: {reason}", attempts + 1);
-            if self.give_up(&firsts, &reason).await {
-                queue.push((rest, 0));
-            } else {
-                for r in &firsts {
-                    let first = unsettled.entry(r.id.topic_partition()).or_insert_with(|| r.id.clone());
-                    if r.id.offset < first.offset {
-                        *first = r.id.clone();
-                    }
-                }
-                // Later batches of these partitions wait for the read-again too.
-                queue
-                    .iter_mut()
-                    .for_each(|(q, _)| q.retain(|r| !unsettled.contains_key(&r.id.topic_partition())));
-            }
-            return;
-        }
-        let backoff = FIRST_BACKOFF.saturating_mul(1 << attempts.clamp(0, 5)).min(MAX_BACKOFF);
-        self.stats(|s| s.retries += 1);
-        tokio::time::sleep(backoff).await;
-        queue.push((records, attempts + 1));
-    }
-
-    /// The on-failure destination: each record with the reason, then the mapping moves on.
-    /// `false` when the destination stayed down for `DESTINATION_PATIENCE`: nothing is dropped,
-    /// the records are left uncommitted to be read again.
-    async fn give_up(&self, records: &[Record], reason: &str) -> bool {
-        let topic = self
-            .mapping
-            .on_failure_topic
-            .clone()
-            .unwrap_or_else(|| format!("{}-dlq", self.mapping.function));
-        let destination = KafkaDeadLetters::to_topic(self.dead_letters.clone(), &self.mapping.consumer_group, &topic);
-        let deadline = Instant::now() + DESTINATION_PATIENCE;
-        for r in records {
-            let source = r.id.to_string();
-            let raw = RawRecord {
-                id: r.id.clone(),
-                key: r.key.clone(),
-                value: r.value.clone(),
-                headers: r.headers.clone(),
-            };
-            let mut wait = FIRST_BACKOFF;
-            while let Err(e) = destination.dead_letter(&raw, reason).await {
-                if Instant::now() >= deadline {
-                    error!(function = %self.mapping.function, record = %source, error = %e.chain(), "on-failure destination down; the record will be read again");
-                    return false;
-                }
-                error!(function = %self.mapping.function, record = %source, error = %e.chain(), "on-failure destination unavailable; retrying");
-                tokio::time::sleep(wait).await;
-                wait = (wait * 2).min(MAX_BACKOFF);
-            }
-            warn!(function = %self.mapping.function, record = %source, %topic, %reason, "sent to the on-failure destination");
-            self.stats(|s| s.dead_lettered += 1);
-        }
-        true
-    }
-
-    async fn invoke(&self, records: &[Record]) -> Outcome {
+    /// One invocation, as Lambda makes it: the MSK event, the function's timeout, and a panic or
+    /// an event that cannot be built counted as a function error.
+    async fn invoke(&self, records: &[Polled]) -> Outcome {
         let m = &self.mapping;
         let span = describe(records);
         // An event that cannot be built fails the invocation: an empty event would "succeed"
         // and the batch would be committed unprocessed.
-        let event = match msk_event(records, &self.cluster_arn, &self.settings.brokers) {
+        let event = match event_of(records, &self.source) {
             Ok(event) => event,
             Err(e) => {
                 error!(function = %m.function, batch = %span, error = %e, outcome = "function error", "could not build the event");
@@ -425,11 +296,12 @@ impl Esm {
         }
     }
 
-    fn commit(&self, consumer: &StreamConsumer, batch: &[Record]) {
+    fn commit(&self, consumer: &StreamConsumer, batch: &[Polled]) {
         let mut next: BTreeMap<(String, i32), i64> = BTreeMap::new();
         for r in batch {
-            let n = next.entry((r.id.topic.clone(), r.id.partition)).or_insert(0);
-            *n = (*n).max(r.id.offset + 1);
+            let id = r.id();
+            let n = next.entry((id.topic.clone(), id.partition)).or_insert(0);
+            *n = (*n).max(id.offset + 1);
         }
         let mut list = TopicPartitionList::new();
         for ((topic, partition), offset) in &next {
@@ -473,9 +345,74 @@ impl Esm {
     }
 }
 
-fn record(m: &rdkafka::message::BorrowedMessage<'_>) -> Record {
+/// The mapping as settling sees it: invoking, the on-failure destination, and waits that end
+/// early when the mapping is stopping.
+struct Settling<'a> {
+    esm: &'a Esm,
+    shutdown: watch::Receiver<bool>,
+}
+
+impl Settling<'_> {
+    fn stopping(&self) -> bool {
+        *self.shutdown.borrow()
+    }
+
+    /// Sleeps `wait`, or less if the mapping starts stopping; `false` if it is stopping.
+    async fn sleep(&self, wait: Duration) -> bool {
+        let mut shutdown = self.shutdown.clone();
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => !self.stopping(),
+            _ = shutdown.wait_for(|stop| *stop) => false,
+        }
+    }
+}
+
+impl Target<Polled> for Settling<'_> {
+    async fn invoke(&self, records: &[Polled]) -> Outcome {
+        let outcome = self.esm.invoke(records).await;
+        if matches!(outcome, Outcome::FunctionError(_)) {
+            self.esm.stats(|s| s.function_errors += 1);
+        }
+        outcome
+    }
+
+    /// Each record with the reason on the destination topic, retried for `DESTINATION_PATIENCE`
+    /// (or until the mapping stops): nothing is dropped, and the mapping is never held for good.
+    async fn give_up(&self, records: &[Polled], reason: &str) -> bool {
+        let m = &self.esm.mapping;
+        let topic = m
+            .on_failure_topic
+            .clone()
+            .unwrap_or_else(|| format!("{}-dlq", m.function));
+        let destination = KafkaDeadLetters::to_topic(self.esm.dead_letters.clone(), &m.consumer_group, &topic);
+        let deadline = Instant::now() + DESTINATION_PATIENCE;
+        for Polled { record: r, .. } in records {
+            let raw = RawRecord::from(r);
+            let mut wait = FIRST_BACKOFF;
+            while let Err(e) = destination.dead_letter(&raw, reason).await {
+                if Instant::now() >= deadline || !self.sleep(wait).await {
+                    error!(function = %m.function, record = %r.id, error = %e.chain(), "on-failure destination down; the record will be read again");
+                    return false;
+                }
+                error!(function = %m.function, record = %r.id, error = %e.chain(), "on-failure destination unavailable; retrying");
+                wait = (wait * 2).min(MAX_BACKOFF);
+            }
+            warn!(function = %m.function, record = %r.id, %topic, %reason, "sent to the on-failure destination");
+            self.esm.stats(|s| s.dead_lettered += 1);
+        }
+        true
+    }
+
+    async fn back_off(&self, wait: Duration) -> bool {
+        self.esm.stats(|s| s.retries += 1);
+        self.sleep(wait).await
+    }
+}
+
+fn record(m: &rdkafka::message::BorrowedMessage<'_>) -> Polled {
     let headers = headers_of(m);
-    Record {
+    let timestamp_ms = m.timestamp().to_millis().unwrap_or_default();
+    let record = DecodedRecord {
         id: RecordId {
             topic: m.topic().to_owned(),
             partition: m.partition(),
@@ -484,19 +421,19 @@ fn record(m: &rdkafka::message::BorrowedMessage<'_>) -> Record {
         key: m.key().map(<[u8]>::to_vec),
         value: m.payload().unwrap_or_default().to_vec(),
         headers,
-        timestamp_ms: m.timestamp().to_millis().unwrap_or_default(),
-    }
+        timestamp: chrono::DateTime::from_timestamp_millis(timestamp_ms).unwrap_or_default(),
+    };
+    Polled { record, timestamp_ms }
 }
 
 /// `chat-messages-0@3..5, chat-messages-2@9` for the invocation log.
-fn describe(records: &[Record]) -> String {
+fn describe(records: &[Polled]) -> String {
     let mut ranges: BTreeMap<String, (i64, i64)> = BTreeMap::new();
     for r in records {
-        let e = ranges
-            .entry(r.id.topic_partition())
-            .or_insert((r.id.offset, r.id.offset));
-        e.0 = e.0.min(r.id.offset);
-        e.1 = e.1.max(r.id.offset);
+        let id = r.id();
+        let e = ranges.entry(id.topic_partition()).or_insert((id.offset, id.offset));
+        e.0 = e.0.min(id.offset);
+        e.1 = e.1.max(id.offset);
     }
     ranges
         .iter()
