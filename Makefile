@@ -22,7 +22,7 @@ help:
 	@echo "make events   regenerate the sample events under events/"
 	@echo "make build    sam build (cargo-lambda, arm64, no Docker); ENV=prod for the prod config"
 	@echo "make deploy   sam build + sam deploy with samconfig.toml's ENV (default: dev); see docs/deploy.md"
-	@echo "make lint-template  cfn-lint + sam validate --lint on template.yaml"
+	@echo "make lint-template  cfn-lint, sam validate --lint and sam validate --language-extensions on template.yaml"
 
 # Local AWS credentials: DynamoDB Local accepts any; nothing here talks to AWS.
 LOCAL_AWS := AWS_ACCESS_KEY_ID=$${AWS_ACCESS_KEY_ID:-local} AWS_SECRET_ACCESS_KEY=$${AWS_SECRET_ACCESS_KEY:-local} AWS_REGION=$${AWS_REGION:-us-east-1}

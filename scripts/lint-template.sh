@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# Lints template.yaml with cfn-lint and `sam validate --lint`; exits non-zero on any finding.
+# Lints template.yaml with cfn-lint and `sam validate --lint`, and runs SAM's own transform on it
+# (`sam validate` with language extensions, as `sam build` expands its Fn::ForEach); exits
+# non-zero on any finding.
 # Installs aws-sam-cli and cfn-lint (PyPI) into a cache venv on first use.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -22,6 +24,10 @@ echo "== cfn-lint template.yaml"
 "$tools/bin/cfn-lint" template.yaml || status=1
 echo "== sam validate --lint"
 "$tools/bin/sam" validate --lint --region us-east-1 --template template.yaml || status=1
+# `--config-env plain`: samconfig.toml has no such environment, so its `lint = true` does not
+# turn this into a second cfn-lint run.
+echo "== sam validate --language-extensions"
+"$tools/bin/sam" validate --config-env plain --language-extensions --region us-east-1 --template template.yaml || status=1
 
 if [ "$status" -eq 0 ]; then
   echo "lint-template: clean"

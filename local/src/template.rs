@@ -1,9 +1,13 @@
 //! Reads what the local runtime emulates from template.yaml: every Kafka event-source mapping
 //! (`AWS::Lambda::EventSourceMapping` or a SAM `MSK` / `SelfManagedKafka` event) and every
-//! WebSocket route with the function behind it. CloudFormation intrinsics are resolved as far as
-//! the local runtime needs: `!Ref` / `!Sub` to parameter defaults, `!GetAtt`/`${X.Arn}` to the
-//! resource, `!If` to the branch that makes sense locally (a `kafka://` destination, the MSK
-//! variant of a mapping).
+//! WebSocket route with the function behind it. The template's `AWS::LanguageExtensions` parts
+//! (`Fn::ForEach`, `!FindInMap`) are expanded first ([`expand`]). CloudFormation intrinsics are
+//! then resolved as far as the local runtime needs: `!Ref` / `!Sub` (its variable map included)
+//! to parameter defaults, `!GetAtt`/`${X.Arn}` to the resource, `!If` to the branch that makes
+//! sense locally (a `kafka://` destination, the MSK variant of a mapping). Short (`!Sub`) and
+//! long (`Fn::Sub:`) forms alike.
+
+mod expand;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
@@ -22,6 +26,8 @@ pub enum TemplateError {
     Yaml(#[from] serde_yaml::Error),
     #[error("template.yaml: {0}")]
     Shape(String),
+    #[error("template.yaml (AWS::LanguageExtensions): {0}")]
+    LanguageExtensions(String),
 }
 
 /// Where an event-source mapping starts reading a group that has no committed offset.
@@ -122,7 +128,8 @@ impl Template {
     }
 
     pub fn parse(text: &str) -> Result<Self, TemplateError> {
-        let doc: Value = serde_yaml::from_str(text)?;
+        let mut doc: Value = serde_yaml::from_str(text)?;
+        expand::expand(&mut doc)?;
         let resources = doc
             .get("Resources")
             .and_then(Value::as_mapping)
@@ -217,36 +224,45 @@ impl Template {
 }
 
 impl Ctx<'_> {
-    /// Resolves a value to a string: plain scalars, `!Ref` to parameters, `!Sub` with parameters.
+    /// Resolves a value to a string: plain scalars, `!Ref` to parameters, `!Sub` with its
+    /// variables and parameters, `!If` to its first branch.
     fn resolve(&self, v: &Value) -> Option<String> {
-        match v {
-            Value::Tagged(t) if t.tag == "!Ref" => {
-                let name = scalar(&t.value)?;
-                Some(self.params.get(&name).cloned().unwrap_or(name))
-            }
-            Value::Tagged(t) if t.tag == "!Sub" => {
-                let text = match &t.value {
-                    Value::Sequence(parts) => scalar(parts.first()?)?,
-                    other => scalar(other)?,
-                };
-                Some(self.substitute(&text))
-            }
-            Value::Tagged(t) if t.tag == "!If" => {
-                let branches = t.value.as_sequence()?;
-                branches.get(1).and_then(|b| self.resolve(b))
-            }
-            other => scalar(other),
+        if let Some(name) = call(v, "Ref") {
+            let name = scalar(name)?;
+            return Some(self.params.get(&name).cloned().unwrap_or(name));
         }
+        if let Some(args) = call(v, "Sub") {
+            return self.sub(args);
+        }
+        if let Some(branches) = call(v, "If") {
+            return branches.as_sequence()?.get(1).and_then(|b| self.resolve(b));
+        }
+        scalar(v)
     }
 
-    fn substitute(&self, text: &str) -> String {
+    /// `!Sub text` or `!Sub [text, {Var: value}]`: each `${Var}` its (resolved) value, else the
+    /// parameter's default; what neither names stays as written.
+    fn sub(&self, args: &Value) -> Option<String> {
+        let (text, vars) = match args {
+            Value::Sequence(parts) => (scalar(parts.first()?)?, parts.get(1).and_then(Value::as_mapping)),
+            other => (scalar(other)?, None),
+        };
+        let vars: HashMap<String, String> = vars
+            .into_iter()
+            .flatten()
+            .filter_map(|(name, value)| Some((scalar(name)?, self.resolve(value)?)))
+            .collect();
+        Some(self.substitute(&text, &vars))
+    }
+
+    fn substitute(&self, text: &str, vars: &HashMap<String, String>) -> String {
         let mut out = String::new();
         let mut rest = text;
         while let Some(start) = rest.find("${") {
             out.push_str(&rest[..start]);
             let Some(end) = rest[start..].find('}') else { break };
             let name = &rest[start + 2..start + end];
-            match self.params.get(name) {
+            match vars.get(name).or_else(|| self.params.get(name)) {
                 Some(v) => out.push_str(v),
                 None => out.push_str(&rest[start..start + end + 1]),
             }
@@ -256,12 +272,15 @@ impl Ctx<'_> {
         out
     }
 
-    /// The logical id a `!Ref X` / `!GetAtt X.Arn` names.
+    /// The logical id a `!Ref X` / `!GetAtt X.Arn` (or `[X, Arn]`) names.
     fn resource_name(&self, v: &Value) -> Option<String> {
-        let id = match v {
-            Value::Tagged(t) if t.tag == "!Ref" => scalar(&t.value)?,
-            Value::Tagged(t) if t.tag == "!GetAtt" => scalar(&t.value)?.split('.').next()?.to_owned(),
-            other => scalar(other)?,
+        let id = if let Some(name) = call(v, "Ref") {
+            scalar(name)?
+        } else if let Some(target) = call(v, "GetAtt") {
+            let dotted = scalar(target).or_else(|| scalar(target.as_sequence()?.first()?))?;
+            dotted.split('.').next()?.to_owned()
+        } else {
+            scalar(v)?
         };
         self.binary(&id).ok()
     }
@@ -294,9 +313,9 @@ impl Ctx<'_> {
             .get(integration)?
             .get("Properties")?
             .get("IntegrationUri")?;
-        let text = match uri {
-            Value::Tagged(t) => scalar(&t.value).or_else(|| t.value.as_sequence().and_then(|s| scalar(s.first()?)))?,
-            other => scalar(other)?,
+        let text = match call(uri, "Sub") {
+            Some(args) => scalar(args).or_else(|| scalar(args.as_sequence()?.first()?))?,
+            None => scalar(uri)?,
         };
         let start = text.find("functions/${")? + "functions/${".len();
         let id = text[start..].split(['.', '}']).next()?;
@@ -377,12 +396,32 @@ impl Ctx<'_> {
     }
 }
 
-/// A `kafka://topic` destination anywhere in the value (both branches of an `!If` are looked at).
+/// A `kafka://topic` destination anywhere in the value (both branches of an `!If` or `Fn::If:` are
+/// looked at).
 fn kafka_destination(v: &Value) -> Option<String> {
     match v {
         Value::String(s) => s.strip_prefix("kafka://").map(str::to_owned),
         Value::Tagged(t) => kafka_destination(&t.value),
         Value::Sequence(items) => items.iter().find_map(kafka_destination),
+        Value::Mapping(long_form) => long_form.values().find_map(kafka_destination),
+        _ => None,
+    }
+}
+
+/// The argument of the intrinsic `name` (`Ref`, `Sub`, `FindInMap`, ...) if that is what `v` is,
+/// in either spelling: `!Sub x` or `{"Fn::Sub": x}`, `!Ref x` or `{Ref: x}`.
+fn call<'a>(v: &'a Value, name: &str) -> Option<&'a Value> {
+    match v {
+        Value::Tagged(t) if t.tag == name => Some(&t.value),
+        Value::Mapping(m) if m.len() == 1 => {
+            let (key, arg) = m.iter().next()?;
+            let long = key.as_str()?;
+            let matches = match name {
+                "Ref" => long == "Ref",
+                _ => long.strip_prefix("Fn::") == Some(name),
+            };
+            matches.then_some(arg)
+        }
         _ => None,
     }
 }
@@ -469,6 +508,140 @@ mod tests {
         assert_eq!(deliver.batching_window_ms, 0);
         let typing = t.mappings.iter().find(|m| m.function == "relay-typing").unwrap();
         assert_eq!(typing.starting_position, StartingPosition::Latest);
+    }
+
+    /// The template's loops (`Fn::ForEach`) give what it held when every mapping and route was
+    /// written out: same logical ids (a renamed one would be replaced in a deployed stack), same
+    /// consumer groups, topics, batching, destinations, routes and timeouts.
+    #[test]
+    fn the_loops_read_as_the_written_out_template_did() {
+        use StartingPosition::{Latest, TrimHorizon};
+        let (t, mut doc) = repo_template();
+        // (consumer, function, topic, group, starting position, batch size, window ms, DLQ topic)
+        #[rustfmt::skip]
+        let consumers = [
+            ("PersistMessage", "persist-message", "chat-messages", "persist-message", TrimHorizon, 100, 0, "persist-message-dlq"),
+            ("DeliverMessage", "deliver-message", "chat-messages", "deliver-message", TrimHorizon, 100, 0, "deliver-message-dlq"),
+            ("AnalyticsChatMessages", "analytics", "chat-messages", "analytics-chat-messages", TrimHorizon, 500, 5000, "analytics-dlq"),
+            ("AnalyticsEvents", "analytics", "analytics-events", "analytics-analytics-events", TrimHorizon, 500, 5000, "analytics-dlq"),
+            ("UpdateStatus", "update-status", "message-status-events", "update-status", TrimHorizon, 100, 0, "update-status-dlq"),
+            ("RelayTyping", "relay-typing", "typing-events", "relay-typing", Latest, 100, 0, "relay-typing-dlq"),
+            ("PushNotification", "push-notification", "notifications", "push-notification", TrimHorizon, 100, 1000, "push-notification-dlq"),
+        ];
+        let mut want: Vec<Mapping> = consumers
+            .iter()
+            .map(
+                |&(consumer, function, topic, group, starting_position, batch_size, window, dlq)| Mapping {
+                    id: format!("{consumer}MskMapping"),
+                    function: function.into(),
+                    topics: vec![topic.into()],
+                    consumer_group: format!("relaychat-{group}"),
+                    starting_position,
+                    batch_size,
+                    batching_window_ms: window,
+                    report_batch_item_failures: true,
+                    bisect_on_error: true,
+                    max_retries: 10,
+                    on_failure_topic: Some(dlq.into()),
+                    timeout_secs: 30,
+                },
+            )
+            .collect();
+        want.sort_by(|a, b| a.id.cmp(&b.id));
+        assert_eq!(t.mappings, want);
+
+        let actions = [
+            ("Default", "$default"),
+            ("CreateConversation", "createConversation"),
+            ("ListConversations", "listConversations"),
+            ("SendMessage", "sendMessage"),
+            ("Typing", "typing"),
+            ("MarkRead", "markRead"),
+            ("History", "history"),
+            ("RegisterDevice", "registerDevice"),
+        ];
+        let mut routes: BTreeMap<String, String> = actions
+            .iter()
+            .map(|(_, key)| (key.to_string(), "ws-message".to_owned()))
+            .collect();
+        routes.insert("$connect".into(), "ws-connect".into());
+        routes.insert("$disconnect".into(), "ws-disconnect".into());
+        assert_eq!(t.websocket.routes, routes);
+
+        let timeouts: BTreeMap<String, u64> = t
+            .functions
+            .iter()
+            .map(|f| (f.clone(), if f.starts_with("ws-") { 10 } else { 30 }))
+            .collect();
+        assert_eq!(t.timeouts, timeouts);
+
+        expand::expand(&mut doc).expect("expands");
+        let mut ids: Vec<(String, &str)> = Vec::new();
+        for (consumer, ..) in consumers {
+            ids.push((format!("{consumer}MskMapping"), "AWS::Lambda::EventSourceMapping"));
+            ids.push((
+                format!("{consumer}SelfManagedMapping"),
+                "AWS::Lambda::EventSourceMapping",
+            ));
+        }
+        for (action, _) in actions {
+            ids.push((format!("{action}Route"), "AWS::ApiGatewayV2::Route"));
+            ids.push((format!("{action}RouteResponse"), "AWS::ApiGatewayV2::RouteResponse"));
+            ids.push((format!("WsMessage{action}Permission"), "AWS::Lambda::Permission"));
+        }
+        for (id, kind) in ids {
+            assert_eq!(doc["Resources"][id.as_str()]["Type"], kind, "{id}");
+        }
+        let route = &doc["Resources"]["SendMessageRouteResponse"]["Properties"]["RouteId"];
+        assert_eq!(
+            *route,
+            serde_yaml::from_str::<Value>("!Ref SendMessageRoute").expect("YAML")
+        );
+    }
+
+    /// `!Sub` with a variable map, and the long spellings (`Fn::Sub:`, `Ref:`), resolve as the
+    /// short ones do.
+    #[test]
+    fn sub_resolves_its_variables_in_either_spelling() {
+        let t = Template::parse(
+            r#"
+Parameters:
+  Prefix: {Type: String, Default: "dev-"}
+  Topic: {Type: String, Default: chat-messages}
+Resources:
+  F:
+    Type: AWS::Serverless::Function
+    Metadata: {BuildProperties: {Binary: persist-message}}
+  Short:
+    Type: AWS::Lambda::EventSourceMapping
+    Properties:
+      FunctionName: !Ref F
+      Topics: [!Ref Topic]
+      AmazonManagedKafkaEventSourceConfig:
+        ConsumerGroupId: !Sub ["${Prefix}${Group}-${Nested}", {Group: persist, Nested: !Ref Topic}]
+  Long:
+    Type: AWS::Lambda::EventSourceMapping
+    Properties:
+      FunctionName: {Ref: F}
+      Topics: [{Ref: Topic}]
+      AmazonManagedKafkaEventSourceConfig:
+        ConsumerGroupId: {"Fn::Sub": ["${Prefix}${Group}", {Group: {"Fn::Sub": "long-${Topic}"}}]}
+"#,
+        )
+        .expect("parses");
+        let groups: Vec<(&str, &str, &[String])> = t
+            .mappings
+            .iter()
+            .map(|m| (m.id.as_str(), m.consumer_group.as_str(), m.topics.as_slice()))
+            .collect();
+        let topics = ["chat-messages".to_owned()];
+        assert_eq!(
+            groups,
+            [
+                ("Long", "dev-long-chat-messages", &topics[..]),
+                ("Short", "dev-persist-chat-messages", &topics[..])
+            ]
+        );
     }
 
     #[test]
