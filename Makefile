@@ -66,8 +66,9 @@ events:
 lambda:
 	scripts/install-build-deps.sh
 	scripts/install-lambda-tools.sh
-	PATH="$$HOME/.cache/relaychat/lambda-tools/bin:$$PATH" cargo lambda build --release --arm64 --workspace \
-	  $(foreach f,$(notdir $(wildcard functions/*)),--bin $(f))
+	# The function packages only (not --workspace): the local runtime's `dev` helpers stay out.
+	PATH="$$HOME/.cache/relaychat/lambda-tools/bin:$$PATH" cargo lambda build --release --arm64 \
+	  $(foreach f,$(notdir $(wildcard functions/*)),-p $(f) --bin $(f))
 
 lambda-tools:
 	scripts/install-lambda-tools.sh

@@ -4,7 +4,7 @@
 //! checked when present, and issuer and audience are required when configured
 //! (`RELAYCHAT_JWT_ISSUER`, `RELAYCHAT_JWT_AUDIENCE`).
 
-use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use relaychat_core::ports::{AuthError, Authenticator, Identity};
 use relaychat_schema::{DisplayName, UserId};
 use serde::Deserialize;
@@ -16,8 +16,6 @@ pub const SECRET_ENV: &str = "RELAYCHAT_JWT_SECRET";
 pub const SECRET_ARN_ENV: &str = "RELAYCHAT_JWT_SECRET_ARN";
 pub const ISSUER_ENV: &str = "RELAYCHAT_JWT_ISSUER";
 pub const AUDIENCE_ENV: &str = "RELAYCHAT_JWT_AUDIENCE";
-/// The development default the local runtime uses when no secret is configured.
-pub const DEV_SECRET: &str = "relaychat-local-development-secret";
 /// Shorter HS256 secrets can be brute-forced from one token (RFC 7518 §3.2: at least the hash size).
 pub const MIN_SECRET_BYTES: usize = 32;
 
@@ -114,34 +112,16 @@ impl Authenticator for JwtAuthenticator {
     }
 }
 
-/// Mints a token (the local runtime's dev endpoint, tests), with the issuer and audience the
-/// rules ask for.
-pub fn mint_token(
-    secret: &[u8],
-    user: &str,
-    name: &str,
-    ttl_seconds: u64,
-    rules: &TokenRules,
-) -> Result<String, jsonwebtoken::errors::Error> {
-    let exp = chrono::Utc::now().timestamp().max(0) as u64 + ttl_seconds;
-    let mut claims = serde_json::json!({"sub": user, "name": name, "exp": exp});
-    if let Some(issuer) = &rules.issuer {
-        claims["iss"] = issuer.as_str().into();
-    }
-    if let Some(audience) = &rules.audience {
-        claims["aud"] = audience.as_str().into();
-    }
-    jsonwebtoken::encode(
-        &Header::new(Algorithm::HS256),
-        &claims,
-        &EncodingKey::from_secret(secret),
-    )
-}
+#[cfg(any(test, feature = "dev"))]
+mod dev;
+#[cfg(any(test, feature = "dev"))]
+pub use dev::{DEV_SECRET, mint_token};
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use base64::Engine as _;
+    use jsonwebtoken::{EncodingKey, Header};
 
     const SECRET: &[u8] = b"a-test-secret-of-at-least-32-bytes!";
 
