@@ -109,6 +109,8 @@ pub struct Running {
     pub brokers: String,
     pub dynamodb_endpoint: String,
     pub stats: Stats,
+    /// The gateway's live sockets (what `@connections` reaches).
+    pub connections: Connections,
     shutdown: watch::Sender<bool>,
     mappings: Vec<JoinHandle<()>>,
     servers: Vec<JoinHandle<()>>,
@@ -203,6 +205,7 @@ pub async fn start(config: LocalConfig) -> Result<Running, RuntimeError> {
     }
 
     // The WebSocket API.
+    let connections = Connections::default();
     let mut routes = BTreeMap::new();
     let mut built: BTreeMap<String, SharedWebSocketFunction> = BTreeMap::new();
     for (route, function) in &template.websocket.routes {
@@ -225,7 +228,7 @@ pub async fn start(config: LocalConfig) -> Result<Running, RuntimeError> {
         domain: format!("127.0.0.1:{ws_port}"),
         routes,
         route_selection: template.websocket.route_selection.clone(),
-        connections: Connections::default(),
+        connections: connections.clone(),
         idle_timeout: config.idle_timeout,
     };
     let ws = serve(ws_port, gateway.router()).await?;
@@ -243,6 +246,7 @@ pub async fn start(config: LocalConfig) -> Result<Running, RuntimeError> {
         brokers: infra.brokers.clone(),
         dynamodb_endpoint: infra.dynamodb_endpoint.clone(),
         stats,
+        connections,
         shutdown,
         mappings,
         servers: vec![ws.1, http.1],

@@ -104,7 +104,12 @@ async fn alice_and_bob_chat_with_receipts_history_unread_and_offline_push() {
 
     // bob goes offline: alice's next message becomes a notification for bob
     bob.close().await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Once the gateway has let go of bob's socket, a frame for him can only come back Gone.
+    let gone_by = std::time::Instant::now() + Duration::from_secs(10);
+    while running.connections.len() > 1 {
+        assert!(std::time::Instant::now() < gone_by, "the gateway kept bob's socket");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     let ack = alice
         .ask(
             json!({"action": "sendMessage", "conversationId": conversation, "content": "are you there?"}),

@@ -23,7 +23,7 @@ async fn online_members_get_frames_and_receipts_offline_ones_a_notification() {
         .unwrap();
     let function = DeliverMessage {
         directory: store.clone(),
-        pusher: api,
+        poster: api,
         publisher: publisher(),
         dead_letters: dead_letters("deliver-message").await,
         topics: topics.clone(),

@@ -12,7 +12,7 @@ async fn fresh_indicators_reach_the_other_members_and_stale_ones_are_dropped() {
     let mut bob = online(&store, &registry, "bob", "bob-1=").await;
     let function = RelayTyping {
         directory: store.clone(),
-        pusher: api,
+        poster: api,
         dead_letters: dead_letters("relay-typing").await,
     };
 

@@ -12,7 +12,7 @@ use relaychat_core::Error;
 use relaychat_core::batch::{EachEvent, run_batch};
 use relaychat_core::delivery::deliver_message;
 use relaychat_core::function::KafkaFunction;
-use relaychat_core::ports::{ConnectionDirectory, DeadLetters, FramePusher, Publisher};
+use relaychat_core::ports::{ConnectionDirectory, DeadLetters, FramePoster, Publisher};
 use relaychat_schema::{ChatMessage, KafkaBatchResponse, Topics};
 
 /// The function's name: its consumer group, and its dead-letter topic `deliver-message-dlq`.
@@ -20,7 +20,7 @@ pub const NAME: &str = "deliver-message";
 
 pub struct DeliverMessage<C, F, P, D> {
     pub directory: C,
-    pub pusher: F,
+    pub poster: F,
     pub publisher: P,
     pub dead_letters: D,
     pub topics: Topics,
@@ -29,7 +29,7 @@ pub struct DeliverMessage<C, F, P, D> {
 impl<C, F, P, D> DeliverMessage<C, F, P, D>
 where
     C: ConnectionDirectory,
-    F: FramePusher,
+    F: FramePoster,
     P: Publisher,
     D: DeadLetters,
 {
@@ -41,14 +41,14 @@ where
 impl<C, F, P, D> EachEvent for DeliverMessage<C, F, P, D>
 where
     C: ConnectionDirectory,
-    F: FramePusher,
+    F: FramePoster,
     P: Publisher,
     D: DeadLetters,
 {
     type Event = ChatMessage;
 
     async fn handle_event(&self, message: &ChatMessage) -> Result<(), Error> {
-        deliver_message(&self.directory, &self.pusher, &self.publisher, &self.topics, message)
+        deliver_message(&self.directory, &self.poster, &self.publisher, &self.topics, message)
             .await
             .map(|_| ())
     }
@@ -60,7 +60,7 @@ pub type Deployed = DeliverMessage<DynamoStore, ConnectionsApi, KafkaPublisher, 
 /// The one place deliver-message is wired: Lambda's `main.rs` and the local runtime both build it here.
 pub async fn build(deps: Deps) -> Result<Deployed, ConfigError> {
     Ok(DeliverMessage {
-        pusher: deps.connections_api()?,
+        poster: deps.connections_api()?,
         dead_letters: deps.dead_letters(NAME),
         directory: deps.store,
         publisher: deps.publisher,

@@ -10,7 +10,7 @@ use relaychat_adapters::{ConfigError, Deps};
 use relaychat_core::Error;
 use relaychat_core::batch::{EachEvent, run_batch};
 use relaychat_core::function::KafkaFunction;
-use relaychat_core::ports::{ConnectionDirectory, DeadLetters, FramePusher};
+use relaychat_core::ports::{ConnectionDirectory, DeadLetters, FramePoster};
 use relaychat_core::typing::relay_typing;
 use relaychat_schema::{KafkaBatchResponse, TypingIndicator};
 
@@ -19,21 +19,21 @@ pub const NAME: &str = "relay-typing";
 
 pub struct RelayTyping<C, F, D> {
     pub directory: C,
-    pub pusher: F,
+    pub poster: F,
     pub dead_letters: D,
 }
 
-impl<C: ConnectionDirectory, F: FramePusher, D: DeadLetters> RelayTyping<C, F, D> {
+impl<C: ConnectionDirectory, F: FramePoster, D: DeadLetters> RelayTyping<C, F, D> {
     pub async fn invoke(&self, event: &KafkaEvent) -> KafkaBatchResponse {
         run_batch(event, &self.dead_letters, self).await
     }
 }
 
-impl<C: ConnectionDirectory, F: FramePusher, D: DeadLetters> EachEvent for RelayTyping<C, F, D> {
+impl<C: ConnectionDirectory, F: FramePoster, D: DeadLetters> EachEvent for RelayTyping<C, F, D> {
     type Event = TypingIndicator;
 
     async fn handle_event(&self, indicator: &TypingIndicator) -> Result<(), Error> {
-        relay_typing(&self.directory, &self.pusher, indicator, Utc::now())
+        relay_typing(&self.directory, &self.poster, indicator, Utc::now())
             .await
             .map(|_| ())
     }
@@ -45,7 +45,7 @@ pub type Deployed = RelayTyping<DynamoStore, ConnectionsApi, KafkaDeadLetters>;
 /// The one place relay-typing is wired: Lambda's `main.rs` and the local runtime both build it here.
 pub async fn build(deps: Deps) -> Result<Deployed, ConfigError> {
     Ok(RelayTyping {
-        pusher: deps.connections_api()?,
+        poster: deps.connections_api()?,
         dead_letters: deps.dead_letters(NAME),
         directory: deps.store,
     })

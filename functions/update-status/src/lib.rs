@@ -1,6 +1,6 @@
 //! update-status: `message-status-events` → forward-only receipts in DynamoDB (SENT → DELIVERED →
 //! READ; READ covers every message up to the one named, worked through in bounded pieces), each
-//! change pushed to the sender.
+//! change posted to the sender.
 
 use aws_lambda_events::event::kafka::KafkaEvent;
 use relaychat_adapters::connections_api::ConnectionsApi;
@@ -12,7 +12,7 @@ use relaychat_core::Error;
 use relaychat_core::batch::{EachEvent, run_batch};
 use relaychat_core::function::KafkaFunction;
 use relaychat_core::ports::{
-    ConnectionDirectory, DeadLetters, FramePusher, MessageStore, Publisher, ReadState, Receipts,
+    ConnectionDirectory, DeadLetters, FramePoster, MessageStore, Publisher, ReadState, Receipts,
 };
 use relaychat_core::status::{StatusPorts, apply_status_update};
 use relaychat_schema::{KafkaBatchResponse, MessageStatusUpdate, Topics};
@@ -22,7 +22,7 @@ pub const NAME: &str = "update-status";
 
 pub struct UpdateStatus<S, F, P, D> {
     pub store: S,
-    pub pusher: F,
+    pub poster: F,
     /// Carries a long READ on in another invocation (on `message-status-events`).
     pub publisher: P,
     pub dead_letters: D,
@@ -32,7 +32,7 @@ pub struct UpdateStatus<S, F, P, D> {
 impl<S, F, P, D> UpdateStatus<S, F, P, D>
 where
     S: MessageStore + ReadState + Receipts + ConnectionDirectory,
-    F: FramePusher,
+    F: FramePoster,
     P: Publisher,
     D: DeadLetters,
 {
@@ -44,7 +44,7 @@ where
 impl<S, F, P, D> EachEvent for UpdateStatus<S, F, P, D>
 where
     S: MessageStore + ReadState + Receipts + ConnectionDirectory,
-    F: FramePusher,
+    F: FramePoster,
     P: Publisher,
     D: DeadLetters,
 {
@@ -53,7 +53,7 @@ where
     async fn handle_event(&self, update: &MessageStatusUpdate) -> Result<(), Error> {
         let ports = StatusPorts {
             store: &self.store,
-            pusher: &self.pusher,
+            poster: &self.poster,
             publisher: &self.publisher,
             topics: &self.topics,
         };
@@ -67,7 +67,7 @@ pub type Deployed = UpdateStatus<DynamoStore, ConnectionsApi, KafkaPublisher, Ka
 /// The one place update-status is wired: Lambda's `main.rs` and the local runtime both build it here.
 pub async fn build(deps: Deps) -> Result<Deployed, ConfigError> {
     Ok(UpdateStatus {
-        pusher: deps.connections_api()?,
+        poster: deps.connections_api()?,
         dead_letters: deps.dead_letters(NAME),
         store: deps.store,
         publisher: deps.publisher,

@@ -39,7 +39,7 @@ impl<A: Authenticator, R: ConnectionRegistry, P: Publisher> WsConnect<A, R, P> {
         let identity = match self.auth.verify(query_parameter(request, "token").unwrap_or_default()) {
             Ok(identity) => identity,
             Err(e) => {
-                info!(%connection, reason = %e, "connect refused");
+                info!(%connection, reason = %relaychat_core::chain(&e), "connect refused");
                 return response(401, Some("Unauthorized".into()));
             }
         };

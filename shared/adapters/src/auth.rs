@@ -101,10 +101,10 @@ impl Authenticator for JwtAuthenticator {
             return Err(AuthError::Missing);
         }
         let data = jsonwebtoken::decode::<Claims>(token, &self.key, &self.validation)
-            .map_err(|e| AuthError::Invalid(e.to_string()))?;
-        let user = UserId::parse(data.claims.sub).map_err(|e| AuthError::Invalid(e.to_string()))?;
+            .map_err(|e| AuthError::Invalid(e.into()))?;
+        let user = UserId::parse(data.claims.sub).map_err(|e| AuthError::Invalid(e.into()))?;
         let name = DisplayName::parse(data.claims.name.unwrap_or_else(|| user.to_string()))
-            .map_err(|e| AuthError::Invalid(e.to_string()))?;
+            .map_err(|e| AuthError::Invalid(e.into()))?;
         let expires_at = i64::try_from(data.claims.exp)
             .ok()
             .and_then(|exp| chrono::DateTime::from_timestamp(exp, 0));

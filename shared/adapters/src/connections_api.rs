@@ -4,7 +4,7 @@ use aws_config::SdkConfig;
 use aws_sdk_apigatewaymanagement::Client;
 use aws_sdk_apigatewaymanagement::primitives::Blob;
 use relaychat_core::Error;
-use relaychat_core::ports::{FramePusher, PushOutcome};
+use relaychat_core::ports::{FramePoster, PostOutcome};
 use relaychat_schema::ConnectionId;
 
 use crate::ConfigError;
@@ -33,8 +33,8 @@ impl ConnectionsApi {
     }
 }
 
-impl FramePusher for ConnectionsApi {
-    async fn push(&self, connection: &ConnectionId, frame: &[u8]) -> Result<PushOutcome, Error> {
+impl FramePoster for ConnectionsApi {
+    async fn post(&self, connection: &ConnectionId, frame: &[u8]) -> Result<PostOutcome, Error> {
         let sent = self
             .client
             .post_to_connection()
@@ -43,8 +43,8 @@ impl FramePusher for ConnectionsApi {
             .send()
             .await;
         match sent {
-            Ok(_) => Ok(PushOutcome::Delivered),
-            Err(e) if e.as_service_error().is_some_and(|e| e.is_gone_exception()) => Ok(PushOutcome::Gone),
+            Ok(_) => Ok(PostOutcome::Delivered),
+            Err(e) if e.as_service_error().is_some_and(|e| e.is_gone_exception()) => Ok(PostOutcome::Gone),
             Err(e) => Err(classify("post to connection", e)),
         }
     }

@@ -21,6 +21,9 @@ pub enum ConfigError {
         source: Box<dyn std::error::Error + Send + Sync>,
     },
 
+    #[error("could not find the MSK cluster's brokers (GetBootstrapBrokers)")]
+    Discovery(#[source] Box<dyn std::error::Error + Send + Sync>),
+
     #[error("could not build the HTTP client")]
     Http(#[source] reqwest::Error),
 }

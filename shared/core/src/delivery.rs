@@ -10,8 +10,8 @@ use relaychat_schema::{
 use tracing::debug;
 
 use crate::Error;
-use crate::fanout::push_to_user;
-use crate::ports::{ConnectionDirectory, FramePusher, PublishEvent, Publisher};
+use crate::fanout::post_to_user;
+use crate::ports::{ConnectionDirectory, FramePoster, PublishEvent, Publisher};
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Delivery {
@@ -19,11 +19,11 @@ pub struct Delivery {
     pub notified: Vec<UserId>,
 }
 
-/// Delivers to all recipients concurrently. A replay pushes the frame again (clients drop a
+/// Delivers to all recipients concurrently. A replay posts the frame again (clients drop a
 /// `messageId` they already have) and republishes events whose consumers are idempotent.
 pub async fn deliver_message(
     directory: &impl ConnectionDirectory,
-    pusher: &impl FramePusher,
+    poster: &impl FramePoster,
     publisher: &impl Publisher,
     topics: &Topics,
     message: &ChatMessage,
@@ -37,7 +37,7 @@ pub async fn deliver_message(
             .map(|recipient| {
                 let frame = &frame;
                 async move {
-                    let reached = push_to_user(directory, pusher, recipient, frame).await? > 0;
+                    let reached = post_to_user(directory, poster, recipient, frame).await? > 0;
                     if reached {
                         let update = MessageStatusUpdate {
                             schema_version: SCHEMA_VERSION,

@@ -48,16 +48,21 @@ impl Error {
     /// The whole chain as one line, for logs and dead-letter reasons. A source whose text the
     /// line already holds (errors that print their cause) is not repeated.
     pub fn chain(&self) -> String {
-        let mut out = self.to_string();
-        let mut source = std::error::Error::source(self);
-        while let Some(s) = source {
-            let text = s.to_string();
-            if !out.contains(&text) {
-                out.push_str(": ");
-                out.push_str(&text);
-            }
-            source = s.source();
-        }
-        out
+        chain(self)
     }
+}
+
+/// An error and every source under it, on one line (a source already said is not repeated).
+pub fn chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = error.to_string();
+    let mut source = error.source();
+    while let Some(s) = source {
+        let text = s.to_string();
+        if !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        source = s.source();
+    }
+    out
 }

@@ -4,21 +4,21 @@ use relaychat_schema::UserId;
 use tracing::debug;
 
 use crate::Error;
-use crate::ports::{ConnectionDirectory, FramePusher, PushOutcome};
+use crate::ports::{ConnectionDirectory, FramePoster, PostOutcome};
 
-/// Pushes `frame` to each of the user's connections; returns how many took it. A connection that
+/// Posts `frame` to each of the user's connections; returns how many took it. A connection that
 /// API Gateway reports gone is removed from the directory.
-pub async fn push_to_user(
+pub async fn post_to_user(
     directory: &impl ConnectionDirectory,
-    pusher: &impl FramePusher,
+    poster: &impl FramePoster,
     user: &UserId,
     frame: &[u8],
 ) -> Result<usize, Error> {
     let mut delivered = 0;
     for connection in directory.connections_of(user).await? {
-        match pusher.push(&connection, frame).await? {
-            PushOutcome::Delivered => delivered += 1,
-            PushOutcome::Gone => {
+        match poster.post(&connection, frame).await? {
+            PostOutcome::Delivered => delivered += 1,
+            PostOutcome::Gone => {
                 debug!(%connection, %user, "connection gone; removing it");
                 directory.remove_connection(&connection).await?;
             }

@@ -21,4 +21,4 @@ pub mod contract;
 #[cfg(any(test, feature = "testing"))]
 pub mod memory;
 
-pub use error::{BoxError, Error};
+pub use error::{BoxError, Error, chain};

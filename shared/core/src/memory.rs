@@ -23,7 +23,7 @@ struct State {
     unread: HashMap<(String, String), i64>,
     cursors: HashMap<(String, String), MessageId>,
     progress: HashMap<(String, String), MessageId>,
-    failing_frame_pushes: usize,
+    failing_frame_posts: usize,
     receipts: HashMap<(MessageId, String), DeliveryStatus>,
     connections: Vec<(String, String)>,
     gone: HashSet<String>,
@@ -115,9 +115,9 @@ impl Memory {
             .map(|(_, k, v)| (k.clone(), serde_json::from_slice(v).unwrap_or(serde_json::Value::Null)))
             .collect()
     }
-    /// The next `n` frame pushes fail (as a throttled or unreachable `@connections` would).
-    pub fn fail_frame_pushes(&self, n: usize) {
-        self.state().failing_frame_pushes = n;
+    /// The next `n` frame posts fail (as a throttled or unreachable `@connections` would).
+    pub fn fail_frame_posts(&self, n: usize) {
+        self.state().failing_frame_posts = n;
     }
     pub fn fail_publishing(&self) {
         self.state().fail_publishing = true;
@@ -314,18 +314,18 @@ impl ConnectionDirectory for Memory {
     }
 }
 
-impl FramePusher for Memory {
-    async fn push(&self, connection: &ConnectionId, frame: &[u8]) -> Result<PushOutcome, Error> {
+impl FramePoster for Memory {
+    async fn post(&self, connection: &ConnectionId, frame: &[u8]) -> Result<PostOutcome, Error> {
         let mut s = self.state();
-        if s.failing_frame_pushes > 0 {
-            s.failing_frame_pushes -= 1;
-            return Err(outage("push frame"));
+        if s.failing_frame_posts > 0 {
+            s.failing_frame_posts -= 1;
+            return Err(outage("post frame"));
         }
         if s.gone.contains(connection.as_str()) {
-            return Ok(PushOutcome::Gone);
+            return Ok(PostOutcome::Gone);
         }
         s.frames.push((connection.to_string(), frame.to_vec()));
-        Ok(PushOutcome::Delivered)
+        Ok(PostOutcome::Delivered)
     }
 }
 

@@ -128,15 +128,15 @@ pub trait ConnectionDirectory: Sync {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PushOutcome {
+pub enum PostOutcome {
     Delivered,
     /// The connection is gone (API Gateway's 410 `GoneException`).
     Gone,
 }
 
 /// Sends frames down WebSocket connections (API Gateway's `@connections` API).
-pub trait FramePusher: Sync {
-    fn push(&self, connection: &ConnectionId, frame: &[u8]) -> impl Future<Output = Result<PushOutcome, Error>> + Send;
+pub trait FramePoster: Sync {
+    fn post(&self, connection: &ConnectionId, frame: &[u8]) -> impl Future<Output = Result<PostOutcome, Error>> + Send;
 }
 
 /// Publishes to Kafka.
@@ -265,8 +265,8 @@ pub struct Identity {
 pub enum AuthError {
     #[error("no token")]
     Missing,
-    #[error("invalid token: {0}")]
-    Invalid(String),
+    #[error("invalid token")]
+    Invalid(#[source] crate::BoxError),
 }
 
 /// Verifies connect tokens.

@@ -9,9 +9,9 @@ use relaychat_schema::{DeliveryStatus, MessageId, MessageStatusUpdate, SchemaErr
 use tracing::{debug, info};
 
 use crate::Error;
-use crate::fanout::push_to_user;
+use crate::fanout::post_to_user;
 use crate::ports::{
-    ConnectionDirectory, FramePusher, MessageStore, PublishEvent, Publisher, ReadState, ReceiptMove, Receipts,
+    ConnectionDirectory, FramePoster, MessageStore, PublishEvent, Publisher, ReadState, ReceiptMove, Receipts,
 };
 
 /// Messages read from storage at a time while working through a READ.
@@ -34,7 +34,7 @@ pub struct StatusChange {
 /// The ports update-status works with.
 pub struct StatusPorts<'a, S, F, P> {
     pub store: &'a S,
-    pub pusher: &'a F,
+    pub poster: &'a F,
     pub publisher: &'a P,
     pub topics: &'a Topics,
 }
@@ -45,7 +45,7 @@ pub async fn apply_status_update<S, F, P>(
 ) -> Result<StatusChange, Error>
 where
     S: MessageStore + ReadState + Receipts + ConnectionDirectory,
-    F: FramePusher,
+    F: FramePoster,
     P: Publisher,
 {
     match update.status {
@@ -67,7 +67,7 @@ where
 }
 
 /// DELIVERED: the receipt moves forward, and the sender is told. A repeat tells the sender again
-/// (a frame lost to a failed push on the first try is not lost for good); a late DELIVERED after
+/// (a frame lost to a failed post on the first try is not lost for good); a late DELIVERED after
 /// READ tells nothing.
 async fn deliver_receipt<S, F, P>(
     ports: &StatusPorts<'_, S, F, P>,
@@ -76,7 +76,7 @@ async fn deliver_receipt<S, F, P>(
 ) -> Result<StatusChange, Error>
 where
     S: Receipts + ConnectionDirectory,
-    F: FramePusher,
+    F: FramePoster,
 {
     let moved = ports
         .store
@@ -100,7 +100,7 @@ where
         at: update.at,
         up_to: false,
     };
-    push_to_user(ports.store, ports.pusher, sender, &frame.to_bytes()).await?;
+    post_to_user(ports.store, ports.poster, sender, &frame.to_bytes()).await?;
     if moved == ReceiptMove::Moved {
         change.advanced.push(update.message_id);
     }
@@ -118,7 +118,7 @@ async fn mark_read_up_to<S, F, P>(
 ) -> Result<StatusChange, Error>
 where
     S: MessageStore + ReadState + Receipts + ConnectionDirectory,
-    F: FramePusher,
+    F: FramePoster,
     P: Publisher,
 {
     let (store, reader, conversation, up_to) =
@@ -177,7 +177,7 @@ async fn tell_senders<S, F, P>(
 ) -> Result<(), Error>
 where
     S: ConnectionDirectory,
-    F: FramePusher,
+    F: FramePoster,
 {
     let frame = ServerFrame::Status {
         message_id: up_to,
@@ -189,7 +189,7 @@ where
     }
     .to_bytes();
     for sender in senders {
-        push_to_user(ports.store, ports.pusher, sender, &frame).await?;
+        post_to_user(ports.store, ports.poster, sender, &frame).await?;
     }
     Ok(())
 }
@@ -203,7 +203,7 @@ mod tests {
     fn ports(mem: &Memory) -> StatusPorts<'_, Memory, Memory, Memory> {
         StatusPorts {
             store: mem,
-            pusher: mem,
+            poster: mem,
             publisher: mem,
             topics: TOPICS.get_or_init(Topics::default),
         }
@@ -273,7 +273,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_status_frame_lost_to_a_failed_push_is_sent_on_the_retry() {
+    async fn a_status_frame_lost_to_a_failed_post_is_sent_on_the_retry() {
         // GIVEN alice online and her message to bob; the first push to alice fails
         let mem = Memory::default();
         mem.connect("alice", "conn-alice");
@@ -281,7 +281,7 @@ mod tests {
         persist_message(&mem, &m).await.unwrap();
         for status in [DeliveryStatus::Delivered, DeliveryStatus::Read] {
             let update = status_update(&m, "bob", status);
-            mem.fail_frame_pushes(1);
+            mem.fail_frame_posts(1);
             // WHEN the update fails after its receipt was written, and is retried
             assert!(
                 apply_status_update(&ports(&mem), &update)

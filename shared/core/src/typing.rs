@@ -5,8 +5,8 @@ use relaychat_schema::TypingIndicator;
 use relaychat_schema::frames::ServerFrame;
 
 use crate::Error;
-use crate::fanout::push_to_user;
-use crate::ports::{ConnectionDirectory, FramePusher};
+use crate::fanout::post_to_user;
+use crate::ports::{ConnectionDirectory, FramePoster};
 
 /// An indicator older than this is dropped: by the time it arrived it no longer says anything.
 pub const TYPING_TTL: Duration = Duration::seconds(10);
@@ -19,7 +19,7 @@ pub enum Relayed {
 
 pub async fn relay_typing(
     directory: &impl ConnectionDirectory,
-    pusher: &impl FramePusher,
+    poster: &impl FramePoster,
     indicator: &TypingIndicator,
     now: DateTime<Utc>,
 ) -> Result<Relayed, Error> {
@@ -34,7 +34,7 @@ pub async fn relay_typing(
     .to_bytes();
     let mut reached = 0;
     for member in indicator.recipients.iter().filter(|r| **r != indicator.user_id) {
-        reached += push_to_user(directory, pusher, member, &frame).await?;
+        reached += post_to_user(directory, poster, member, &frame).await?;
     }
     Ok(Relayed::To(reached))
 }

@@ -6,6 +6,7 @@ pub mod broker;
 pub mod dynamo_faults;
 pub mod fcm;
 
+use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use aws_lambda_events::event::kafka::KafkaEvent;
@@ -100,10 +101,12 @@ impl Received {
     }
 }
 
-/// Reads `topic` from the beginning until `expected` records arrived or `timeout` passed; then
-/// waits a little longer to catch extra records (so "exactly N" assertions mean something).
-/// With `expected` 0 ("nothing arrives") it reads for the whole `timeout`: an absence is only
-/// worth asserting after waiting as long as a record could take to come.
+/// Reads `topic` from the beginning until `expected` records arrived or `timeout` passed. Once
+/// they are there it reads on to the end of every partition as the broker reports it then, so
+/// the result is everything written so far: an "exactly N" assertion sees any extra record that
+/// was written before it (callers whose producers run on wait for them first). With `expected` 0
+/// ("nothing arrives") it reads for the whole `timeout`: an absence is only worth asserting after
+/// waiting as long as a record could take to come.
 pub fn read_topic(topic: &str, expected: usize, timeout: Duration) -> Vec<Received> {
     let consumer: BaseConsumer = kafka_settings()
         .client_config()
@@ -115,38 +118,91 @@ pub fn read_topic(topic: &str, expected: usize, timeout: Duration) -> Vec<Receiv
     let metadata = consumer
         .fetch_metadata(Some(topic), Duration::from_secs(5))
         .expect("metadata");
+    let partitions: Vec<i32> = metadata
+        .topics()
+        .iter()
+        .flat_map(|t| t.partitions().iter().map(|p| p.id()))
+        .collect();
     let mut assignment = TopicPartitionList::new();
-    for t in metadata.topics() {
-        for p in t.partitions() {
-            assignment
-                .add_partition_offset(topic, p.id(), Offset::Beginning)
-                .expect("assign");
-        }
+    for p in &partitions {
+        assignment
+            .add_partition_offset(topic, *p, Offset::Beginning)
+            .expect("assign");
     }
     consumer.assign(&assignment).expect("assign");
     let mut out = Vec::new();
+    // Per partition, the next offset to read.
+    let mut next: HashMap<i32, i64> = HashMap::new();
+    // Per partition, where its end was when the expected records were in.
+    let mut ends: Option<HashMap<i32, i64>> = None;
     let deadline = Instant::now() + timeout;
-    let mut settle_until: Option<Instant> = None;
-    loop {
-        let now = Instant::now();
-        if now >= deadline || settle_until.is_some_and(|s| now >= s) {
+    while Instant::now() < deadline {
+        if let Some(ends) = &ends
+            && ends.iter().all(|(p, end)| next.get(p).copied().unwrap_or(0) >= *end)
+        {
             break;
         }
         if let Some(Ok(m)) = consumer.poll(Duration::from_millis(50)) {
-            let headers = headers_of(&m);
+            next.insert(m.partition(), m.offset() + 1);
             out.push(Received {
                 partition: m.partition(),
                 offset: m.offset(),
                 key: m.key().map(<[u8]>::to_vec),
                 value: m.payload().unwrap_or_default().to_vec(),
-                headers,
+                headers: headers_of(&m),
             });
         }
-        if expected > 0 && out.len() >= expected && settle_until.is_none() {
-            settle_until = Some(Instant::now() + Duration::from_millis(300));
+        if expected > 0 && out.len() >= expected && ends.is_none() {
+            ends = Some(
+                partitions
+                    .iter()
+                    .map(|p| {
+                        let (_, high) = consumer
+                            .fetch_watermarks(topic, *p, Duration::from_secs(5))
+                            .expect("watermarks");
+                        (*p, high)
+                    })
+                    .collect(),
+            );
         }
     }
     out
+}
+
+/// True when consumer group `group` has committed the end of every partition of `topics`: all
+/// it was given is handled (a handler's own produces happen before its commit).
+pub fn consumed_to_end(group: &str, topics: &[String]) -> bool {
+    let consumer: BaseConsumer = kafka_settings()
+        .client_config()
+        .set("group.id", group)
+        .set("enable.auto.commit", "false")
+        .create()
+        .expect("consumer");
+    let mut wanted = TopicPartitionList::new();
+    let mut ends = HashMap::new();
+    for topic in topics {
+        let metadata = consumer
+            .fetch_metadata(Some(topic), Duration::from_secs(5))
+            .expect("metadata");
+        for p in metadata.topics().iter().flat_map(|t| t.partitions()) {
+            let (_, high) = consumer
+                .fetch_watermarks(topic, p.id(), Duration::from_secs(5))
+                .expect("watermarks");
+            wanted.add_partition(topic, p.id());
+            ends.insert((topic.clone(), p.id()), high);
+        }
+    }
+    let committed = consumer
+        .committed_offsets(wanted, Duration::from_secs(5))
+        .expect("committed offsets");
+    committed.elements().iter().all(|e| {
+        let end = ends.get(&(e.topic().to_owned(), e.partition())).copied().unwrap_or(0);
+        match e.offset() {
+            Offset::Offset(o) => o >= end,
+            // Nothing committed: only an empty partition is consumed.
+            _ => end == 0,
+        }
+    })
 }
 
 /// A record to put in a test event: (partition, offset, key, value).

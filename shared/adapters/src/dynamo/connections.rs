@@ -27,8 +27,7 @@ impl ConnectionDirectory for DynamoStore {
         .await?;
         Ok(items
             .iter()
-            .filter_map(|i| get_s(i, "connectionId"))
-            .filter_map(|c| ConnectionId::parse(c).ok())
+            .filter_map(|i| super::readable("connection", i, |i| ConnectionId::parse(get_s(i, "connectionId")?).ok()))
             .collect())
     }
 
@@ -90,10 +89,12 @@ impl ConnectionRegistry for DynamoStore {
             .item()
             .filter(|i| super::get_n(i, "expiresAt").is_some_and(|t| t > now))
             .and_then(|i| {
-                Some(Identity {
-                    user: UserId::parse(get_s(i, "userId")?).ok()?,
-                    name: DisplayName::parse(get_s(i, "userName")?).ok()?,
-                    expires_at: super::get_n(i, "expiresAt").and_then(|t| DateTime::from_timestamp(t, 0)),
+                super::readable("connection", i, |i| {
+                    Some(Identity {
+                        user: UserId::parse(get_s(i, "userId")?).ok()?,
+                        name: DisplayName::parse(get_s(i, "userName")?).ok()?,
+                        expires_at: super::get_n(i, "expiresAt").and_then(|t| DateTime::from_timestamp(t, 0)),
+                    })
                 })
             }))
     }

@@ -166,7 +166,9 @@ impl ConversationStore for DynamoStore {
             .send()
             .await
             .map_err(|e| classify("read conversation", e))?;
-        Ok(out.item().and_then(conversation_from))
+        Ok(out
+            .item()
+            .and_then(|i| super::readable("conversation", i, conversation_from)))
     }
 
     async fn conversations_of(&self, user: &UserId) -> Result<Vec<ConversationSummary>, Error> {
@@ -209,7 +211,9 @@ impl ConversationStore for DynamoStore {
                     .into_iter()
                     .flatten()
                 {
-                    let Some(c) = conversation_from(item) else { continue };
+                    let Some(c) = super::readable("conversation", item, conversation_from) else {
+                        continue;
+                    };
                     let last_message = item
                         .get("lastMessage")
                         .and_then(|v| v.as_m().ok())
@@ -256,7 +260,7 @@ impl ConversationStore for DynamoStore {
         let messages: Vec<MessageView> = out
             .items()
             .iter()
-            .filter_map(|i| message_view(conversation, i))
+            .filter_map(|i| super::readable("message", i, |i| message_view(conversation, i)))
             .collect();
         // DynamoDB says there may be more whenever it stopped at the limit.
         let next = out

@@ -184,9 +184,11 @@ impl MessageStore for DynamoStore {
                 page.items()
                     .iter()
                     .filter_map(|item| {
-                        let id = get_s(item, "messageId")?.parse::<MessageId>().ok()?;
-                        let sender = UserId::parse(get_s(item, "senderId")?).ok()?;
-                        Some((id, sender))
+                        super::readable("message", item, |item| {
+                            let id = get_s(item, "messageId")?.parse::<MessageId>().ok()?;
+                            let sender = UserId::parse(get_s(item, "senderId")?).ok()?;
+                            Some((id, sender))
+                        })
                     })
                     .filter(|(id, _)| after.is_none_or(|a| *id > a)),
             );

@@ -66,6 +66,20 @@ pub(crate) fn get_s<'a>(item: &'a Item, name: &str) -> Option<&'a str> {
     item.get(name).and_then(|v| v.as_s().ok()).map(String::as_str)
 }
 
+/// A row read into `T`, or `None` and a warning naming the row: a row this version cannot read
+/// (written by another version, or by hand) is skipped, never silently.
+pub(crate) fn readable<T>(what: &'static str, item: &Item, read: impl FnOnce(&Item) -> Option<T>) -> Option<T> {
+    let parsed = read(item);
+    if parsed.is_none() {
+        let key: Vec<(&str, &str)> = ["conversationId", "messageId", "userId", "connectionId"]
+            .into_iter()
+            .filter_map(|k| Some((k, get_s(item, k)?)))
+            .collect();
+        tracing::warn!(what, ?key, "unreadable row skipped");
+    }
+    parsed
+}
+
 pub(crate) fn get_n(item: &Item, name: &str) -> Option<i64> {
     item.get(name).and_then(|v| v.as_n().ok()).and_then(|n| n.parse().ok())
 }

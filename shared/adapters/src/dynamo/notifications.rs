@@ -183,10 +183,12 @@ impl DeviceStore for DynamoStore {
         Ok(items
             .iter()
             .filter_map(|i| {
-                Some(Device {
-                    user: user.clone(),
-                    token: DeviceToken::parse(get_s(i, "token")?).ok()?,
-                    platform: get_s(i, "platform").unwrap_or("fcm").to_owned(),
+                super::readable("device", i, |i| {
+                    Some(Device {
+                        user: user.clone(),
+                        token: DeviceToken::parse(get_s(i, "token")?).ok()?,
+                        platform: get_s(i, "platform").unwrap_or("fcm").to_owned(),
+                    })
                 })
             })
             .collect())

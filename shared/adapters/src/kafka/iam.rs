@@ -21,20 +21,19 @@ impl rdkafka::ClientContext for KafkaContext {
             .ok_or("OAUTHBEARER tokens are only made for AWS_MSK_IAM")?;
         // librdkafka calls this from its own thread; the signer is async: run it on a small
         // runtime of its own, on a thread of its own, so it never nests inside another runtime.
-        let signed = std::thread::spawn(move || -> Result<(String, i64), String> {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .map_err(|e| e.to_string())?;
-            runtime
-                .block_on(aws_msk_iam_sasl_signer::generate_auth_token(aws_config::Region::new(
-                    region,
-                )))
-                .map_err(|e| e.to_string())
-        })
+        let signed = std::thread::spawn(
+            move || -> Result<(String, i64), Box<dyn std::error::Error + Send + Sync>> {
+                let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+                runtime
+                    .block_on(aws_msk_iam_sasl_signer::generate_auth_token(aws_config::Region::new(
+                        region,
+                    )))
+                    .map_err(Into::into)
+            },
+        )
         .join()
         .map_err(|_| "the MSK IAM signer thread panicked")?;
-        let (token, expires_at_ms) = signed?;
+        let (token, expires_at_ms) = signed.map_err(|e| -> Box<dyn std::error::Error> { e })?;
         Ok(rdkafka::client::OAuthToken {
             token,
             principal_name: String::new(),

@@ -26,10 +26,7 @@ pub async fn msk_bootstrap_brokers(
         .cluster_arn(cluster_arn)
         .send()
         .await
-        .map_err(|e| ConfigError::Invalid {
-            name: "MSK_CLUSTER_ARN",
-            reason: format!("GetBootstrapBrokers failed: {}", e.into_service_error()),
-        })?;
+        .map_err(|e| ConfigError::Discovery(Box::new(e.into_service_error())))?;
     let brokers = match mechanism {
         Some("AWS_MSK_IAM") => out.bootstrap_broker_string_sasl_iam(),
         Some(m) if m.starts_with("SCRAM") => out.bootstrap_broker_string_sasl_scram(),

@@ -1,5 +1,5 @@
 use relaychat_connections::Outbound;
-use relaychat_core::ports::{FramePusher, PushOutcome};
+use relaychat_core::ports::{FramePoster, PostOutcome};
 use relaychat_schema::ConnectionId;
 use relaychat_testkit::connections_api;
 
@@ -10,8 +10,8 @@ async fn frames_reach_live_connections_and_unknown_ones_are_gone() {
     let mut socket = registry.register("L0SM9cOFvHcCIhw=", "127.0.0.1", "test");
     let live = ConnectionId::parse("L0SM9cOFvHcCIhw=").unwrap();
     assert_eq!(
-        api.push(&live, br#"{"type":"typing"}"#).await.unwrap(),
-        PushOutcome::Delivered
+        api.post(&live, br#"{"type":"typing"}"#).await.unwrap(),
+        PostOutcome::Delivered
     );
     assert_eq!(
         socket.recv().await,
@@ -20,12 +20,12 @@ async fn frames_reach_live_connections_and_unknown_ones_are_gone() {
     // '/' and '+' (base64) survive the SDK's path encoding and the emulator's decoding.
     let mut slashed = registry.register("ab/c+d=", "127.0.0.1", "test");
     assert_eq!(
-        api.push(&ConnectionId::parse("ab/c+d=").unwrap(), b"{}").await.unwrap(),
-        PushOutcome::Delivered
+        api.post(&ConnectionId::parse("ab/c+d=").unwrap(), b"{}").await.unwrap(),
+        PostOutcome::Delivered
     );
     assert_eq!(slashed.recv().await, Some(Outbound::Frame(b"{}".to_vec())));
     let unknown = ConnectionId::parse("nobody=").unwrap();
-    assert_eq!(api.push(&unknown, b"{}").await.unwrap(), PushOutcome::Gone);
+    assert_eq!(api.post(&unknown, b"{}").await.unwrap(), PostOutcome::Gone);
 }
 
 #[tokio::test]
@@ -33,7 +33,7 @@ async fn a_frame_over_128_kb_is_refused_permanently() {
     let (registry, api) = connections_api().await;
     let _socket = registry.register("big", "127.0.0.1", "test");
     let err = api
-        .push(&ConnectionId::parse("big").unwrap(), &vec![b'x'; 128 * 1024 + 1])
+        .post(&ConnectionId::parse("big").unwrap(), &vec![b'x'; 128 * 1024 + 1])
         .await
         .unwrap_err();
     assert!(!err.is_retryable(), "{}", err.chain());

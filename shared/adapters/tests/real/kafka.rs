@@ -254,3 +254,23 @@ async fn read_topic_waits_its_whole_timeout_before_saying_nothing_came() {
     );
     assert_eq!(got.len(), 1, "the late record is seen");
 }
+
+/// "Exactly N" must see an extra record: once the expected ones are in, `read_topic` reads on to
+/// the end of every partition (no settle window to race against).
+#[tokio::test]
+async fn read_topic_returns_every_record_written_before_it_even_past_the_expected_count() {
+    let topic = unique("extra");
+    create_topics(&[(&topic, 3)]).await;
+    let publisher = KafkaPublisher::new(&kafka_settings()).unwrap();
+    for i in 0..12 {
+        publisher
+            .publish(&topic, &format!("k{i}"), format!("v{i}").into_bytes())
+            .await
+            .unwrap();
+    }
+    let topic_for_read = topic.clone();
+    let got = tokio::task::spawn_blocking(move || read_topic(&topic_for_read, 1, Duration::from_secs(10)))
+        .await
+        .unwrap();
+    assert_eq!(got.len(), 12, "all twelve, though one was expected");
+}
