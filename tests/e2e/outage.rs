@@ -48,6 +48,8 @@ async fn a_hung_broker_costs_seconds_not_the_service() {
         "conversations"
     );
 
+    // The outage goes on a little past the refusal (its length is the scenario, not a wait for
+    // anything): the producer has failed sends in flight when the broker comes back.
     tokio::time::sleep(Duration::from_secs(2)).await;
     broker.resume();
     // The system resumes by itself: a send is acked again within seconds, and delivered.
