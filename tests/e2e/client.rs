@@ -1,6 +1,7 @@
 //! A real WebSocket client (tokio-tungstenite) and a runtime per test.
 
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use futures::{SinkExt, StreamExt};
@@ -13,6 +14,9 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 pub const WAIT: Duration = Duration::from_secs(30);
+
+/// Request ids, unique in the test process.
+static NEXT_REQUEST: AtomicU64 = AtomicU64::new(1);
 
 /// A runtime on the servers `make test` started, with its own topics, tables and consumer groups.
 pub async fn start_runtime() -> (Running, Topics) {
@@ -114,22 +118,14 @@ impl Client {
     }
 
     /// Asks and waits for the reply of that type.
-    /// Sends `frame` and waits for its reply: a frame of `reply_type`, or an error about this
-    /// request. A send's ack and error are matched by its `clientMessageId`; an error that names
-    /// another send's `clientMessageId` is not this request's reply.
-    pub async fn ask(&mut self, frame: Value, reply_type: &str) -> Value {
-        let id = frame["clientMessageId"].as_str().map(str::to_owned);
+    /// Sends `frame` with a fresh `requestId` and waits for the frame that answers it (the reply,
+    /// or an error about this request): other frames, answers to other requests included, are
+    /// kept for later. `reply_type` names what is expected, for the failure message.
+    pub async fn ask(&mut self, mut frame: Value, reply_type: &str) -> Value {
+        let id = format!("q{}", NEXT_REQUEST.fetch_add(1, Ordering::Relaxed));
+        frame["requestId"] = Value::String(id.clone());
         self.send(frame).await;
-        self.expect(reply_type, |v| {
-            let same_request = v["clientMessageId"].as_str() == id.as_deref();
-            match v["type"].as_str() {
-                Some("error") => same_request,
-                Some("ack") if reply_type == "ack" => same_request,
-                Some(t) => t == reply_type,
-                None => false,
-            }
-        })
-        .await
+        self.expect(reply_type, |v| v["requestId"] == id.as_str()).await
     }
 
     /// The close frame's code, when the server closes the socket.

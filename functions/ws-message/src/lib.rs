@@ -33,8 +33,10 @@ where
     P: Publisher,
 {
     pub async fn invoke(&self, request: &ApiGatewayWebsocketProxyRequest) -> ApiGatewayProxyResponse {
+        let body = body_text(request).unwrap_or_default();
+        let (request_id, command) = Command::parse_request(&body);
         // The client hears `unavailable` from us rather than nothing from a killed invocation.
-        let reply = match tokio::time::timeout(REQUEST_BUDGET, self.reply(request)).await {
+        let reply = match tokio::time::timeout(REQUEST_BUDGET, self.reply(request, command)).await {
             Ok(Ok(reply)) => reply,
             Ok(Err(refusal)) => Some(refusal.to_reply()),
             Err(_) => {
@@ -43,10 +45,14 @@ where
             }
         };
         // Refusals are answered too: a 200 whose body is the error frame.
-        response(200, reply.map(|r| r.to_json()))
+        response(200, reply.map(|r| r.to_json_for(request_id.as_ref())))
     }
 
-    async fn reply(&self, request: &ApiGatewayWebsocketProxyRequest) -> Result<Option<Reply>, Refusal> {
+    async fn reply(
+        &self,
+        request: &ApiGatewayWebsocketProxyRequest,
+        command: Result<Command, Refusal>,
+    ) -> Result<Option<Reply>, Refusal> {
         let connection = connection_id(request)?;
         let identity = self
             .store
@@ -54,8 +60,7 @@ where
             .await
             .map_err(|e| refusal_for(&e))?
             .ok_or_else(|| Refusal::new(ErrorCode::Unauthorized, "this connection is not registered; reconnect"))?;
-        let body = body_text(request).unwrap_or_default();
-        let command = Command::parse(&body)?;
+        let command = command?;
         let span = info_span!("action", action = command.action(), user = %identity.user, %connection);
         let sender = Sender { connection, identity };
         let result = perform(&self.store, &self.publisher, &self.topics, &sender, command, Utc::now())

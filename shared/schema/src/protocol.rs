@@ -174,26 +174,54 @@ fn required(v: Option<Value>, field: &str) -> Result<String, Refusal> {
     string(v, field)?.ok_or_else(|| invalid(field, "is required"))
 }
 
+/// The client's id for one request, any action (`requestId`, 1–64 token characters): echoed in
+/// the reply or error frame that answers it, so a client with several requests in flight can tell
+/// the answers apart.
+pub type RequestId = ClientMessageId;
+
 impl Command {
     /// Parses a WebSocket message body. Refusals carry the body's `clientMessageId` when it has a
     /// valid one, so the client can match the error to what it sent.
     pub fn parse(body: &str) -> Result<Command, Refusal> {
+        Self::parse_request(body).1
+    }
+
+    /// As [`Command::parse`], with the body's `requestId` when it has a valid one (also when the
+    /// command itself is refused).
+    pub fn parse_request(body: &str) -> (Option<RequestId>, Result<Command, Refusal>) {
         if body.len() > MAX_MESSAGE_BYTES {
-            return Err(Refusal::new(ErrorCode::MessageTooLarge, "the message is over 128 KB"));
+            return (
+                None,
+                Err(Refusal::new(ErrorCode::MessageTooLarge, "the message is over 128 KB")),
+            );
         }
-        let value: Value = serde_json::from_str(body)
-            .map_err(|e| Refusal::new(ErrorCode::InvalidJson, format!("invalid JSON: {e}")))?;
+        let value: Value = match serde_json::from_str(body) {
+            Ok(v) => v,
+            Err(e) => {
+                return (
+                    None,
+                    Err(Refusal::new(ErrorCode::InvalidJson, format!("invalid JSON: {e}"))),
+                );
+            }
+        };
         if !value.is_object() {
-            return Err(Refusal::new(
-                ErrorCode::InvalidJson,
-                "the message must be a JSON object",
-            ));
+            return (
+                None,
+                Err(Refusal::new(
+                    ErrorCode::InvalidJson,
+                    "the message must be a JSON object",
+                )),
+            );
         }
-        let client_message_id = value
-            .get("clientMessageId")
-            .and_then(Value::as_str)
-            .and_then(|s| ClientMessageId::parse(s).ok());
-        Self::from_fields(value).map_err(|r| r.with_client_message_id(client_message_id))
+        let token = |field: &str| {
+            value
+                .get(field)
+                .and_then(Value::as_str)
+                .and_then(|s| ClientMessageId::parse(s).ok())
+        };
+        let (request_id, client_message_id) = (token("requestId"), token("clientMessageId"));
+        let command = Self::from_fields(value).map_err(|r| r.with_client_message_id(client_message_id));
+        (request_id, command)
     }
 
     fn from_fields(value: Value) -> Result<Command, Refusal> {
@@ -415,6 +443,22 @@ impl Reply {
         // Plain data with string keys: serialisation cannot fail.
         serde_json::to_string(self).unwrap_or_default()
     }
+
+    /// The frame answering the request `request_id` (echoed as `requestId`).
+    pub fn to_json_for(&self, request_id: Option<&RequestId>) -> String {
+        #[derive(Serialize)]
+        struct Answer<'a> {
+            #[serde(flatten)]
+            reply: &'a Reply,
+            #[serde(rename = "requestId", skip_serializing_if = "Option::is_none")]
+            request_id: Option<&'a RequestId>,
+        }
+        serde_json::to_string(&Answer {
+            reply: self,
+            request_id,
+        })
+        .unwrap_or_default()
+    }
 }
 
 #[cfg(test)]
@@ -423,6 +467,30 @@ mod tests {
 
     fn refusal(body: &str) -> Refusal {
         Command::parse(body).unwrap_err()
+    }
+
+    #[test]
+    fn a_request_id_is_read_from_any_action_and_echoed_in_its_answer() {
+        let (id, command) = Command::parse_request(r#"{"action":"listConversations","requestId":"r-7"}"#);
+        assert_eq!(id.as_ref().map(RequestId::as_str), Some("r-7"));
+        assert!(command.is_ok());
+        // Also when the command is refused, with the send's clientMessageId beside it.
+        let (id, refused) =
+            Command::parse_request(r#"{"action":"sendMessage","requestId":"r-8","clientMessageId":"m-1"}"#);
+        let refusal = refused.unwrap_err();
+        let frame: Value = serde_json::from_str(&refusal.to_reply().to_json_for(id.as_ref())).unwrap();
+        assert_eq!(
+            (
+                frame["type"].as_str(),
+                frame["requestId"].as_str(),
+                frame["clientMessageId"].as_str()
+            ),
+            (Some("error"), Some("r-8"), Some("m-1"))
+        );
+        // No id, no field; an id that is not a token is not echoed.
+        let (none, _) = Command::parse_request(r#"{"action":"listConversations","requestId":"a b"}"#);
+        assert!(none.is_none());
+        assert!(!refusal.to_reply().to_json_for(None).contains("requestId"));
     }
 
     #[test]
