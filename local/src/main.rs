@@ -47,9 +47,21 @@ async fn dev() -> Result<(), Box<dyn std::error::Error>> {
     println!("  dynamodb     {}", running.dynamodb_endpoint);
     println!("  Ctrl-C stops it.");
     println!();
-    tokio::signal::ctrl_c().await?;
+    stop_requested().await?;
     running.stop().await;
     Ok(())
+}
+
+/// Ctrl-C, `kill` (SIGTERM) or a closed terminal (SIGHUP): each stops the runtime and the servers
+/// it started, rather than leaving the broker and DynamoDB Local running behind it.
+async fn stop_requested() -> std::io::Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (mut term, mut hangup) = (signal(SignalKind::terminate())?, signal(SignalKind::hangup())?);
+    tokio::select! {
+        stopped = tokio::signal::ctrl_c() => stopped,
+        _ = term.recv() => Ok(()),
+        _ = hangup.recv() => Ok(()),
+    }
 }
 
 async fn invoke(function: &str, event: PathBuf) -> Result<(), Box<dyn std::error::Error>> {
