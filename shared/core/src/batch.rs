@@ -7,8 +7,10 @@
 //! failure, so Lambda retries from there and order holds.
 
 use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use aws_lambda_events::event::kafka::KafkaEvent;
+use futures::StreamExt;
 use futures::future::join_all;
 use relaychat_schema::events::TopicEvent;
 use relaychat_schema::kafka::{self, PartitionBatch, RawRecord};
@@ -42,10 +44,30 @@ impl<E: TopicEvent + Send + Sync> FromRecord for E {
 }
 
 /// A record read into its event.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Parsed<E> {
     pub record: DecodedRecord,
     pub event: E,
+    /// Handled (or dead-lettered): a handler asked again for the rest of a run skips it.
+    done: AtomicBool,
+}
+
+impl<E> Parsed<E> {
+    pub fn new(record: DecodedRecord, event: E) -> Self {
+        Self {
+            record,
+            event,
+            done: AtomicBool::new(false),
+        }
+    }
+
+    pub fn is_done(&self) -> bool {
+        self.done.load(Ordering::Acquire)
+    }
+
+    pub fn mark_done(&self) {
+        self.done.store(true, Ordering::Release);
+    }
 }
 
 impl<E: FromRecord> Parsed<E> {
@@ -66,29 +88,68 @@ impl<E: FromRecord> Parsed<E> {
 /// A function's work on its records.
 pub trait RecordHandler: Sync {
     type Event: FromRecord;
-    /// Handles one partition's events, in order, as many at a time as it likes. `Err((i, e))`:
-    /// the events before `i` are done and event `i` failed with `e`.
+    /// Handles one partition's events (those not yet done), as many at a time as it likes, each
+    /// key's in order. `Err((i, e))`: every event before `i` is done and event `i` failed with `e`;
+    /// events after `i` may be done too (they are marked so).
     fn handle(&self, events: &[Parsed<Self::Event>]) -> impl Future<Output = Result<(), (usize, Error)>> + Send;
 }
 
-/// A function that handles one event at a time (all but analytics); each is its own span.
+/// A function that handles one event at a time (all but analytics), each in its own span.
 pub trait EachEvent: Sync {
     type Event: FromRecord;
     fn handle_event(&self, event: &Self::Event) -> impl Future<Output = Result<(), Error>> + Send;
 }
 
+/// Most keys of a partition handled at once. Records with the same key stay in order (the key is
+/// what the producer orders by: a conversation, a reader); different keys need not wait for
+/// each other, so a partition is not bound to one record's round trips at a time.
+pub const MAX_KEYS_IN_FLIGHT: usize = 16;
+
 impl<T: EachEvent> RecordHandler for T {
     type Event = T::Event;
 
     async fn handle(&self, events: &[Parsed<T::Event>]) -> Result<(), (usize, Error)> {
-        for (i, parsed) in events.iter().enumerate() {
-            self.handle_event(&parsed.event)
-                .instrument(parsed.span())
-                .await
-                .map_err(|e| (i, e))?;
+        // Each key's events in order, by index; a key stops at its first failure.
+        let mut keys: Vec<(Option<&[u8]>, Vec<usize>)> = Vec::new();
+        for (i, parsed) in events.iter().enumerate().filter(|(_, p)| !p.is_done()) {
+            let key = parsed.record.key.as_deref();
+            match keys.iter_mut().find(|(k, _)| *k == key) {
+                Some((_, indices)) => indices.push(i),
+                None => keys.push((key, vec![i])),
+            }
         }
-        Ok(())
+        let runs: Vec<_> = keys
+            .into_iter()
+            .map(|(_, indices)| handle_key(self, events, indices))
+            .collect();
+        let outcomes: Vec<Option<(usize, Error)>> = futures::stream::iter(runs)
+            .buffer_unordered(MAX_KEYS_IN_FLIGHT)
+            .collect()
+            .await;
+        let first_failures = outcomes.into_iter().flatten();
+        // Every event before the lowest failure is done: its key's earlier ones, and all of the
+        // other keys' (their first failures, if any, come later).
+        match first_failures.into_iter().min_by_key(|(i, _)| *i) {
+            Some(failure) => Err(failure),
+            None => Ok(()),
+        }
     }
+}
+
+/// One key's events in order, until the first that fails: its index and why.
+async fn handle_key<T: EachEvent>(
+    handler: &T,
+    events: &[Parsed<T::Event>],
+    indices: Vec<usize>,
+) -> Option<(usize, Error)> {
+    for i in indices {
+        let parsed = &events[i];
+        match handler.handle_event(&parsed.event).instrument(parsed.span()).await {
+            Ok(()) => parsed.mark_done(),
+            Err(e) => return Some((i, e)),
+        }
+    }
+    None
 }
 
 /// Runs `handler` over every record of the event and returns the partial-batch response.
@@ -119,7 +180,7 @@ async fn run_partition<H: RecordHandler, D: DeadLetters>(
                     if run.is_empty() {
                         start = index;
                     }
-                    run.push(Parsed { record: decoded, event });
+                    run.push(Parsed::new(decoded, event));
                     continue;
                 }
                 Err(e) => (RawRecord::from(&decoded), Error::Invalid(e)),
@@ -160,6 +221,7 @@ async fn handle_run<H: RecordHandler, D: DeadLetters>(
         {
             return Err(at);
         }
+        run[at].mark_done();
         from = at + 1;
     }
     Ok(())
@@ -307,5 +369,129 @@ mod tests {
         let resp = run_batch(&e, &dlq, &Script::default()).await;
         assert_eq!(resp.batch_item_failures.len(), 2);
         assert_eq!(resp.batch_item_failures[0].item_identifier.offset, 10);
+    }
+
+    /// One partition of `(key, value)` records at offsets 10, 11, ...
+    fn keyed_event(records: &[(&str, &str)]) -> KafkaEvent {
+        let records: Vec<DecodedRecord> = records
+            .iter()
+            .enumerate()
+            .map(|(i, (key, value))| {
+                let id = RecordId {
+                    topic: "t".into(),
+                    partition: 0,
+                    offset: 10 + i as i64,
+                };
+                DecodedRecord::new(id, Some(key.as_bytes()), value.as_bytes())
+            })
+            .collect();
+        msk_event(&records, &EventSource::default()).unwrap()
+    }
+
+    /// Takes 10 ms a record (on a paused clock); remembers when each began and ended.
+    #[derive(Default)]
+    struct Slow {
+        log: Mutex<Vec<(String, &'static str, tokio::time::Instant)>>,
+        in_flight: std::sync::atomic::AtomicUsize,
+        most_in_flight: std::sync::atomic::AtomicUsize,
+    }
+
+    impl EachEvent for Slow {
+        type Event = Line;
+        async fn handle_event(&self, line: &Line) -> Result<(), Error> {
+            use std::sync::atomic::Ordering::SeqCst;
+            let now = self.in_flight.fetch_add(1, SeqCst) + 1;
+            self.most_in_flight.fetch_max(now, SeqCst);
+            self.log
+                .lock()
+                .unwrap()
+                .push((line.text.clone(), "start", tokio::time::Instant::now()));
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+            self.in_flight.fetch_sub(1, SeqCst);
+            let outcome = match line.text.as_str() {
+                t if t.starts_with("throttle") => Err(Error::unavailable("write", "throttled")),
+                t if t.starts_with("reject") => Err(Error::rejected("write", "validation")),
+                _ => Ok(()),
+            };
+            self.log
+                .lock()
+                .unwrap()
+                .push((line.text.clone(), "end", tokio::time::Instant::now()));
+            outcome
+        }
+    }
+
+    impl Slow {
+        fn started(&self) -> Vec<String> {
+            let log = self.log.lock().unwrap();
+            log.iter()
+                .filter(|(_, what, _)| *what == "start")
+                .map(|(v, _, _)| v.clone())
+                .collect()
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_keys_records_stay_in_order_while_other_keys_run_beside_them() {
+        // GIVEN three conversations' records interleaved in one partition
+        let e = keyed_event(&[
+            ("a", "a1"),
+            ("b", "b1"),
+            ("a", "a2"),
+            ("c", "c1"),
+            ("b", "b2"),
+            ("a", "a3"),
+        ]);
+        let slow = Slow::default();
+        let started = tokio::time::Instant::now();
+        // WHEN the batch runs
+        let resp = run_batch(&e, &Memory::default(), &slow).await;
+        // THEN every record is handled once, each key's in order, the keys side by side
+        assert!(resp.batch_item_failures.is_empty());
+        let order = slow.started();
+        let position = |v: &str| order.iter().position(|o| o == v).unwrap();
+        assert!(
+            position("a1") < position("a2") && position("a2") < position("a3"),
+            "{order:?}"
+        );
+        assert!(position("b1") < position("b2"), "{order:?}");
+        assert_eq!(order.len(), 6);
+        assert_eq!(slow.most_in_flight.load(std::sync::atomic::Ordering::SeqCst), 3);
+        assert_eq!(
+            started.elapsed(),
+            std::time::Duration::from_millis(30),
+            "the longest key's three records"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_retryable_failure_stops_its_key_and_the_partition_is_retried_from_it() {
+        let e = keyed_event(&[("a", "a1"), ("b", "throttle-b1"), ("a", "a2"), ("b", "b2")]);
+        let slow = Slow::default();
+        let resp = run_batch(&e, &Memory::default(), &slow).await;
+        let failed: Vec<i64> = resp
+            .batch_item_failures
+            .iter()
+            .map(|f| f.item_identifier.offset)
+            .collect();
+        assert_eq!(failed, vec![11, 12, 13], "from the failed record on, as Lambda retries");
+        assert!(
+            !slow.started().contains(&"b2".to_owned()),
+            "b's later record waits for b1"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_permanent_failure_is_dead_lettered_and_nothing_else_runs_twice() {
+        let e = keyed_event(&[("a", "a1"), ("b", "reject-b1"), ("a", "a2"), ("b", "b2"), ("c", "c1")]);
+        let slow = Slow::default();
+        let dlq = Memory::default();
+        let resp = run_batch(&e, &dlq, &slow).await;
+        assert!(resp.batch_item_failures.is_empty());
+        let mut started = slow.started();
+        started.sort();
+        assert_eq!(started, vec!["a1", "a2", "b2", "c1", "reject-b1"], "each once");
+        let dead = dlq.dead_letters();
+        assert_eq!((dead.len(), dead[0].0.id.offset), (1, 11));
     }
 }
