@@ -12,6 +12,7 @@ mod crash;
 mod dynamo_faults;
 mod load;
 mod poison;
+mod round_trips;
 mod storage;
 
 /// The proofs run one at a time: each measures the machine (latency, memory, time to settle),

@@ -3,6 +3,7 @@
 //! wire (status, `__type`, `CancellationReasons`). The SDK and the adapter above it cannot tell
 //! the difference, so retries, classification and idempotency are tested end to end.
 
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -53,6 +54,8 @@ struct Shared {
     plan: Mutex<Plan>,
     calls: AtomicUsize,
     injected: AtomicUsize,
+    /// Calls by operation (`X-Amz-Target` suffix).
+    by_operation: Mutex<BTreeMap<String, usize>>,
 }
 
 /// The running proxy.
@@ -74,6 +77,7 @@ impl DynamoFaults {
             plan: Mutex::new(Plan::default()),
             calls: AtomicUsize::new(0),
             injected: AtomicUsize::new(0),
+            by_operation: Mutex::new(BTreeMap::new()),
         });
         let app = axum::Router::new().fallback(forward).with_state(shared.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
@@ -113,6 +117,14 @@ impl DynamoFaults {
     pub fn calls(&self) -> usize {
         self.shared.calls.load(Ordering::SeqCst)
     }
+    /// Calls that reached the proxy, by operation, since the last `reset_counts`.
+    pub fn calls_by_operation(&self) -> BTreeMap<String, usize> {
+        self.shared.by_operation.lock().expect("counts").clone()
+    }
+    pub fn reset_counts(&self) {
+        self.shared.by_operation.lock().expect("counts").clear();
+    }
+
     pub fn injected(&self) -> usize {
         self.shared.injected.load(Ordering::SeqCst)
     }
@@ -195,6 +207,12 @@ async fn forward(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: By
         .and_then(|t| t.rsplit('.').next())
         .unwrap_or_default()
         .to_owned();
+    *shared
+        .by_operation
+        .lock()
+        .expect("counts")
+        .entry(operation.clone())
+        .or_default() += 1;
     let fault = fault_for(&shared, &operation);
     if let Some(fault) = fault.filter(|f| *f != Fault::AppliedThenLost) {
         shared.injected.fetch_add(1, Ordering::SeqCst);

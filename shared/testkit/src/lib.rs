@@ -169,6 +169,29 @@ pub fn read_topic(topic: &str, expected: usize, timeout: Duration) -> Vec<Receiv
     out
 }
 
+/// How many records `topic` holds in all (the sum of its partitions' end offsets).
+pub fn records_in(topic: &str) -> i64 {
+    let consumer: BaseConsumer = kafka_settings()
+        .client_config()
+        .set("group.id", unique("counter"))
+        .create()
+        .expect("consumer");
+    let metadata = consumer
+        .fetch_metadata(Some(topic), Duration::from_secs(5))
+        .expect("metadata");
+    metadata
+        .topics()
+        .iter()
+        .flat_map(|t| t.partitions())
+        .map(|p| {
+            consumer
+                .fetch_watermarks(topic, p.id(), Duration::from_secs(5))
+                .expect("watermarks")
+                .1
+        })
+        .sum()
+}
+
 /// True when consumer group `group` has committed the end of every partition of `topics`: all
 /// it was given is handled (a handler's own produces happen before its commit).
 pub fn consumed_to_end(group: &str, topics: &[String]) -> bool {

@@ -1,0 +1,65 @@
+//! Shared by the bench binaries: generated MSK events, and timing in interleaved rounds.
+
+use std::time::{Duration, Instant};
+
+use relaychat_schema::events::TopicEvent;
+use relaychat_schema::kafka::{EventSource, msk_event};
+use relaychat_schema::{ChatMessage, DecodedRecord, RecordId};
+
+/// A chat message of about `content_chars` characters of content, in one of `conversations`.
+pub fn chat_message(n: usize, conversations: usize, content_chars: usize) -> ChatMessage {
+    let conversation = format!("conv-{}", n % conversations.max(1));
+    let mut m = relaychat_core::memory::sample_message(&conversation, "alice", &["alice", "bob", "carol"]);
+    let words = "lunch at noon? the usual place, or somewhere new this week ";
+    let content: String = words.chars().cycle().take(content_chars.max(1)).collect();
+    m.content = relaychat_schema::MessageContent::parse(content).unwrap_or(m.content);
+    m
+}
+
+/// The JSON bytes of an MSK event of `records` chat messages over `partitions` partitions, each
+/// with a `traceparent` header, as Lambda delivers them.
+pub fn chat_event_bytes(records: usize, partitions: i32, content_chars: usize) -> Vec<u8> {
+    let records: Vec<DecodedRecord> = (0..records)
+        .map(|n| {
+            let m = chat_message(n, 100, content_chars);
+            let id = RecordId {
+                topic: "chat-messages".into(),
+                partition: n as i32 % partitions.max(1),
+                offset: n as i64,
+            };
+            let mut r = DecodedRecord::new(id, Some(m.conversation_id.as_str().as_bytes()), &m.to_json());
+            r.headers = vec![(
+                "traceparent".to_owned(),
+                b"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01".to_vec(),
+            )];
+            r.timestamp = chrono::DateTime::from_timestamp_millis(1_764_064_800_000).unwrap_or_default();
+            r
+        })
+        .collect();
+    let event = msk_event(&records, &EventSource::default()).unwrap_or_else(|e| panic!("an event: {e}"));
+    serde_json::to_vec(&event).unwrap_or_else(|e| panic!("serialisable: {e}"))
+}
+
+/// Runs each contender `rounds` times, interleaved (A B C, A B C, ...), so the machine's drift
+/// falls on all alike; returns each one's median.
+pub fn interleaved(rounds: usize, contenders: &mut [(&str, &mut dyn FnMut() -> usize)]) -> Vec<Duration> {
+    let mut times: Vec<Vec<Duration>> = vec![Vec::new(); contenders.len()];
+    for _ in 0..rounds {
+        for (i, (_, run)) in contenders.iter_mut().enumerate() {
+            let started = Instant::now();
+            std::hint::black_box(run());
+            times[i].push(started.elapsed());
+        }
+    }
+    times
+        .into_iter()
+        .map(|mut t| {
+            t.sort();
+            t[t.len() / 2]
+        })
+        .collect()
+}
+
+pub fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
