@@ -10,7 +10,7 @@ TOOLS_PATH := $(RELAYCHAT_CACHE)/lambda-tools/bin:$(SAM_TOOLS)/bin:$$PATH
 # samconfig.toml environment for build/deploy: default (dev) or prod.
 ENV ?= default
 
-.PHONY: help dev invoke test unit lint fmt infra events lambda lambda-tools sam-tools build deploy lint-template
+.PHONY: help dev invoke test unit lint fmt infra events lambda lambda-tools sam-tools build deploy lint-template bench
 
 help:
 	@echo "make dev      the whole system locally: broker, DynamoDB Local, every function, WebSocket gateway, web page"
@@ -23,6 +23,7 @@ help:
 	@echo "make build    sam build (cargo-lambda, arm64, no Docker); ENV=prod for the prod config"
 	@echo "make deploy   sam build + sam deploy with samconfig.toml's ENV (default: dev); see docs/deploy.md"
 	@echo "make lint-template  cfn-lint, sam validate --lint and sam validate --language-extensions on template.yaml"
+	@echo "make bench    decode times and ratios against Powertools (Node, Node + Zod, Python + Pydantic), then throughput"
 
 # Local AWS credentials: DynamoDB Local accepts any; nothing here talks to AWS.
 LOCAL_AWS := AWS_ACCESS_KEY_ID=$${AWS_ACCESS_KEY_ID:-local} AWS_SECRET_ACCESS_KEY=$${AWS_SECRET_ACCESS_KEY:-local} AWS_REGION=$${AWS_REGION:-us-east-1}
@@ -85,3 +86,8 @@ deploy: build
 
 lint-template:
 	scripts/lint-template.sh
+
+# Installs the peers (npm, PyPI) under $(RELAYCHAT_CACHE)/bench-peers on first use; BENCH_ROUNDS,
+# BENCH_ITERATIONS and DECODE_BIN (skip the cargo build) tune it.
+bench:
+	scripts/bench.sh

@@ -59,6 +59,9 @@ fn floor(bytes: &[u8]) -> usize {
     serde_json::from_slice::<IgnoredAny>(bytes).map_or(0, |_| 1)
 }
 
+/// A way to decode an event's bytes; how many records it read.
+type Decoder = fn(&[u8]) -> usize;
+
 /// The event shapes: name, records, content characters.
 const SHAPES: [(&str, usize, usize); 5] = [
     ("100", 100, 300),
@@ -89,8 +92,7 @@ fn tool_mode(args: &[String]) -> bool {
             let iterations: usize = iterations.parse().unwrap_or(5);
             let records = relaychat(&bytes);
             assert_eq!(plain(&bytes), records, "both paths decode every record");
-            let paths: [(&str, fn(&[u8]) -> usize); 3] =
-                [("relaychat", relaychat), ("rust-plain", plain), ("floor", floor)];
+            let paths: [(&str, Decoder); 3] = [("relaychat", relaychat), ("rust-plain", plain), ("floor", floor)];
             for (name, run) in paths {
                 let times: Vec<f64> = (0..iterations)
                     .map(|_| {

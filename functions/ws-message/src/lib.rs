@@ -10,6 +10,7 @@ use relaychat_adapters::{ConfigError, Deps};
 use relaychat_core::actions::{Sender, perform, refusal_for};
 use relaychat_core::function::WebSocketFunction;
 use relaychat_core::ports::{ConnectionRegistry, ConversationStore, DeviceStore, Publisher};
+use relaychat_core::remembered::Remembered;
 use relaychat_schema::Topics;
 use relaychat_schema::gateway::{body_text, connection_id, response};
 use relaychat_schema::protocol::{Command, ErrorCode, Refusal, Reply};
@@ -73,13 +74,14 @@ where
     }
 }
 
-/// ws-message as deployed, on DynamoDB and Kafka.
-pub type Deployed = WsMessage<DynamoStore, KafkaPublisher>;
+/// ws-message as deployed, on DynamoDB (a connection's identity and a conversation's members
+/// remembered once read: they never change) and Kafka.
+pub type Deployed = WsMessage<Remembered<DynamoStore>, KafkaPublisher>;
 
 /// The one place ws-message is wired: Lambda's `main.rs` and the local runtime both build it here.
 pub async fn build(deps: Deps) -> Result<Deployed, ConfigError> {
     Ok(WsMessage {
-        store: deps.store,
+        store: Remembered::new(deps.store),
         publisher: deps.publisher,
         topics: deps.topics,
     })

@@ -86,6 +86,11 @@ impl Memory {
     pub fn connect(&self, user: &str, connection: &str) {
         self.state().connections.push(key(&user, &connection));
     }
+    /// Drops a conversation behind the ports' back (to show a cache does not read it again).
+    pub fn forget_conversation(&self, id: &ConversationId) {
+        self.state().conversations.remove(id.as_str());
+    }
+
     pub fn mark_gone(&self, connection: &str) {
         self.state().gone.insert(connection.to_owned());
     }

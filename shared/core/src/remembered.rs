@@ -1,0 +1,203 @@
+//! Lookups whose answer never changes for the life of what they name, remembered in the execution
+//! environment so a request does not pay a round trip for them again:
+//! - a connection's identity, fixed at `$connect` (still served only until its token expires);
+//! - a conversation and its members, which no action changes.
+//!
+//! Staleness is safe by construction; an action that changed members would have to forget the
+//! conversation here. Each memory holds at most `CAPACITY` entries and starts afresh when full.
+
+use std::collections::HashMap;
+use std::hash::Hash;
+use std::sync::Mutex;
+
+use chrono::{DateTime, Utc};
+use relaychat_schema::protocol::{ConversationSummary, MessageView};
+use relaychat_schema::{ClientMessageId, ConnectionId, ConversationId, MessageId, UserId};
+
+use crate::Error;
+use crate::limits::Limited;
+use crate::ports::{ConnectionRegistry, Conversation, ConversationStore, Device, DeviceStore, Identity};
+
+/// Entries each memory holds (a Lambda execution environment serves one request at a time; this
+/// bounds the memory, not the hit rate of a busy one).
+pub const CAPACITY: usize = 10_000;
+
+struct Memory<K, V>(Mutex<HashMap<K, V>>);
+
+impl<K: Hash + Eq, V: Clone> Memory<K, V> {
+    fn new() -> Self {
+        Self(Mutex::new(HashMap::new()))
+    }
+    fn get(&self, key: &K) -> Option<V> {
+        self.0.lock().ok()?.get(key).cloned()
+    }
+    fn put(&self, key: K, value: V) {
+        if let Ok(mut map) = self.0.lock() {
+            if map.len() >= CAPACITY {
+                map.clear();
+            }
+            map.insert(key, value);
+        }
+    }
+    fn forget(&self, key: &K) {
+        if let Ok(mut map) = self.0.lock() {
+            map.remove(key);
+        }
+    }
+}
+
+/// A store whose immutable lookups are remembered (see the module).
+pub struct Remembered<S> {
+    inner: S,
+    identities: Memory<ConnectionId, Identity>,
+    conversations: Memory<ConversationId, Conversation>,
+}
+
+impl<S> Remembered<S> {
+    pub fn new(inner: S) -> Self {
+        Self {
+            inner,
+            identities: Memory::new(),
+            conversations: Memory::new(),
+        }
+    }
+
+    pub fn inner(&self) -> &S {
+        &self.inner
+    }
+}
+
+fn unexpired(identity: &Identity, now: DateTime<Utc>) -> bool {
+    identity.expires_at.is_none_or(|at| at > now)
+}
+
+impl<S: ConnectionRegistry + Send> ConnectionRegistry for Remembered<S> {
+    async fn register(&self, connection: &ConnectionId, identity: &Identity) -> Result<(), Error> {
+        self.inner.register(connection, identity).await?;
+        self.identities.put(connection.clone(), identity.clone());
+        Ok(())
+    }
+    async fn unregister(&self, connection: &ConnectionId) -> Result<(), Error> {
+        self.identities.forget(connection);
+        self.inner.unregister(connection).await
+    }
+    async fn identity_of(&self, connection: &ConnectionId) -> Result<Option<Identity>, Error> {
+        if let Some(identity) = self.identities.get(connection) {
+            // The expiry holds whether the identity was remembered or read.
+            return Ok(unexpired(&identity, Utc::now()).then_some(identity));
+        }
+        let identity = self.inner.identity_of(connection).await?;
+        if let Some(i) = &identity {
+            self.identities.put(connection.clone(), i.clone());
+        }
+        Ok(identity)
+    }
+    async fn allow(&self, connection: &ConnectionId, action: Limited, now: DateTime<Utc>) -> Result<bool, Error> {
+        self.inner.allow(connection, action, now).await
+    }
+}
+
+impl<S: ConversationStore + Send> ConversationStore for Remembered<S> {
+    async fn create_conversation(
+        &self,
+        conversation: &Conversation,
+        request: Option<&ClientMessageId>,
+    ) -> Result<Conversation, Error> {
+        let created = self.inner.create_conversation(conversation, request).await?;
+        self.conversations.put(created.id.clone(), created.clone());
+        Ok(created)
+    }
+    async fn conversation(&self, id: &ConversationId) -> Result<Option<Conversation>, Error> {
+        if let Some(c) = self.conversations.get(id) {
+            return Ok(Some(c));
+        }
+        let found = self.inner.conversation(id).await?;
+        if let Some(c) = &found {
+            self.conversations.put(id.clone(), c.clone());
+        }
+        Ok(found)
+    }
+    async fn conversations_of(&self, user: &UserId) -> Result<Vec<ConversationSummary>, Error> {
+        self.inner.conversations_of(user).await
+    }
+    async fn history(
+        &self,
+        conversation: &ConversationId,
+        before: Option<MessageId>,
+        limit: u32,
+    ) -> Result<(Vec<MessageView>, Option<MessageId>), Error> {
+        self.inner.history(conversation, before, limit).await
+    }
+}
+
+impl<S: DeviceStore + Send> DeviceStore for Remembered<S> {
+    async fn register_device(&self, device: &Device) -> Result<(), Error> {
+        self.inner.register_device(device).await
+    }
+    async fn devices_of(&self, user: &UserId) -> Result<Vec<Device>, Error> {
+        self.inner.devices_of(user).await
+    }
+    async fn remove_device(&self, device: &Device) -> Result<(), Error> {
+        self.inner.remove_device(device).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::memory::{Memory as Fake, user};
+    use relaychat_schema::DisplayName;
+
+    fn identity(expires_in_s: i64) -> Identity {
+        Identity {
+            user: user("alice"),
+            name: DisplayName::parse("Alice").unwrap(),
+            expires_at: Some(Utc::now() + chrono::Duration::seconds(expires_in_s)),
+        }
+    }
+
+    #[tokio::test]
+    async fn an_identity_is_read_once_and_still_expires() {
+        let store = Remembered::new(Fake::default());
+        let (live, short) = (
+            ConnectionId::parse("bGl2ZQ==").unwrap(),
+            ConnectionId::parse("c2hvcnQ=").unwrap(),
+        );
+        store.inner().register(&live, &identity(3600)).await.unwrap();
+        assert!(store.identity_of(&live).await.unwrap().is_some());
+        // Gone from the store underneath: still known here (a connection's identity never changes).
+        store.inner().unregister(&live).await.unwrap();
+        assert_eq!(
+            store.identity_of(&live).await.unwrap().map(|i| i.user),
+            Some(user("alice"))
+        );
+        // Unregistered through it: forgotten.
+        store.unregister(&live).await.unwrap();
+        assert!(store.identity_of(&live).await.unwrap().is_none());
+        // A remembered identity whose token has expired is not served.
+        store.register(&short, &identity(-1)).await.unwrap();
+        assert!(store.identity_of(&short).await.unwrap().is_none());
+    }
+
+    #[tokio::test]
+    async fn a_conversation_is_read_once() {
+        let store = Remembered::new(Fake::default());
+        let c = Conversation {
+            id: ConversationId::parse("c1").unwrap(),
+            title: None,
+            members: vec![user("alice"), user("bob")],
+            created_by: user("alice"),
+            created_at: Utc::now(),
+        };
+        store.inner().create_conversation(&c, None).await.unwrap();
+        assert_eq!(store.conversation(&c.id).await.unwrap(), Some(c.clone()));
+        store.inner().forget_conversation(&c.id);
+        assert_eq!(store.conversation(&c.id).await.unwrap(), Some(c), "remembered");
+        let unknown = ConversationId::parse("c2").unwrap();
+        assert_eq!(
+            store.conversation(&unknown).await.unwrap(),
+            None,
+            "an unknown one is not remembered"
+        );
+    }
+}
