@@ -3,7 +3,7 @@
 use std::time::{Duration, Instant};
 
 use relaychat_schema::events::TopicEvent;
-use relaychat_schema::kafka::{EventSource, msk_event};
+use relaychat_schema::kafka::{EventSource, msk_event_json};
 use relaychat_schema::{ChatMessage, DecodedRecord, RecordId};
 
 /// A chat message of about `content_chars` characters of content, in one of `conversations`.
@@ -36,8 +36,8 @@ pub fn chat_event_bytes(records: usize, partitions: i32, content_chars: usize) -
             r
         })
         .collect();
-    let event = msk_event(&records, &EventSource::default()).unwrap_or_else(|e| panic!("an event: {e}"));
-    serde_json::to_vec(&event).unwrap_or_else(|e| panic!("serialisable: {e}"))
+    serde_json::to_vec(&msk_event_json(&records, &EventSource::default()))
+        .unwrap_or_else(|e| panic!("serialisable: {e}"))
 }
 
 /// Runs each contender `rounds` times, interleaved (A B C, A B C, ...), so the machine's drift

@@ -272,16 +272,21 @@ impl Default for EventSource {
 /// one builder of MSK events: the local runtime's event-source mappings, the tests and the fuzz
 /// targets all use it.
 pub fn msk_event(records: &[DecodedRecord], source: &EventSource) -> Result<KafkaEvent, serde_json::Error> {
+    serde_json::from_value(msk_event_json(records, source))
+}
+
+/// The same event as the JSON Lambda sends (numbers where Lambda sends numbers).
+pub fn msk_event_json(records: &[DecodedRecord], source: &EventSource) -> serde_json::Value {
     let mut groups: std::collections::BTreeMap<String, Vec<serde_json::Value>> = std::collections::BTreeMap::new();
     for r in records {
         groups.entry(r.id.topic_partition()).or_default().push(encode_record(r));
     }
-    serde_json::from_value(serde_json::json!({
+    serde_json::json!({
         "eventSource": "aws:kafka",
         "eventSourceArn": source.arn,
         "bootstrapServers": source.bootstrap_servers,
         "records": groups,
-    }))
+    })
 }
 
 fn encode_record(r: &DecodedRecord) -> serde_json::Value {
