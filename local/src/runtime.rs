@@ -194,6 +194,7 @@ pub async fn start(config: LocalConfig) -> Result<Running, RuntimeError> {
             },
             stats: stats.clone(),
             index,
+            produced: publisher.produced(),
         };
         let rx = watch_shutdown.clone();
         mappings.push(tokio::spawn(async move {

@@ -97,6 +97,7 @@ async fn run(values: &[&str]) -> (Arc<Script>, MappingStats, String) {
         function: script.clone(),
         settings: kafka_settings(),
         dead_letters: KafkaPublisher::new(&kafka_settings()).unwrap(),
+        produced: tokio::sync::watch::channel(0).1,
         source: EventSource::default(),
         stats: stats.clone(),
         index: 0,

@@ -7,7 +7,7 @@
 
 mod settle;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -29,6 +29,16 @@ use crate::functions::SharedKafkaFunction;
 use crate::template::{Mapping, StartingPosition};
 use settle::{FIRST_BACKOFF, Identified, MAX_BACKOFF, Target, settle};
 pub use settle::{Outcome, Policy, Unsettled, backoff};
+
+/// Read to the end of every partition and nothing new for this long, a mapping dozes: it stops
+/// fetching (each fetch with nothing to return still costs the broker a round) until something
+/// is produced in this process, or `DOZE` passes (records from other producers); then it fetches
+/// until it has read to the end again. Fetching only starts from a known position: a mapping
+/// never dozes before every partition reported its end, so `LATEST` is where it started.
+const IDLE_AFTER: Duration = Duration::from_secs(2);
+const DOZE: Duration = Duration::from_secs(1);
+/// How often the loop looks whether it may doze while nothing arrives.
+const TICK: Duration = Duration::from_millis(100);
 
 /// Lambda's limit on an invocation's payload.
 pub const MAX_EVENT_BYTES: usize = 6 * 1024 * 1024;
@@ -104,6 +114,8 @@ pub struct Esm {
     pub source: EventSource,
     pub stats: Stats,
     pub index: usize,
+    /// Changes when this process produced a record: a dozing mapping wakes (see `IDLE_AFTER`).
+    pub produced: watch::Receiver<u64>,
 }
 
 impl Esm {
@@ -139,16 +151,36 @@ impl Esm {
         let topics: Vec<&str> = m.topics.iter().map(String::as_str).collect();
         consumer.subscribe(&topics)?;
         info!(function = %m.function, group = %m.consumer_group, topics = ?m.topics, "event source mapping started");
+        let mut produced = self.produced.clone();
+        // Partitions read to their end since their last record.
+        let mut at_end: HashSet<i32> = HashSet::new();
+        let mut quiet_since = Instant::now();
         loop {
+            // Anything produced from here on wakes a doze.
+            produced.borrow_and_update();
+            if quiet_since.elapsed() >= IDLE_AFTER && caught_up(&consumer, &at_end) {
+                if !self.doze(&consumer, &mut produced, &mut shutdown).await {
+                    break;
+                }
+                // Fresh ends are needed before the next doze, which may follow at once.
+                at_end.clear();
+                continue;
+            }
             let first = tokio::select! {
                 _ = shutdown.changed() => break,
-                message = consumer.recv() => message,
+                message = tokio::time::timeout(TICK, consumer.recv()) => message,
             };
+            let Ok(first) = first else { continue };
             let mut batch = Vec::new();
             match first {
-                Ok(message) => batch.push(record(&message)),
+                Ok(message) => {
+                    at_end.remove(&message.partition());
+                    quiet_since = Instant::now();
+                    batch.push(record(&message));
+                }
                 Err(KafkaError::PartitionEOF(partition)) => {
                     self.note_end(&consumer, partition);
+                    at_end.insert(partition);
                     continue;
                 }
                 Err(e) => {
@@ -157,7 +189,7 @@ impl Esm {
                     continue;
                 }
             }
-            self.fill(&consumer, &mut batch).await;
+            self.fill(&consumer, &mut batch, &mut at_end).await;
             let policy = Policy {
                 max_retries: m.max_retries,
                 bisect_on_error: m.bisect_on_error,
@@ -192,7 +224,7 @@ impl Esm {
 
     /// Adds records until the batch is full, 6 MB, or the batching window closes (window 0: while
     /// records are already there).
-    async fn fill(&self, consumer: &StreamConsumer, batch: &mut Vec<Polled>) {
+    async fn fill(&self, consumer: &StreamConsumer, batch: &mut Vec<Polled>, at_end: &mut HashSet<i32>) {
         let m = &self.mapping;
         let deadline = Instant::now() + Duration::from_millis(m.batching_window_ms.max(5));
         let mut bytes: usize = batch.iter().map(event_bytes).sum();
@@ -215,10 +247,12 @@ impl Esm {
                         break;
                     }
                     bytes += event_bytes(&r);
+                    at_end.remove(&r.record.id.partition);
                     batch.push(r);
                 }
                 Ok(Err(KafkaError::PartitionEOF(partition))) => {
                     self.note_end(consumer, partition);
+                    at_end.insert(partition);
                     if m.batching_window_ms == 0 {
                         break;
                     }
@@ -226,6 +260,34 @@ impl Esm {
                 Ok(Err(_)) | Err(_) => break,
             }
         }
+    }
+
+    /// Stops fetching until this process produces something, a `DOZE` passes, or the mapping
+    /// stops (`false`).
+    async fn doze(
+        &self,
+        consumer: &StreamConsumer,
+        produced: &mut watch::Receiver<u64>,
+        shutdown: &mut watch::Receiver<bool>,
+    ) -> bool {
+        if produced.has_changed().unwrap_or(true) {
+            return true;
+        }
+        let Ok(assignment) = consumer.assignment() else {
+            return true;
+        };
+        if consumer.pause(&assignment).is_err() {
+            return true;
+        }
+        let stopping = tokio::select! {
+            _ = produced.changed() => false,
+            _ = tokio::time::sleep(DOZE) => false,
+            _ = shutdown.changed() => true,
+        };
+        if let Err(e) = consumer.resume(&assignment) {
+            warn!(function = %self.mapping.function, error = %e, "could not resume fetching");
+        }
+        !stopping
     }
 
     /// Moves the consumer back to the first unsettled record of each partition.
@@ -407,6 +469,14 @@ impl Target<Polled> for Settling<'_> {
         self.esm.stats(|s| s.retries += 1);
         self.sleep(wait).await
     }
+}
+
+/// Every assigned partition read to its end (a mapping with nothing assigned yet is not).
+fn caught_up(consumer: &StreamConsumer, at_end: &HashSet<i32>) -> bool {
+    consumer.assignment().is_ok_and(|assigned| {
+        let partitions = assigned.elements();
+        !partitions.is_empty() && partitions.iter().all(|p| at_end.contains(&p.partition()))
+    })
 }
 
 fn record(m: &rdkafka::message::BorrowedMessage<'_>) -> Polled {

@@ -33,6 +33,9 @@ struct Inner {
     settings: KafkaSettings,
     current: RwLock<Arc<OwnedProducer>>,
     rebuilds: AtomicU64,
+    /// Counts the records this publisher got onto the broker (or queued), for whoever wants to
+    /// know that something was produced (the local runtime's idle consumers).
+    produced: tokio::sync::watch::Sender<u64>,
 }
 
 /// A producer destroyed off the async threads: librdkafka's destroy waits for in-flight
@@ -89,6 +92,7 @@ impl KafkaPublisher {
                 settings: settings.clone(),
                 current: RwLock::new(Arc::new(OwnedProducer(Some(producer)))),
                 rebuilds: AtomicU64::new(0),
+                produced: tokio::sync::watch::Sender::new(0),
             }),
         })
     }
@@ -149,7 +153,10 @@ impl KafkaPublisher {
         let budget = self.inner.settings.delivery_timeout + Duration::from_millis(500);
         let sent = tokio::time::timeout(budget, producer.send(record, Duration::from_millis(500))).await;
         match sent {
-            Ok(Ok(delivery)) => Ok((delivery.partition, delivery.offset)),
+            Ok(Ok(delivery)) => {
+                self.inner.produced.send_modify(|n| *n += 1);
+                Ok((delivery.partition, delivery.offset))
+            }
             Ok(Err((e, _))) => {
                 if is_fatal(&e, &producer) {
                     self.rebuild(&producer);
@@ -173,9 +180,17 @@ impl KafkaPublisher {
             ));
         }
         match producer.send_result(future_record(topic, key, value, &[])) {
-            Ok(_delivery) => Ok(()),
+            Ok(_delivery) => {
+                self.inner.produced.send_modify(|n| *n += 1);
+                Ok(())
+            }
             Err((e, _)) => Err(classify_kafka("queue", e)),
         }
+    }
+
+    /// Changes each time this publisher produced (or queued) a record.
+    pub fn produced(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.inner.produced.subscribe()
     }
 
     /// Waits for queued records (shutdown).
