@@ -17,7 +17,7 @@ use crate::client::{Client, start_runtime_with};
 
 const MESSAGES: usize = 20;
 /// DynamoDB calls a message may cost in all (measured 2026-11-26; docs/performance.md).
-const DYNAMODB_CALLS_BUDGET: f64 = 7.0;
+const DYNAMODB_CALLS_BUDGET: f64 = 6.0;
 
 /// Waits until every mapping of the runtime has handled all of its topics, twice in a row.
 async fn quiet(running: &relaychat_local::runtime::Running) {

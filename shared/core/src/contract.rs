@@ -150,6 +150,29 @@ pub async fn the_last_message_never_moves_back(store: &impl Store) {
     assert_eq!(last.map(|v| v.message_id), Some(newer.message_id));
 }
 
+pub async fn storing_a_message_makes_it_the_last_unless_a_later_one_is(store: &impl Store) {
+    let c = conversation(&["alice", "bob"]);
+    store.create_conversation(&c, None).await.expect("create");
+    let (older, newer) = (message(&c, "alice"), message(&c, "bob"));
+    stored(store, &older).await;
+    let last = |s: Option<ConversationSummary>| s.and_then(|s| s.last_message).map(|v| v.message_id);
+    assert_eq!(last(summary(store, "bob", &c).await), Some(older.message_id));
+    stored(store, &newer).await;
+    assert_eq!(last(summary(store, "bob", &c).await), Some(newer.message_id));
+    // Stored late (minted first): stored, counted, but not the last message.
+    let late = message(&c, "alice");
+    let latest = message(&c, "bob");
+    stored(store, &latest).await;
+    assert_eq!(
+        stored(store, &late).await,
+        Inserted::Stored {
+            already_read_by: vec![]
+        }
+    );
+    assert_eq!(last(summary(store, "alice", &c).await), Some(latest.message_id));
+    assert_eq!(unread(store, "bob", &c).await, 2, "older and late, both from alice");
+}
+
 pub async fn history_pages_newest_first_to_the_oldest(store: &impl Store) {
     let c = conversation(&["alice", "bob"]);
     store.create_conversation(&c, None).await.expect("create");
@@ -316,6 +339,7 @@ macro_rules! port_contract_tests {
             a_retried_create_returns_the_first_conversation,
             a_message_is_stored_once_and_unread_once_per_recipient,
             the_last_message_never_moves_back,
+            storing_a_message_makes_it_the_last_unless_a_later_one_is,
             history_pages_newest_first_to_the_oldest,
             the_read_cursor_only_moves_forward_and_recounts_unread,
             a_message_stored_behind_the_cursor_is_read_not_unread,

@@ -198,6 +198,11 @@ impl MessageStore for Memory {
                 *s.unread.entry(membership).or_default() += 1;
             }
         }
+        let last = s
+            .last_message
+            .entry(m.conversation_id.to_string())
+            .or_insert(m.message_id);
+        *last = (*last).max(m.message_id);
         Ok(Inserted::Stored { already_read_by })
     }
     async fn set_last_message(&self, m: &ChatMessage) -> Result<(), Error> {

@@ -12,11 +12,11 @@ pub enum Persisted {
     AlreadyStored,
 }
 
-/// Stores the message with the recipients' unread increments (one atomic write that a replay
-/// cannot repeat), then moves the conversation's last message forward. The second step runs on
-/// replays too, so a crash between the two steps heals on redelivery. A recipient who had read
-/// past the message before it arrived is not given an unread and gets its READ receipt in the
-/// same atomic write: reading is by position, whatever the order of arrival.
+/// Stores the message with the recipients' unread increments and the conversation's last message
+/// (one atomic write that a replay cannot repeat). A replay moves the last message forward again
+/// on its own, which heals a conversation stored by an earlier version in two steps. A recipient
+/// who had read past the message before it arrived is not given an unread and gets its READ
+/// receipt in the same atomic write: reading is by position, whatever the order of arrival.
 pub async fn persist_message(store: &impl MessageStore, message: &ChatMessage) -> Result<Persisted, Error> {
     let outcome = match store.insert_message(message).await? {
         Inserted::Stored { already_read_by } => {
@@ -27,10 +27,10 @@ pub async fn persist_message(store: &impl MessageStore, message: &ChatMessage) -
         }
         Inserted::Repeat => {
             debug!(message_id = %message.message_id, "already stored; replay changes nothing");
+            store.set_last_message(message).await?;
             Persisted::AlreadyStored
         }
     };
-    store.set_last_message(message).await?;
     Ok(outcome)
 }
 

@@ -28,11 +28,13 @@ pub enum Inserted {
 /// The messages of conversations.
 pub trait MessageStore: Sync {
     /// Stores the message and, atomically with it, adds one to the unread count of each recipient
-    /// whose read cursor is before it, and writes a READ receipt for each recipient whose cursor
-    /// is past it. A repeat changes nothing.
+    /// whose read cursor is before it, writes a READ receipt for each recipient whose cursor is
+    /// past it, and makes it the conversation's last message unless a later one is. A repeat
+    /// changes nothing.
     fn insert_message(&self, message: &ChatMessage) -> impl Future<Output = Result<Inserted, Error>> + Send;
 
-    /// Makes this the conversation's last message, unless a later one is already there.
+    /// Makes this the conversation's last message, unless a later one is already there (for a
+    /// repeat: it heals a store that crashed between the two in an earlier version).
     fn set_last_message(&self, message: &ChatMessage) -> impl Future<Output = Result<(), Error>> + Send;
 
     /// Ids and senders of the first `limit` messages with `after < id <= up_to`, oldest first.

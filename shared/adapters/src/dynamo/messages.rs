@@ -79,48 +79,9 @@ impl DynamoStore {
         )?;
         Ok(TransactWriteItem::builder().put(put).build())
     }
-}
 
-impl MessageStore for DynamoStore {
-    async fn insert_message(&self, m: &ChatMessage) -> Result<Inserted, Error> {
-        const OP: &str = "store message";
-        let recipients: Vec<&UserId> = m.recipients.iter().filter(|r| **r != m.sender_id).collect();
-        // Recipients found (by a cancelled try) to have read past this message already.
-        let mut past: Vec<UserId> = Vec::new();
-        for _ in 0..INSERT_ATTEMPTS {
-            let mut writes = vec![self.message_put(m)?];
-            let counted: Vec<&UserId> = recipients.iter().copied().filter(|r| !past.contains(r)).collect();
-            for r in &counted {
-                writes.push(self.unread_increment(m, r)?);
-            }
-            for r in &past {
-                writes.push(self.read_receipt(m, r)?);
-            }
-            let cancelled = match self.transact_guarded(writes, OP).await? {
-                Guarded::Committed => return Ok(Inserted::Stored { already_read_by: past }),
-                Guarded::GuardFailed => return Ok(Inserted::Repeat),
-                Guarded::Cancelled(c) => c,
-            };
-            // Only unread increments (items 1..) whose cursor condition failed may be retried
-            // without them.
-            let failed = cancelled.failed_conditions();
-            let newly_past: Vec<UserId> = failed
-                .iter()
-                .filter_map(|i| i.checked_sub(1).and_then(|k| counted.get(k)))
-                .map(|r| (*r).clone())
-                .collect();
-            if newly_past.is_empty() || newly_past.len() != failed.len() {
-                return Err(Error::rejected(OP, cancelled.error));
-            }
-            past.extend(newly_past);
-        }
-        Err(Error::unavailable(
-            OP,
-            "readers' cursors kept moving while the message was stored",
-        ))
-    }
-
-    async fn set_last_message(&self, m: &ChatMessage) -> Result<(), Error> {
+    /// The conversation's last message moved to this one, unless a later one is there already.
+    fn last_message_update(&self, m: &ChatMessage) -> Result<Update, Error> {
         let last = AttributeValue::M(
             [
                 ("messageId", s(m.message_id.to_string())),
@@ -133,15 +94,88 @@ impl MessageStore for DynamoStore {
             .map(|(k, v)| (k.to_owned(), v))
             .collect(),
         );
+        built(
+            "set last message",
+            Update::builder()
+                .table_name(self.tables.conversations())
+                .key("conversationId", s(m.conversation_id.as_str()))
+                .update_expression("SET lastMessageId = :id, lastMessage = :m")
+                .condition_expression("attribute_not_exists(lastMessageId) OR lastMessageId < :id")
+                .expression_attribute_values(":id", s(m.message_id.to_string()))
+                .expression_attribute_values(":m", last)
+                .build(),
+        )
+    }
+}
+
+impl MessageStore for DynamoStore {
+    /// One transaction: the message, the unread increments or READ receipts, and the last
+    /// message. A cancellation says which conditions failed: a reader's cursor already past the
+    /// message (retried with a READ receipt instead), a later last message (retried without
+    /// moving it), or the message itself already there (a repeat).
+    async fn insert_message(&self, m: &ChatMessage) -> Result<Inserted, Error> {
+        const OP: &str = "store message";
+        let recipients: Vec<&UserId> = m.recipients.iter().filter(|r| **r != m.sender_id).collect();
+        // Recipients found (by a cancelled try) to have read past this message already.
+        let mut past: Vec<UserId> = Vec::new();
+        // False once a cancelled try showed a later message is the last one.
+        let mut move_last = true;
+        for _ in 0..INSERT_ATTEMPTS {
+            let mut writes = vec![self.message_put(m)?];
+            let counted: Vec<&UserId> = recipients.iter().copied().filter(|r| !past.contains(r)).collect();
+            for r in &counted {
+                writes.push(self.unread_increment(m, r)?);
+            }
+            for r in &past {
+                writes.push(self.read_receipt(m, r)?);
+            }
+            let last_at = move_last.then_some(writes.len());
+            if move_last {
+                writes.push(
+                    TransactWriteItem::builder()
+                        .update(self.last_message_update(m)?)
+                        .build(),
+                );
+            }
+            let cancelled = match self.transact_guarded(writes, OP).await? {
+                Guarded::Committed => return Ok(Inserted::Stored { already_read_by: past }),
+                Guarded::GuardFailed => return Ok(Inserted::Repeat),
+                Guarded::Cancelled(c) => c,
+            };
+            // Only the last-message update and unread increments (items 1..) whose condition
+            // failed may be retried without them.
+            let mut failed = cancelled.failed_conditions();
+            let later_is_last = last_at.is_some_and(|at| failed.contains(&at));
+            if later_is_last {
+                move_last = false;
+                failed.retain(|i| Some(*i) != last_at);
+            }
+            let newly_past: Vec<UserId> = failed
+                .iter()
+                .filter_map(|i| i.checked_sub(1).and_then(|k| counted.get(k)))
+                .map(|r| (*r).clone())
+                .collect();
+            if newly_past.len() != failed.len() || (newly_past.is_empty() && !later_is_last) {
+                return Err(Error::rejected(OP, cancelled.error));
+            }
+            past.extend(newly_past);
+        }
+        Err(Error::unavailable(
+            OP,
+            "readers' cursors kept moving while the message was stored",
+        ))
+    }
+
+    async fn set_last_message(&self, m: &ChatMessage) -> Result<(), Error> {
+        let update = self.last_message_update(m)?;
         let result = self
             .client
             .update_item()
-            .table_name(self.tables.conversations())
-            .key("conversationId", s(m.conversation_id.as_str()))
-            .update_expression("SET lastMessageId = :id, lastMessage = :m")
-            .condition_expression("attribute_not_exists(lastMessageId) OR lastMessageId < :id")
-            .expression_attribute_values(":id", s(m.message_id.to_string()))
-            .expression_attribute_values(":m", last)
+            .table_name(update.table_name())
+            .set_key(Some(update.key().clone()))
+            .update_expression(update.update_expression())
+            .set_condition_expression(update.condition_expression().map(str::to_owned))
+            .set_expression_attribute_values(update.expression_attribute_values().cloned())
             .send()
             .await;
         match result {
