@@ -24,3 +24,28 @@ pub static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new
 pub fn long() -> bool {
     std::env::var("RELAYCHAT_PROOFS_LONG").is_ok_and(|v| v == "1" || v == "true")
 }
+
+/// Waits until every mapping of the runtime has handled all of its topics, twice in a row (a
+/// handler produces before it commits, so one quiet look could miss what it is producing).
+pub async fn quiet(running: &relaychat_local::runtime::Running, within: std::time::Duration) {
+    let groups: Vec<(String, Vec<String>)> = running
+        .stats
+        .lock()
+        .map(|stats| {
+            stats
+                .iter()
+                .map(|m| (m.consumer_group.clone(), m.topics.clone()))
+                .collect()
+        })
+        .unwrap_or_default();
+    let all = || {
+        groups
+            .iter()
+            .all(|(group, topics)| relaychat_testkit::consumed_to_end(group, topics))
+    };
+    let started = std::time::Instant::now();
+    while !(tokio::task::block_in_place(all) && tokio::task::block_in_place(all)) {
+        assert!(started.elapsed() < within, "the runtime never went quiet");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}

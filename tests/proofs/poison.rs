@@ -11,7 +11,7 @@ use rdkafka::producer::{FutureProducer, FutureRecord};
 use relaychat_adapters::kafka::DLQ_SOURCE_HEADER;
 use relaychat_schema::events::TopicEvent;
 use relaychat_schema::*;
-use relaychat_testkit::{consumed_to_end, kafka_settings, read_topic, unique};
+use relaychat_testkit::{kafka_settings, read_topic, unique};
 
 use crate::client::start_runtime_with;
 use crate::storage;
@@ -156,26 +156,8 @@ async fn poison_is_dead_lettered_nothing_is_lost_and_a_replay_changes_nothing() 
         );
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
-    // The second-order events (DELIVERED, notifications, analytics) too: quiet once every group
-    // has handled all of its topics, twice in a row (a handler produces before it commits).
-    let groups: Vec<(String, Vec<String>)> = replay
-        .stats
-        .lock()
-        .map(|stats| {
-            stats
-                .iter()
-                .map(|m| (m.consumer_group.clone(), m.topics.clone()))
-                .collect()
-        })
-        .unwrap_or_default();
-    let quiet = || groups.iter().all(|(group, topics)| consumed_to_end(group, topics));
-    while !(tokio::task::block_in_place(quiet) && tokio::task::block_in_place(quiet)) {
-        assert!(
-            started.elapsed() < Duration::from_secs(180),
-            "the replay never went quiet"
-        );
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
+    // The second-order events (DELIVERED, notifications, analytics) too.
+    crate::quiet(&replay, Duration::from_secs(180)).await;
     let after = storage::snapshot(&store).await;
     let items: usize = before.values().map(Vec::len).sum();
     let mut differences = Vec::new();

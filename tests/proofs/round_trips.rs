@@ -6,11 +6,11 @@
 //! that adds round trips shows here.
 
 use std::collections::BTreeMap;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use relaychat_schema::TopicKind;
 use relaychat_testkit::dynamo_faults::DynamoFaults;
-use relaychat_testkit::{consumed_to_end, records_in, unique};
+use relaychat_testkit::{records_in, unique};
 use serde_json::json;
 
 use crate::client::{Client, start_runtime_with};
@@ -18,29 +18,6 @@ use crate::client::{Client, start_runtime_with};
 const MESSAGES: usize = 20;
 /// DynamoDB calls a message may cost in all (measured 2026-11-26; docs/performance.md).
 const DYNAMODB_CALLS_BUDGET: f64 = 6.0;
-
-/// Waits until every mapping of the runtime has handled all of its topics, twice in a row.
-async fn quiet(running: &relaychat_local::runtime::Running) {
-    let groups: Vec<(String, Vec<String>)> = running
-        .stats
-        .lock()
-        .map(|stats| {
-            stats
-                .iter()
-                .map(|m| (m.consumer_group.clone(), m.topics.clone()))
-                .collect()
-        })
-        .unwrap_or_default();
-    let all = || groups.iter().all(|(group, topics)| consumed_to_end(group, topics));
-    let started = Instant::now();
-    while !(tokio::task::block_in_place(all) && tokio::task::block_in_place(all)) {
-        assert!(
-            started.elapsed() < Duration::from_secs(120),
-            "the runtime never went quiet"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_chat_message_costs_a_bounded_number_of_round_trips() {
@@ -53,7 +30,7 @@ async fn one_chat_message_costs_a_bounded_number_of_round_trips() {
     let mut sender = Client::connect(&running, &alice, "Alice").await;
     let mut reader = Client::connect(&running, &bob, "Bob").await;
     let conversation = sender.create_conversation(&[&bob]).await;
-    quiet(&running).await;
+    crate::quiet(&running, Duration::from_secs(120)).await;
 
     let kinds = TopicKind::ALL;
     let before: Vec<i64> = kinds
@@ -80,7 +57,7 @@ async fn one_chat_message_costs_a_bounded_number_of_round_trips() {
             })
             .await;
     }
-    quiet(&running).await;
+    crate::quiet(&running, Duration::from_secs(120)).await;
     let calls = proxy.calls_by_operation();
     let produced: BTreeMap<&str, i64> = kinds
         .iter()
