@@ -44,7 +44,7 @@ test:
 	scripts/install-build-deps.sh
 	scripts/lint-template.sh
 	$(CARGO) build --locked -p relaychat-local
-	$(INFRA) scripts/test-summary.sh bash -c '$(CARGO) test --workspace --locked -- --show-output && scripts/browser-test.sh && scripts/fuzz.sh'
+	$(INFRA) scripts/test-summary.sh bash -c '$(CARGO) test --workspace --locked -- --show-output && scripts/browser-test.sh && scripts/fuzz.sh && scripts/instructions.sh'
 
 unit:
 	$(CARGO) test --workspace --locked --lib --bins

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Debian packages the build needs: a C toolchain, perl and make (vendored OpenSSL), cmake
 # (librdkafka, built with CMake so it cross-compiles for arm64 Lambda too), Python and Java/Node
-# for the local servers. Installs only what is missing; needs root, or sudo for another user.
+# for the local servers, valgrind (instruction counts in make test). Installs only what is missing;
+# needs root, or sudo for another user.
 set -euo pipefail
 need=()
 command -v cc >/dev/null || need+=(gcc g++)
@@ -12,6 +13,7 @@ command -v python3 >/dev/null || need+=(python3 python3-pip python3-venv)
 command -v java >/dev/null || need+=(openjdk-17-jre-headless)
 command -v npm >/dev/null || need+=(nodejs npm)
 command -v curl >/dev/null || need+=(curl)
+command -v valgrind >/dev/null || need+=(valgrind)
 if [ "${#need[@]}" -gt 0 ]; then
   echo "install-build-deps: installing ${need[*]}" >&2
   as_root=()
