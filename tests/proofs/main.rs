@@ -10,6 +10,7 @@ mod client;
 mod attacks;
 mod crash;
 mod dynamo_faults;
+mod latency;
 mod load;
 mod poison;
 mod round_trips;
