@@ -159,10 +159,14 @@ impl Esm {
             // Anything produced from here on wakes a doze.
             produced.borrow_and_update();
             if quiet_since.elapsed() >= IDLE_AFTER && caught_up(&consumer, &at_end) {
-                if !self.doze(&consumer, &mut produced, &mut shutdown).await {
-                    break;
+                match self.doze(&consumer, &mut produced, &mut shutdown).await {
+                    Woke::Stopping => break,
+                    // Something is on its way: fetch for a whole quiet spell before dozing again
+                    // (an end reported from before the pause must not send it back to sleep).
+                    Woke::Produced => quiet_since = Instant::now(),
+                    // Other producers' records: fresh ends are needed before the next doze.
+                    Woke::Timer => {}
                 }
-                // Fresh ends are needed before the next doze, which may follow at once.
                 at_end.clear();
                 continue;
             }
@@ -269,25 +273,25 @@ impl Esm {
         consumer: &StreamConsumer,
         produced: &mut watch::Receiver<u64>,
         shutdown: &mut watch::Receiver<bool>,
-    ) -> bool {
+    ) -> Woke {
         if produced.has_changed().unwrap_or(true) {
-            return true;
+            return Woke::Produced;
         }
         let Ok(assignment) = consumer.assignment() else {
-            return true;
+            return Woke::Timer;
         };
         if consumer.pause(&assignment).is_err() {
-            return true;
+            return Woke::Timer;
         }
-        let stopping = tokio::select! {
-            _ = produced.changed() => false,
-            _ = tokio::time::sleep(DOZE) => false,
-            _ = shutdown.changed() => true,
+        let woke = tokio::select! {
+            _ = produced.changed() => Woke::Produced,
+            _ = tokio::time::sleep(DOZE) => Woke::Timer,
+            _ = shutdown.changed() => Woke::Stopping,
         };
         if let Err(e) = consumer.resume(&assignment) {
             warn!(function = %self.mapping.function, error = %e, "could not resume fetching");
         }
-        !stopping
+        woke
     }
 
     /// Moves the consumer back to the first unsettled record of each partition.
@@ -469,6 +473,16 @@ impl Target<Polled> for Settling<'_> {
         self.esm.stats(|s| s.retries += 1);
         self.sleep(wait).await
     }
+}
+
+/// Why a doze ended.
+enum Woke {
+    /// This process produced a record.
+    Produced,
+    /// `DOZE` passed.
+    Timer,
+    /// The mapping is stopping.
+    Stopping,
 }
 
 /// Every assigned partition read to its end (a mapping with nothing assigned yet is not).
