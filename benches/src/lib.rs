@@ -2,9 +2,14 @@
 
 use std::time::{Duration, Instant};
 
+use relaychat_core::Error;
+use relaychat_core::batch::EachEvent;
+use relaychat_core::delivery::deliver_message;
+use relaychat_core::persist::persist_message;
+use relaychat_core::ports::{ConnectionDirectory, FramePoster, MessageStore, Publisher};
 use relaychat_schema::events::TopicEvent;
 use relaychat_schema::kafka::{EventSource, msk_event_json};
-use relaychat_schema::{ChatMessage, DecodedRecord, RecordId};
+use relaychat_schema::{ChatMessage, DecodedRecord, RecordId, Topics};
 
 /// A chat message of about `content_chars` characters of content, in one of `conversations`.
 pub fn chat_message(n: usize, conversations: usize, content_chars: usize) -> ChatMessage {
@@ -62,4 +67,24 @@ pub fn interleaved(rounds: usize, contenders: &mut [(&str, &mut dyn FnMut() -> u
 
 pub fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
+}
+
+/// persist-message's handler, as its crate has it, on any store (the fakes, with or without delays).
+pub struct Persist<'a, S>(pub &'a S);
+
+impl<S: MessageStore> EachEvent for Persist<'_, S> {
+    type Event = ChatMessage;
+    async fn handle_event(&self, m: &ChatMessage) -> Result<(), Error> {
+        persist_message(self.0, m).await.map(|_| ())
+    }
+}
+
+/// deliver-message's handler, as its crate has it, on one value serving every port.
+pub struct Deliver<'a, S>(pub &'a S, pub Topics);
+
+impl<S: ConnectionDirectory + FramePoster + Publisher> EachEvent for Deliver<'_, S> {
+    type Event = ChatMessage;
+    async fn handle_event(&self, m: &ChatMessage) -> Result<(), Error> {
+        deliver_message(self.0, self.0, self.0, &self.1, m).await.map(|_| ())
+    }
 }

@@ -215,7 +215,7 @@ pub fn check_decoded(d: &DecodedRecord) {
     }
 
     // What the local runtime builds for these bytes (msk_event) decodes back to them.
-    let event = kafka::msk_event(std::slice::from_ref(d), &kafka::EventSource::default())
+    let event = kafka::msk_event([d], &kafka::EventSource::default())
         .expect("msk_event builds a valid event");
     let mut again = kafka::partitions(&event);
     assert_eq!(again.len(), 1);

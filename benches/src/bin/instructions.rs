@@ -7,35 +7,17 @@
 //! divided by the records, is the cost of one). Handlers: persist-message, deliver-message,
 //! update-status, analytics.
 
-use relaychat_bench::chat_message;
+use relaychat_bench::{Deliver, Persist, chat_message};
 use relaychat_core::Error;
 use relaychat_core::analytics::{Countable, count_events};
 use relaychat_core::batch::{EachEvent, Parsed, RecordHandler, run_batch};
-use relaychat_core::delivery::deliver_message;
 use relaychat_core::memory::{Memory, status_update};
-use relaychat_core::persist::persist_message;
 use relaychat_core::status::{StatusPorts, apply_status_update};
 use relaychat_schema::events::TopicEvent;
 use relaychat_schema::kafka::{EventSource, msk_event_json};
 use relaychat_schema::{
     ChatMessage, DecodedRecord, DeliveryStatus, KafkaBatchResponse, MessageStatusUpdate, RecordId, Topics,
 };
-
-struct Persist<'a>(&'a Memory);
-impl EachEvent for Persist<'_> {
-    type Event = ChatMessage;
-    async fn handle_event(&self, m: &ChatMessage) -> Result<(), Error> {
-        persist_message(self.0, m).await.map(|_| ())
-    }
-}
-
-struct Deliver<'a>(&'a Memory, Topics);
-impl EachEvent for Deliver<'_> {
-    type Event = ChatMessage;
-    async fn handle_event(&self, m: &ChatMessage) -> Result<(), Error> {
-        deliver_message(self.0, self.0, self.0, &self.1, m).await.map(|_| ())
-    }
-}
 
 struct Status<'a>(&'a Memory, Topics);
 impl EachEvent for Status<'_> {

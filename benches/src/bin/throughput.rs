@@ -12,12 +12,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use aws_lambda_events::event::kafka::KafkaEvent;
-use relaychat_bench::chat_message;
+use relaychat_bench::{Deliver, Persist, chat_message};
 use relaychat_core::Error;
-use relaychat_core::batch::{EachEvent, run_batch};
-use relaychat_core::delivery::deliver_message;
+use relaychat_core::batch::run_batch;
 use relaychat_core::memory::Memory;
-use relaychat_core::persist::persist_message;
 use relaychat_core::ports::{
     ConnectionDirectory, DeadLetters, FramePoster, Inserted, MessageStore, PostOutcome, Publisher,
 };
@@ -91,24 +89,6 @@ impl Publisher for Delayed {
 impl DeadLetters for Delayed {
     async fn dead_letter(&self, record: &RawRecord, reason: &str) -> Result<(), Error> {
         self.mem.dead_letter(record, reason).await
-    }
-}
-
-struct Persist<'a>(&'a Delayed);
-
-impl EachEvent for Persist<'_> {
-    type Event = ChatMessage;
-    async fn handle_event(&self, m: &ChatMessage) -> Result<(), Error> {
-        persist_message(self.0, m).await.map(|_| ())
-    }
-}
-
-struct Deliver<'a>(&'a Delayed, Topics);
-
-impl EachEvent for Deliver<'_> {
-    type Event = ChatMessage;
-    async fn handle_event(&self, m: &ChatMessage) -> Result<(), Error> {
-        deliver_message(self.0, self.0, self.0, &self.1, m).await.map(|_| ())
     }
 }
 

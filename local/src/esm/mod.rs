@@ -71,8 +71,7 @@ fn event_of(records: &[Polled], source: &EventSource) -> Result<KafkaEvent, Stri
             p.record.id, p.timestamp_ms
         ));
     }
-    let records: Vec<DecodedRecord> = records.iter().map(|p| p.record.clone()).collect();
-    msk_event(&records, source).map_err(|e| e.to_string())
+    msk_event(records.iter().map(|p| &p.record), source).map_err(|e| e.to_string())
 }
 
 /// What a record adds to an event: base64 grows by a third; headers go out as JSON numbers

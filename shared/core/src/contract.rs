@@ -49,9 +49,7 @@ fn conversation(members: &[&str]) -> Conversation {
 
 fn message(c: &Conversation, sender: &str) -> ChatMessage {
     let names: Vec<&str> = c.members.iter().map(UserId::as_str).collect();
-    let mut m = sample_message(c.id.as_str(), sender, &names);
-    m.message_id = MessageId::new();
-    m
+    sample_message(c.id.as_str(), sender, &names)
 }
 
 async fn summary(store: &impl Store, who: &str, c: &Conversation) -> Option<ConversationSummary> {

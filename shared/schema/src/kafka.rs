@@ -271,12 +271,18 @@ impl Default for EventSource {
 /// signed bytes, grouped by topic-partition in the order given. [`partitions`] reads it back. The
 /// one builder of MSK events: the local runtime's event-source mappings, the tests and the fuzz
 /// targets all use it.
-pub fn msk_event(records: &[DecodedRecord], source: &EventSource) -> Result<KafkaEvent, serde_json::Error> {
+pub fn msk_event<'a>(
+    records: impl IntoIterator<Item = &'a DecodedRecord>,
+    source: &EventSource,
+) -> Result<KafkaEvent, serde_json::Error> {
     serde_json::from_value(msk_event_json(records, source))
 }
 
 /// The same event as the JSON Lambda sends (numbers where Lambda sends numbers).
-pub fn msk_event_json(records: &[DecodedRecord], source: &EventSource) -> serde_json::Value {
+pub fn msk_event_json<'a>(
+    records: impl IntoIterator<Item = &'a DecodedRecord>,
+    source: &EventSource,
+) -> serde_json::Value {
     let mut groups: std::collections::BTreeMap<String, Vec<serde_json::Value>> = std::collections::BTreeMap::new();
     for r in records {
         groups.entry(r.id.topic_partition()).or_default().push(encode_record(r));

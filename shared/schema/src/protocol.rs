@@ -440,8 +440,7 @@ pub enum Reply {
 
 impl Reply {
     pub fn to_json(&self) -> String {
-        // Plain data with string keys: serialisation cannot fail.
-        serde_json::to_string(self).unwrap_or_default()
+        self.to_json_for(None)
     }
 
     /// The frame answering the request `request_id` (echoed as `requestId`).

@@ -115,14 +115,7 @@ pub fn read_topic(topic: &str, expected: usize, timeout: Duration) -> Vec<Receiv
         .set("fetch.wait.max.ms", "10")
         .create()
         .expect("consumer");
-    let metadata = consumer
-        .fetch_metadata(Some(topic), Duration::from_secs(5))
-        .expect("metadata");
-    let partitions: Vec<i32> = metadata
-        .topics()
-        .iter()
-        .flat_map(|t| t.partitions().iter().map(|p| p.id()))
-        .collect();
+    let partitions = partitions_of(&consumer, topic);
     let mut assignment = TopicPartitionList::new();
     for p in &partitions {
         assignment
@@ -153,20 +146,29 @@ pub fn read_topic(topic: &str, expected: usize, timeout: Duration) -> Vec<Receiv
             });
         }
         if expected > 0 && out.len() >= expected && ends.is_none() {
-            ends = Some(
-                partitions
-                    .iter()
-                    .map(|p| {
-                        let (_, high) = consumer
-                            .fetch_watermarks(topic, *p, Duration::from_secs(5))
-                            .expect("watermarks");
-                        (*p, high)
-                    })
-                    .collect(),
-            );
+            ends = Some(partitions.iter().map(|p| (*p, end_of(&consumer, topic, *p))).collect());
         }
     }
     out
+}
+
+/// The partitions of `topic`.
+fn partitions_of(consumer: &BaseConsumer, topic: &str) -> Vec<i32> {
+    consumer
+        .fetch_metadata(Some(topic), Duration::from_secs(5))
+        .expect("metadata")
+        .topics()
+        .iter()
+        .flat_map(|t| t.partitions().iter().map(|p| p.id()))
+        .collect()
+}
+
+/// The end (high watermark) of one partition: the offset its next record will get.
+fn end_of(consumer: &BaseConsumer, topic: &str, partition: i32) -> i64 {
+    consumer
+        .fetch_watermarks(topic, partition, Duration::from_secs(5))
+        .expect("watermarks")
+        .1
 }
 
 /// How many records `topic` holds in all (the sum of its partitions' end offsets).
@@ -176,19 +178,9 @@ pub fn records_in(topic: &str) -> i64 {
         .set("group.id", unique("counter"))
         .create()
         .expect("consumer");
-    let metadata = consumer
-        .fetch_metadata(Some(topic), Duration::from_secs(5))
-        .expect("metadata");
-    metadata
-        .topics()
-        .iter()
-        .flat_map(|t| t.partitions())
-        .map(|p| {
-            consumer
-                .fetch_watermarks(topic, p.id(), Duration::from_secs(5))
-                .expect("watermarks")
-                .1
-        })
+    partitions_of(&consumer, topic)
+        .into_iter()
+        .map(|p| end_of(&consumer, topic, p))
         .sum()
 }
 
@@ -204,15 +196,9 @@ pub fn consumed_to_end(group: &str, topics: &[String]) -> bool {
     let mut wanted = TopicPartitionList::new();
     let mut ends = HashMap::new();
     for topic in topics {
-        let metadata = consumer
-            .fetch_metadata(Some(topic), Duration::from_secs(5))
-            .expect("metadata");
-        for p in metadata.topics().iter().flat_map(|t| t.partitions()) {
-            let (_, high) = consumer
-                .fetch_watermarks(topic, p.id(), Duration::from_secs(5))
-                .expect("watermarks");
-            wanted.add_partition(topic, p.id());
-            ends.insert((topic.clone(), p.id()), high);
+        for p in partitions_of(&consumer, topic) {
+            wanted.add_partition(topic, p);
+            ends.insert((topic.clone(), p), end_of(&consumer, topic, p));
         }
     }
     let committed = consumer
