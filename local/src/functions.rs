@@ -5,19 +5,19 @@ use std::future::Future;
 use std::sync::Arc;
 
 use aws_lambda_events::apigw::{ApiGatewayProxyResponse, ApiGatewayWebsocketProxyRequest};
-use aws_lambda_events::event::kafka::KafkaEvent;
 use futures::future::BoxFuture;
 use relaychat_adapters::{ConfigError, Deps};
 use relaychat_core::function::{KafkaFunction, WebSocketFunction};
 use relaychat_schema::KafkaBatchResponse;
+use relaychat_schema::MskEvent;
 
 /// A function behind an event-source mapping, as the mappings share it.
 pub trait InvokeKafka: Send + Sync {
-    fn invoke_batch<'a>(&'a self, event: &'a KafkaEvent) -> BoxFuture<'a, KafkaBatchResponse>;
+    fn invoke_batch<'a>(&'a self, event: &'a MskEvent) -> BoxFuture<'a, KafkaBatchResponse>;
 }
 
 impl<F: KafkaFunction> InvokeKafka for F {
-    fn invoke_batch<'a>(&'a self, event: &'a KafkaEvent) -> BoxFuture<'a, KafkaBatchResponse> {
+    fn invoke_batch<'a>(&'a self, event: &'a MskEvent) -> BoxFuture<'a, KafkaBatchResponse> {
         Box::pin(self.invoke(event))
     }
 }

@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use aws_lambda_events::apigw::ApiGatewayWebsocketProxyRequest;
-use aws_lambda_events::event::kafka::KafkaEvent;
+use relaychat_schema::MskEvent;
 
 use relaychat_adapters::Deps;
 
@@ -27,7 +27,7 @@ pub async fn invoke(function: &str, event_file: &Path, deps: &Deps) -> Result<se
         std::fs::read_to_string(event_file).map_err(|e| InvokeError::Read(event_file.display().to_string(), e))?;
     let name = event_file.display().to_string();
     if let Some(f) = kafka_function(function, deps).await? {
-        let event: KafkaEvent = serde_json::from_str(&text).map_err(|e| InvokeError::Shape(name, "Kafka", e))?;
+        let event: MskEvent = serde_json::from_str(&text).map_err(|e| InvokeError::Shape(name, "Kafka", e))?;
         return Ok(serde_json::to_value(f.invoke_batch(&event).await).unwrap_or_default());
     }
     if let Some(f) = websocket_function(function, deps).await? {

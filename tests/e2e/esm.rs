@@ -7,14 +7,14 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use aws_lambda_events::event::kafka::KafkaEvent;
 use futures::future::BoxFuture;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use relaychat_adapters::kafka::{DLQ_REASON_HEADER, DLQ_SOURCE_HEADER, KafkaPublisher};
 use relaychat_local::esm::{Esm, MappingStats};
 use relaychat_local::functions::InvokeKafka;
 use relaychat_local::template::{Mapping, StartingPosition};
-use relaychat_schema::kafka::{EventSource, partitions};
+use relaychat_schema::MskEvent;
+use relaychat_schema::kafka::EventSource;
 use relaychat_schema::{BatchItemFailure, KafkaBatchResponse};
 use relaychat_testkit::{create_topics, kafka_settings, read_topic, unique};
 
@@ -28,13 +28,13 @@ struct Script {
 }
 
 impl InvokeKafka for Script {
-    fn invoke_batch<'a>(&'a self, event: &'a KafkaEvent) -> BoxFuture<'a, KafkaBatchResponse> {
+    fn invoke_batch<'a>(&'a self, event: &'a MskEvent) -> BoxFuture<'a, KafkaBatchResponse> {
         Box::pin(async move {
             let mut failures = Vec::new();
             let mut batch = Vec::new();
-            for p in partitions(event) {
+            for p in &event.partitions {
                 let mut failed = false;
-                for r in p.records.into_iter().flatten() {
+                for r in p.records.iter().flatten() {
                     let value = String::from_utf8(r.value.clone()).unwrap();
                     batch.push(value.clone());
                     if value.starts_with("boom") {

@@ -1,9 +1,9 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use aws_lambda_events::event::kafka::KafkaEvent;
 use relaychat_adapters::kafka::{KafkaDeadLetters, KafkaPublisher};
 use relaychat_connections::Outbound;
+use relaychat_schema::MskEvent;
 use relaychat_schema::Topics;
 pub use relaychat_testkit::unread;
 use relaychat_testkit::{create_topics, kafka_settings, unique};
@@ -14,10 +14,10 @@ pub fn events_dir() -> PathBuf {
 }
 
 /// A sample event from events/, parsed the way lambda_runtime parses it.
-pub fn sample(name: &str) -> KafkaEvent {
+pub fn sample(name: &str) -> MskEvent {
     let path = events_dir().join(name);
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+    MskEvent::from_slice(text.as_bytes()).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
 /// An API Gateway WebSocket sample event from events/.

@@ -1,7 +1,8 @@
 //! Batch decoding of chat-message MSK events, three ways, interleaved in rounds:
-//! - relaychat: the bytes into `KafkaEvent`, `kafka::partitions`, each record parsed as a
+//! - relaychat: the bytes read straight into partitions (`MskEvent`), each record parsed as a
 //!   `ChatMessage` (every limit checked);
-//! - plain: what a user writes by hand: `KafkaEvent`, base64, serde into a struct of `String`s;
+//! - plain: what a user writes by hand: `aws_lambda_events`' `KafkaEvent`, base64, serde into a
+//!   struct of `String`s;
 //! - floor: a serde `IgnoredAny` scan of the same bytes (reading them, nothing more).
 //!
 //! `cargo run --release -p relaychat-bench --bin decode` (`make bench`).
@@ -11,7 +12,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use relaychat_bench::{chat_event_bytes, interleaved, ms};
 use relaychat_schema::ChatMessage;
-use relaychat_schema::kafka::partitions;
+use relaychat_schema::MskEvent;
 use serde::Deserialize;
 use serde::de::IgnoredAny;
 
@@ -32,12 +33,13 @@ struct PlainMessage {
 }
 
 fn relaychat(bytes: &[u8]) -> usize {
-    let Ok(event) = serde_json::from_slice::<KafkaEvent>(bytes) else {
+    let Ok(event) = MskEvent::from_slice(bytes) else {
         return 0;
     };
-    partitions(&event)
-        .into_iter()
-        .flat_map(|p| p.records)
+    event
+        .partitions
+        .iter()
+        .flat_map(|p| &p.records)
         .filter(|r| r.as_ref().is_ok_and(|r| r.parse::<ChatMessage>().is_ok()))
         .count()
 }

@@ -36,7 +36,7 @@ impl EachEvent for Status<'_> {
 struct Count<'a>(&'a Memory);
 impl RecordHandler for Count<'_> {
     type Event = Countable;
-    async fn handle(&self, events: &[Parsed<Countable>]) -> Result<(), (usize, Error)> {
+    async fn handle(&self, events: &[Parsed<'_, Countable>]) -> Result<(), (usize, Error)> {
         count_events(self.0, events).await
     }
 }

@@ -11,7 +11,6 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use aws_lambda_events::event::kafka::KafkaEvent;
 use relaychat_bench::{Deliver, Persist, chat_message};
 use relaychat_core::Error;
 use relaychat_core::batch::run_batch;
@@ -19,6 +18,7 @@ use relaychat_core::memory::Memory;
 use relaychat_core::ports::{
     ConnectionDirectory, DeadLetters, FramePoster, Inserted, MessageStore, PostOutcome, Publisher,
 };
+use relaychat_schema::MskEvent;
 use relaychat_schema::events::TopicEvent;
 use relaychat_schema::kafka::{EventSource, RawRecord, msk_event};
 use relaychat_schema::{ChatMessage, ConnectionId, ConversationId, DecodedRecord, MessageId, RecordId, Topics, UserId};
@@ -93,7 +93,7 @@ impl DeadLetters for Delayed {
 }
 
 /// One partition of `records` chat messages over `conversations` conversations.
-fn partition(records: usize, conversations: usize) -> KafkaEvent {
+fn partition(records: usize, conversations: usize) -> MskEvent {
     let records: Vec<DecodedRecord> = (0..records)
         .map(|n| {
             let m = chat_message(n, conversations, 100);

@@ -1,7 +1,6 @@
 //! analytics: `chat-messages` and `analytics-events` → DynamoDB counters per day, per
 //! conversation and per user; each record counted once by its message or event id.
 
-use aws_lambda_events::event::kafka::KafkaEvent;
 use relaychat_adapters::dynamo::DynamoStore;
 use relaychat_adapters::kafka::KafkaDeadLetters;
 use relaychat_adapters::{ConfigError, Deps};
@@ -11,6 +10,7 @@ use relaychat_core::batch::{Parsed, RecordHandler, run_batch};
 use relaychat_core::function::KafkaFunction;
 use relaychat_core::ports::{AnalyticsStore, DeadLetters};
 use relaychat_schema::KafkaBatchResponse;
+use relaychat_schema::MskEvent;
 
 /// The function's name: its consumer group, and its dead-letter topic `analytics-dlq`.
 pub const NAME: &str = "analytics";
@@ -21,7 +21,7 @@ pub struct Analytics<S, D> {
 }
 
 impl<S: AnalyticsStore, D: DeadLetters> Analytics<S, D> {
-    pub async fn invoke(&self, event: &KafkaEvent) -> KafkaBatchResponse {
+    pub async fn invoke(&self, event: &MskEvent) -> KafkaBatchResponse {
         run_batch(event, &self.dead_letters, self).await
     }
 }
@@ -29,7 +29,7 @@ impl<S: AnalyticsStore, D: DeadLetters> Analytics<S, D> {
 impl<S: AnalyticsStore, D: DeadLetters> RecordHandler for Analytics<S, D> {
     type Event = Countable;
 
-    async fn handle(&self, events: &[Parsed<Countable>]) -> Result<(), (usize, Error)> {
+    async fn handle(&self, events: &[Parsed<'_, Countable>]) -> Result<(), (usize, Error)> {
         count_events(&self.store, events).await
     }
 }
@@ -46,7 +46,7 @@ pub async fn build(deps: Deps) -> Result<Deployed, ConfigError> {
 }
 
 impl KafkaFunction for Deployed {
-    fn invoke(&self, event: &KafkaEvent) -> impl Future<Output = KafkaBatchResponse> + Send {
+    fn invoke(&self, event: &MskEvent) -> impl Future<Output = KafkaBatchResponse> + Send {
         Analytics::invoke(self, event)
     }
 }

@@ -2,7 +2,6 @@
 //! DELIVERED event on `message-status-events` for recipients reached, a `notifications` event for
 //! the others. Stale connections (410 Gone) are removed.
 
-use aws_lambda_events::event::kafka::KafkaEvent;
 use relaychat_adapters::connections_api::ConnectionsApi;
 use relaychat_adapters::dynamo::DynamoStore;
 use relaychat_adapters::kafka::KafkaDeadLetters;
@@ -13,6 +12,7 @@ use relaychat_core::batch::{EachEvent, run_batch};
 use relaychat_core::delivery::deliver_message;
 use relaychat_core::function::KafkaFunction;
 use relaychat_core::ports::{ConnectionDirectory, DeadLetters, FramePoster, Publisher};
+use relaychat_schema::MskEvent;
 use relaychat_schema::{ChatMessage, KafkaBatchResponse, Topics};
 
 /// The function's name: its consumer group, and its dead-letter topic `deliver-message-dlq`.
@@ -33,7 +33,7 @@ where
     P: Publisher,
     D: DeadLetters,
 {
-    pub async fn invoke(&self, event: &KafkaEvent) -> KafkaBatchResponse {
+    pub async fn invoke(&self, event: &MskEvent) -> KafkaBatchResponse {
         run_batch(event, &self.dead_letters, self).await
     }
 }
@@ -69,7 +69,7 @@ pub async fn build(deps: Deps) -> Result<Deployed, ConfigError> {
 }
 
 impl KafkaFunction for Deployed {
-    fn invoke(&self, event: &KafkaEvent) -> impl Future<Output = KafkaBatchResponse> + Send {
+    fn invoke(&self, event: &MskEvent) -> impl Future<Output = KafkaBatchResponse> + Send {
         DeliverMessage::invoke(self, event)
     }
 }

@@ -1,7 +1,6 @@
 //! persist-message: `chat-messages` → DynamoDB (the message, the conversation's last message and
 //! the recipients' unread counts), exactly once per message however often it is delivered.
 
-use aws_lambda_events::event::kafka::KafkaEvent;
 use relaychat_adapters::dynamo::DynamoStore;
 use relaychat_adapters::kafka::KafkaDeadLetters;
 use relaychat_adapters::{ConfigError, Deps};
@@ -10,6 +9,7 @@ use relaychat_core::batch::{EachEvent, run_batch};
 use relaychat_core::function::KafkaFunction;
 use relaychat_core::persist::persist_message;
 use relaychat_core::ports::{DeadLetters, MessageStore};
+use relaychat_schema::MskEvent;
 use relaychat_schema::{ChatMessage, KafkaBatchResponse};
 
 /// The function's name: its consumer group, and its dead-letter topic `persist-message-dlq`.
@@ -25,7 +25,7 @@ impl<S: MessageStore, D: DeadLetters> PersistMessage<S, D> {
         Self { store, dead_letters }
     }
 
-    pub async fn invoke(&self, event: &KafkaEvent) -> KafkaBatchResponse {
+    pub async fn invoke(&self, event: &MskEvent) -> KafkaBatchResponse {
         run_batch(event, &self.dead_letters, self).await
     }
 }
@@ -48,7 +48,7 @@ pub async fn build(deps: Deps) -> Result<Deployed, ConfigError> {
 }
 
 impl KafkaFunction for Deployed {
-    fn invoke(&self, event: &KafkaEvent) -> impl Future<Output = KafkaBatchResponse> + Send {
+    fn invoke(&self, event: &MskEvent) -> impl Future<Output = KafkaBatchResponse> + Send {
         PersistMessage::invoke(self, event)
     }
 }

@@ -1,7 +1,6 @@
 //! push-notification: `notifications` → FCM HTTP v1 for each of the user's devices, once; a token
 //! FCM reports unregistered is deleted; the history is kept 30 days.
 
-use aws_lambda_events::event::kafka::KafkaEvent;
 use relaychat_adapters::dynamo::DynamoStore;
 use relaychat_adapters::fcm::PushService;
 use relaychat_adapters::kafka::KafkaDeadLetters;
@@ -11,6 +10,7 @@ use relaychat_core::batch::{EachEvent, run_batch};
 use relaychat_core::function::KafkaFunction;
 use relaychat_core::ports::{DeadLetters, DeviceStore, NotificationLog, PushSender};
 use relaychat_core::push::send_notification;
+use relaychat_schema::MskEvent;
 use relaychat_schema::{KafkaBatchResponse, Notification};
 
 /// The function's name: its consumer group, and its dead-letter topic `push-notification-dlq`.
@@ -23,7 +23,7 @@ pub struct PushNotification<S, P, D> {
 }
 
 impl<S: NotificationLog + DeviceStore, P: PushSender, D: DeadLetters> PushNotification<S, P, D> {
-    pub async fn invoke(&self, event: &KafkaEvent) -> KafkaBatchResponse {
+    pub async fn invoke(&self, event: &MskEvent) -> KafkaBatchResponse {
         run_batch(event, &self.dead_letters, self).await
     }
 }
@@ -51,7 +51,7 @@ pub async fn build(deps: Deps) -> Result<Deployed, ConfigError> {
 }
 
 impl KafkaFunction for Deployed {
-    fn invoke(&self, event: &KafkaEvent) -> impl Future<Output = KafkaBatchResponse> + Send {
+    fn invoke(&self, event: &MskEvent) -> impl Future<Output = KafkaBatchResponse> + Send {
         PushNotification::invoke(self, event)
     }
 }

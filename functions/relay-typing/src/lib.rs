@@ -1,7 +1,6 @@
 //! relay-typing: `typing-events` → the other members' live connections. Nothing is stored; an
 //! indicator older than ten seconds is dropped as stale.
 
-use aws_lambda_events::event::kafka::KafkaEvent;
 use chrono::Utc;
 use relaychat_adapters::connections_api::ConnectionsApi;
 use relaychat_adapters::dynamo::DynamoStore;
@@ -12,6 +11,7 @@ use relaychat_core::batch::{EachEvent, run_batch};
 use relaychat_core::function::KafkaFunction;
 use relaychat_core::ports::{ConnectionDirectory, DeadLetters, FramePoster};
 use relaychat_core::typing::relay_typing;
+use relaychat_schema::MskEvent;
 use relaychat_schema::{KafkaBatchResponse, TypingIndicator};
 
 /// The function's name: its consumer group, and its dead-letter topic `relay-typing-dlq`.
@@ -24,7 +24,7 @@ pub struct RelayTyping<C, F, D> {
 }
 
 impl<C: ConnectionDirectory, F: FramePoster, D: DeadLetters> RelayTyping<C, F, D> {
-    pub async fn invoke(&self, event: &KafkaEvent) -> KafkaBatchResponse {
+    pub async fn invoke(&self, event: &MskEvent) -> KafkaBatchResponse {
         run_batch(event, &self.dead_letters, self).await
     }
 }
@@ -52,7 +52,7 @@ pub async fn build(deps: Deps) -> Result<Deployed, ConfigError> {
 }
 
 impl KafkaFunction for Deployed {
-    fn invoke(&self, event: &KafkaEvent) -> impl Future<Output = KafkaBatchResponse> + Send {
+    fn invoke(&self, event: &MskEvent) -> impl Future<Output = KafkaBatchResponse> + Send {
         RelayTyping::invoke(self, event)
     }
 }

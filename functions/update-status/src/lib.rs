@@ -2,7 +2,6 @@
 //! READ; READ covers every message up to the one named, worked through in bounded pieces), each
 //! change posted to the sender.
 
-use aws_lambda_events::event::kafka::KafkaEvent;
 use relaychat_adapters::connections_api::ConnectionsApi;
 use relaychat_adapters::dynamo::DynamoStore;
 use relaychat_adapters::kafka::KafkaDeadLetters;
@@ -15,6 +14,7 @@ use relaychat_core::ports::{
     ConnectionDirectory, DeadLetters, FramePoster, MessageStore, Publisher, ReadState, Receipts,
 };
 use relaychat_core::status::{StatusPorts, apply_status_update};
+use relaychat_schema::MskEvent;
 use relaychat_schema::{KafkaBatchResponse, MessageStatusUpdate, Topics};
 
 /// The function's name: its consumer group, and its dead-letter topic `update-status-dlq`.
@@ -36,7 +36,7 @@ where
     P: Publisher,
     D: DeadLetters,
 {
-    pub async fn invoke(&self, event: &KafkaEvent) -> KafkaBatchResponse {
+    pub async fn invoke(&self, event: &MskEvent) -> KafkaBatchResponse {
         run_batch(event, &self.dead_letters, self).await
     }
 }
@@ -76,7 +76,7 @@ pub async fn build(deps: Deps) -> Result<Deployed, ConfigError> {
 }
 
 impl KafkaFunction for Deployed {
-    fn invoke(&self, event: &KafkaEvent) -> impl Future<Output = KafkaBatchResponse> + Send {
+    fn invoke(&self, event: &MskEvent) -> impl Future<Output = KafkaBatchResponse> + Send {
         UpdateStatus::invoke(self, event)
     }
 }

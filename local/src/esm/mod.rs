@@ -11,7 +11,6 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use aws_lambda_events::event::kafka::KafkaEvent;
 use futures::FutureExt;
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::error::KafkaError;
@@ -19,6 +18,7 @@ use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
 use relaychat_adapters::kafka::{KafkaDeadLetters, KafkaPublisher, KafkaSettings, headers_of};
 use relaychat_core::ports::DeadLetters;
+use relaychat_schema::MskEvent;
 use relaychat_schema::kafka::{EventSource, RawRecord, msk_event};
 use relaychat_schema::{DecodedRecord, RecordId};
 use serde::Serialize;
@@ -61,7 +61,7 @@ impl Identified for Polled {
 }
 
 /// The event for these records, or why there can be none.
-fn event_of(records: &[Polled], source: &EventSource) -> Result<KafkaEvent, String> {
+fn event_of(records: &[Polled], source: &EventSource) -> Result<MskEvent, String> {
     if let Some(p) = records
         .iter()
         .find(|p| chrono::DateTime::from_timestamp_millis(p.timestamp_ms).is_none())

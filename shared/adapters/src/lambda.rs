@@ -3,9 +3,9 @@
 //! one call to [`serve_kafka`] or [`serve_websocket`].
 
 use aws_lambda_events::apigw::ApiGatewayWebsocketProxyRequest;
-use aws_lambda_events::event::kafka::KafkaEvent;
 use lambda_runtime::{Error, LambdaEvent, run, service_fn};
 use relaychat_core::function::{KafkaFunction, WebSocketFunction};
+use relaychat_schema::MskEvent;
 
 use crate::{ConfigError, Deps, telemetry};
 
@@ -23,7 +23,7 @@ where
         telemetry::init();
         let function = build(Deps::from_env().await?).await?;
         let function = &function;
-        run(service_fn(move |event: LambdaEvent<KafkaEvent>| async move {
+        run(service_fn(move |event: LambdaEvent<MskEvent>| async move {
             Ok::<_, Error>(function.invoke(&event.payload).await)
         }))
         .await

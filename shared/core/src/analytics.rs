@@ -99,7 +99,10 @@ pub fn counted(countable: &Countable) -> Counted {
 /// Counts a partition's events in as few atomic applies as fit (each at most
 /// `MAX_ITEMS_PER_APPLY` items). `Err((i, e))`: the applies before event `i` are done; from `i`
 /// on nothing was counted, to be retried.
-pub async fn count_events<S: AnalyticsStore>(store: &S, events: &[Parsed<Countable>]) -> Result<(), (usize, Error)> {
+pub async fn count_events<S: AnalyticsStore>(
+    store: &S,
+    events: &[Parsed<'_, Countable>],
+) -> Result<(), (usize, Error)> {
     let mut chunk = Chunk::default();
     for (index, parsed) in events.iter().enumerate() {
         let c = counted(&parsed.event);
@@ -154,7 +157,7 @@ mod tests {
     use super::*;
     use crate::batch::{RecordHandler, run_batch};
     use crate::memory::{Memory, sample_message};
-    use aws_lambda_events::event::kafka::KafkaEvent;
+    use relaychat_schema::MskEvent;
     use relaychat_schema::events::TopicEvent;
     use relaychat_schema::kafka::{EventSource, msk_event};
     use relaychat_schema::{KafkaBatchResponse, RecordId};
@@ -164,12 +167,12 @@ mod tests {
 
     impl RecordHandler for Counter<'_> {
         type Event = Countable;
-        async fn handle(&self, events: &[Parsed<Countable>]) -> Result<(), (usize, Error)> {
+        async fn handle(&self, events: &[Parsed<'_, Countable>]) -> Result<(), (usize, Error)> {
             count_events(self.0, events).await
         }
     }
 
-    async fn count_batch(event: &KafkaEvent, mem: &Memory) -> KafkaBatchResponse {
+    async fn count_batch(event: &MskEvent, mem: &Memory) -> KafkaBatchResponse {
         run_batch(event, mem, &Counter(mem)).await
     }
 
@@ -183,7 +186,7 @@ mod tests {
         m
     }
 
-    fn event_of(values: &[Vec<u8>], first_offset: i64) -> KafkaEvent {
+    fn event_of(values: &[Vec<u8>], first_offset: i64) -> MskEvent {
         let records: Vec<DecodedRecord> = values
             .iter()
             .enumerate()

@@ -6,17 +6,15 @@
 //! partition and is reported, with every later record of that partition, as a batch item
 //! failure, so Lambda retries from there and order holds.
 
+use std::borrow::Cow;
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use aws_lambda_events::event::kafka::KafkaEvent;
 use futures::StreamExt;
 use futures::future::join_all;
 use relaychat_schema::events::TopicEvent;
-use relaychat_schema::kafka::{self, PartitionBatch, RawRecord};
-use relaychat_schema::{
-    BatchItemFailure, ConversationId, DecodedRecord, KafkaBatchResponse, MessageId, RecordId, SchemaError,
-};
+use relaychat_schema::kafka::{self, BatchRecord, MskEvent, PartitionBatch, RawRecord};
+use relaychat_schema::{BatchItemFailure, ConversationId, DecodedRecord, KafkaBatchResponse, MessageId, SchemaError};
 use tracing::{Instrument, Span, error, info_span, warn};
 
 use crate::Error;
@@ -45,15 +43,15 @@ impl<E: TopicEvent + Send + Sync> FromRecord for E {
 
 /// A record read into its event.
 #[derive(Debug)]
-pub struct Parsed<E> {
-    pub record: DecodedRecord,
+pub struct Parsed<'r, E> {
+    pub record: &'r DecodedRecord,
     pub event: E,
     /// Handled (or dead-lettered): a handler asked again for the rest of a run skips it.
     done: AtomicBool,
 }
 
-impl<E> Parsed<E> {
-    pub fn new(record: DecodedRecord, event: E) -> Self {
+impl<'r, E> Parsed<'r, E> {
+    pub fn new(record: &'r DecodedRecord, event: E) -> Self {
         Self {
             record,
             event,
@@ -70,7 +68,7 @@ impl<E> Parsed<E> {
     }
 }
 
-impl<E: FromRecord> Parsed<E> {
+impl<E: FromRecord> Parsed<'_, E> {
     /// The span a record is handled in: where it came from and what it is about.
     pub fn span(&self) -> Span {
         let id = &self.record.id;
@@ -91,7 +89,7 @@ pub trait RecordHandler: Sync {
     /// Handles one partition's events (those not yet done), as many at a time as it likes, each
     /// key's in order. `Err((i, e))`: every event before `i` is done and event `i` failed with `e`;
     /// events after `i` may be done too (they are marked so).
-    fn handle(&self, events: &[Parsed<Self::Event>]) -> impl Future<Output = Result<(), (usize, Error)>> + Send;
+    fn handle(&self, events: &[Parsed<'_, Self::Event>]) -> impl Future<Output = Result<(), (usize, Error)>> + Send;
 }
 
 /// A function that handles one event at a time (all but analytics), each in its own span.
@@ -108,7 +106,7 @@ pub const MAX_KEYS_IN_FLIGHT: usize = 16;
 impl<T: EachEvent> RecordHandler for T {
     type Event = T::Event;
 
-    async fn handle(&self, events: &[Parsed<T::Event>]) -> Result<(), (usize, Error)> {
+    async fn handle(&self, events: &[Parsed<'_, T::Event>]) -> Result<(), (usize, Error)> {
         // Each key's events in order, by index; a key stops at its first failure.
         let mut keys: Vec<(Option<&[u8]>, Vec<usize>)> = Vec::new();
         for (i, parsed) in events.iter().enumerate().filter(|(_, p)| !p.is_done()) {
@@ -139,7 +137,7 @@ impl<T: EachEvent> RecordHandler for T {
 /// One key's events in order, until the first that fails: its index and why.
 async fn handle_key<T: EachEvent>(
     handler: &T,
-    events: &[Parsed<T::Event>],
+    events: &[Parsed<'_, T::Event>],
     indices: Vec<usize>,
 ) -> Option<(usize, Error)> {
     for i in indices {
@@ -154,28 +152,28 @@ async fn handle_key<T: EachEvent>(
 
 /// Runs `handler` over every record of the event and returns the partial-batch response.
 pub async fn run_batch<H: RecordHandler, D: DeadLetters>(
-    event: &KafkaEvent,
+    event: &MskEvent,
     dead_letters: &D,
     handler: &H,
 ) -> KafkaBatchResponse {
-    let partitions = kafka::partitions(event);
-    let failures = join_all(partitions.into_iter().map(|p| run_partition(p, dead_letters, handler))).await;
+    let partitions = event.partitions.iter();
+    let failures = join_all(partitions.map(|p| run_partition(p, dead_letters, handler))).await;
     KafkaBatchResponse {
         batch_item_failures: failures.into_iter().flatten().collect(),
     }
 }
 
 async fn run_partition<H: RecordHandler, D: DeadLetters>(
-    batch: PartitionBatch,
+    batch: &PartitionBatch,
     dead_letters: &D,
     handler: &H,
 ) -> Vec<BatchItemFailure> {
-    let ids = batch.ids();
+    let records = &batch.records;
     // Consecutive readable records, handled together; `start`: the index of the first.
     let (mut run, mut start) = (Vec::new(), 0);
-    for (index, record) in batch.records.into_iter().enumerate() {
+    for (index, record) in records.iter().enumerate() {
         let unreadable = match record {
-            Ok(decoded) => match H::Event::from_record(&decoded) {
+            Ok(decoded) => match H::Event::from_record(decoded) {
                 Ok(event) => {
                     if run.is_empty() {
                         start = index;
@@ -183,22 +181,23 @@ async fn run_partition<H: RecordHandler, D: DeadLetters>(
                     run.push(Parsed::new(decoded, event));
                     continue;
                 }
-                Err(e) => (RawRecord::from(&decoded), Error::Invalid(e)),
+                Err(e) => (Cow::Owned(RawRecord::from(decoded)), Failure::of(&Error::Invalid(e))),
             },
-            Err(bad) => (bad.raw, Error::Invalid(bad.error)),
+            // Undecodable data fails the same way every time: permanent.
+            Err(bad) => (Cow::Borrowed(&bad.raw), Failure::permanent(&bad.error)),
         };
         // What came before it is handled first: order holds.
         if let Err(at) = handle_run(handler, dead_letters, std::mem::take(&mut run)).await {
-            return failures_from(&ids[start + at..]);
+            return failures_from(&records[start + at..]);
         }
-        let (raw, error) = unreadable;
-        if settle_failure(dead_letters, &raw, error).await.is_err() {
-            return failures_from(&ids[index..]);
+        let (raw, failure) = unreadable;
+        if !settle_failure(dead_letters, &raw, failure).await {
+            return failures_from(&records[index..]);
         }
     }
     match handle_run(handler, dead_letters, run).await {
         Ok(()) => Vec::new(),
-        Err(at) => failures_from(&ids[start + at..]),
+        Err(at) => failures_from(&records[start + at..]),
     }
 }
 
@@ -207,7 +206,7 @@ async fn run_partition<H: RecordHandler, D: DeadLetters>(
 async fn handle_run<H: RecordHandler, D: DeadLetters>(
     handler: &H,
     dead_letters: &D,
-    run: Vec<Parsed<H::Event>>,
+    run: Vec<Parsed<'_, H::Event>>,
 ) -> Result<(), usize> {
     let mut from = 0;
     while from < run.len() {
@@ -215,10 +214,7 @@ async fn handle_run<H: RecordHandler, D: DeadLetters>(
             return Ok(());
         };
         let at = (from + i).min(run.len() - 1);
-        if settle_failure(dead_letters, &RawRecord::from(&run[at].record), failure)
-            .await
-            .is_err()
-        {
+        if !settle_failure(dead_letters, &RawRecord::from(run[at].record), Failure::of(&failure)).await {
             return Err(at);
         }
         run[at].mark_done();
@@ -227,36 +223,59 @@ async fn handle_run<H: RecordHandler, D: DeadLetters>(
     Ok(())
 }
 
-/// Dead-letters a permanent failure (`Ok`: the partition moves on); a retryable one, or one whose
-/// dead-lettering failed, is `Err`: the partition stops here.
-pub async fn settle_failure<D: DeadLetters>(dead_letters: &D, raw: &RawRecord, failure: Error) -> Result<(), Error> {
-    let reason = failure.chain();
-    if failure.is_retryable() {
+/// Why a record failed, as a dead letter says it, and whether a retry could help.
+struct Failure {
+    reason: String,
+    retryable: bool,
+}
+
+impl Failure {
+    fn of(error: &Error) -> Self {
+        Self {
+            reason: error.chain(),
+            retryable: error.is_retryable(),
+        }
+    }
+
+    fn permanent(error: &SchemaError) -> Self {
+        Self {
+            reason: crate::chain(error),
+            retryable: false,
+        }
+    }
+}
+
+/// Dead-letters a permanent failure (`true`: the partition moves on); a retryable one, or one
+/// whose dead-lettering failed, is `false`: the partition stops here.
+async fn settle_failure<D: DeadLetters>(dead_letters: &D, raw: &RawRecord, failure: Failure) -> bool {
+    let Failure { reason, retryable } = failure;
+    if retryable {
         warn!(record = %raw.id, %reason, "retryable failure; partition stops here for a retry");
-        return Err(failure);
+        return false;
     }
     match dead_letters.dead_letter(raw, &reason).await {
         Ok(()) => {
             warn!(record = %raw.id, %reason, "permanent failure; record dead-lettered");
-            Ok(())
+            true
         }
         Err(dlq) => {
             error!(record = %raw.id, %reason, dead_letter_error = %dlq.chain(), "could not dead-letter; partition stops here");
-            Err(dlq)
+            false
         }
     }
 }
 
 /// The batch item failures for these records (a failed one and every later one of its partition).
-fn failures_from(ids: &[RecordId]) -> Vec<BatchItemFailure> {
-    ids.iter().map(BatchItemFailure::new).collect()
+fn failures_from(records: &[BatchRecord]) -> Vec<BatchItemFailure> {
+    records.iter().map(|r| BatchItemFailure::new(kafka::id_of(r))).collect()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::memory::Memory;
-    use relaychat_schema::kafka::{EventSource, msk_event};
+    use relaychat_schema::RecordId;
+    use relaychat_schema::kafka::{EventSource, msk_event, msk_event_json};
     use std::sync::Mutex;
 
     /// A record's value as text, with the record it came from.
@@ -303,7 +322,12 @@ mod tests {
         }
     }
 
-    fn event(parts: &[(&str, i32, &[&[u8]])]) -> KafkaEvent {
+    fn event(parts: &[(&str, i32, &[&[u8]])]) -> MskEvent {
+        event_json(parts, |_| ())
+    }
+
+    /// The event of these records, its JSON bent by `edit` first.
+    fn event_json(parts: &[(&str, i32, &[&[u8]])], edit: impl FnOnce(&mut serde_json::Value)) -> MskEvent {
         let records: Vec<DecodedRecord> = parts
             .iter()
             .flat_map(|(topic, partition, values)| {
@@ -317,7 +341,9 @@ mod tests {
                 })
             })
             .collect();
-        msk_event(&records, &EventSource::default()).unwrap()
+        let mut json = msk_event_json(&records, &EventSource::default());
+        edit(&mut json);
+        MskEvent::from_slice(&serde_json::to_vec(&json).unwrap()).unwrap()
     }
 
     #[tokio::test]
@@ -340,14 +366,12 @@ mod tests {
 
     #[tokio::test]
     async fn permanent_failures_are_dead_lettered_with_the_reason_and_the_partition_moves_on() {
-        let mut e = event(&[("t", 0, &[b"a", b"reject", b"c"])]);
         // and a record whose value is not base64 at all
         let bad = serde_json::json!({"topic": "t", "partition": 0, "offset": 13, "timestamp": 0,
                                      "value": "***", "headers": []});
-        e.records
-            .get_mut("t-0")
-            .unwrap()
-            .push(serde_json::from_value(bad).unwrap());
+        let e = event_json(&[("t", 0, &[b"a", b"reject", b"c"])], |json| {
+            json["records"]["t-0"].as_array_mut().unwrap().push(bad);
+        });
         let dlq = Memory::default();
         let script = Script::default();
         let resp = run_batch(&e, &dlq, &script).await;
@@ -372,7 +396,7 @@ mod tests {
     }
 
     /// One partition of `(key, value)` records at offsets 10, 11, ...
-    fn keyed_event(records: &[(&str, &str)]) -> KafkaEvent {
+    fn keyed_event(records: &[(&str, &str)]) -> MskEvent {
         let records: Vec<DecodedRecord> = records
             .iter()
             .enumerate()

@@ -2,12 +2,12 @@
 //! value built once that takes one typed event at a time.
 
 use aws_lambda_events::apigw::{ApiGatewayProxyResponse, ApiGatewayWebsocketProxyRequest};
-use aws_lambda_events::event::kafka::KafkaEvent;
 use relaychat_schema::KafkaBatchResponse;
+use relaychat_schema::MskEvent;
 
 /// A function behind an event-source mapping: a batch of records in, the records to retry out.
 pub trait KafkaFunction: Send + Sync {
-    fn invoke(&self, event: &KafkaEvent) -> impl Future<Output = KafkaBatchResponse> + Send;
+    fn invoke(&self, event: &MskEvent) -> impl Future<Output = KafkaBatchResponse> + Send;
 }
 
 /// A function behind a WebSocket API route: one request in, the route's response out.

@@ -15,6 +15,9 @@ pub enum SchemaError {
         source: base64::DecodeError,
     },
 
+    #[error("record {record}: timestamp {millis} ms is out of range")]
+    TimestampOutOfRange { record: RecordId, millis: i64 },
+
     #[error("record {record}: has no value")]
     MissingValue { record: RecordId },
 

@@ -142,6 +142,7 @@ pub struct ChatMessage {
     pub content: MessageContent,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client_message_id: Option<ClientMessageId>,
+    #[serde(deserialize_with = "crate::time::deserialize")]
     pub sent_at: DateTime<Utc>,
     pub recipients: Vec<UserId>,
 }
@@ -188,6 +189,7 @@ pub struct MessageStatusUpdate {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sender_id: Option<UserId>,
     pub status: DeliveryStatus,
+    #[serde(deserialize_with = "crate::time::deserialize")]
     pub at: DateTime<Utc>,
 }
 
@@ -199,6 +201,7 @@ pub struct TypingIndicator {
     pub conversation_id: ConversationId,
     pub user_id: UserId,
     pub is_typing: bool,
+    #[serde(deserialize_with = "crate::time::deserialize")]
     pub at: DateTime<Utc>,
     pub recipients: Vec<UserId>,
 }
@@ -217,6 +220,7 @@ pub struct Notification {
     pub conversation_id: Option<ConversationId>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message_id: Option<MessageId>,
+    #[serde(deserialize_with = "crate::time::deserialize")]
     pub created_at: DateTime<Utc>,
 }
 
@@ -273,6 +277,7 @@ pub struct AnalyticsEvent {
     pub user_id: UserId,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub conversation_id: Option<ConversationId>,
+    #[serde(deserialize_with = "crate::time::deserialize")]
     pub at: DateTime<Utc>,
 }
 

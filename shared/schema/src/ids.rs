@@ -9,8 +9,8 @@ use serde::{Deserialize, Serialize};
 use crate::SchemaError;
 
 /// A message id: a ULID, so ids sort by creation time as strings (DynamoDB sort keys, cursors).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(try_from = "String", into = "String")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(into = "String")]
 pub struct MessageId(ulid::Ulid);
 
 /// One monotonic generator per process: ids minted here strictly increase, even within a millisecond.
@@ -30,10 +30,30 @@ impl MessageId {
     pub fn parse(s: &str) -> Result<Self, SchemaError> {
         // Only the canonical (upper-case, 26-character) form: ids are compared as strings in storage.
         let ulid = ulid::Ulid::from_string(s).map_err(|e| SchemaError::field("messageId", e.to_string()))?;
-        if ulid.to_string() != s {
+        // Crockford's alphabet in upper case: what a ULID prints as, so nothing else reads as one.
+        let canonical =
+            |b: u8| b.is_ascii_digit() || (b.is_ascii_uppercase() && !matches!(b, b'I' | b'L' | b'O' | b'U'));
+        if !s.bytes().all(canonical) {
             return Err(SchemaError::field("messageId", "not a canonical upper-case ULID"));
         }
         Ok(Self(ulid))
+    }
+}
+
+impl<'de> Deserialize<'de> for MessageId {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Ulid;
+        impl serde::de::Visitor<'_> for Ulid {
+            type Value = MessageId;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a ULID")
+            }
+            // Read from the borrowed text: a message id needs no allocation.
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<MessageId, E> {
+                MessageId::parse(v).map_err(E::custom)
+            }
+        }
+        deserializer.deserialize_str(Ulid)
     }
 }
 
@@ -144,6 +164,18 @@ token_id!(
     DeviceToken, "token", 1024, "_"
 );
 
+/// The bytes every token id may hold: `[A-Za-z0-9._@:=+-]`, as a table (one load a byte).
+const TOKEN_BYTES: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        table[b] = c.is_ascii_alphanumeric() || matches!(c, b'.' | b'_' | b'@' | b':' | b'=' | b'+' | b'-');
+        b += 1;
+    }
+    table
+};
+
 fn check_token(field: &'static str, s: &str, max: usize, extra: &str) -> Result<(), SchemaError> {
     if s.is_empty() {
         return Err(SchemaError::field(field, "must not be empty"));
@@ -151,10 +183,9 @@ fn check_token(field: &'static str, s: &str, max: usize, extra: &str) -> Result<
     if s.len() > max {
         return Err(SchemaError::field(field, format!("longer than {max} characters")));
     }
-    if let Some(c) = s
-        .chars()
-        .find(|c| !(c.is_ascii_alphanumeric() || "._@:=+-".contains(*c) || extra.contains(*c)))
-    {
+    let allowed = |b: &u8| TOKEN_BYTES[usize::from(*b)] || extra.as_bytes().contains(b);
+    // A byte refused after only ASCII ones starts a character: name that character.
+    if let Some(c) = s.bytes().position(|b| !allowed(&b)).and_then(|i| s[i..].chars().next()) {
         return Err(SchemaError::field(field, format!("character {c:?} is not allowed")));
     }
     Ok(())

@@ -10,6 +10,7 @@ pub mod ids;
 pub mod kafka;
 pub mod protocol;
 pub mod text;
+mod time;
 pub mod topics;
 
 pub use error::SchemaError;
@@ -18,6 +19,6 @@ pub use events::{
     TypingIndicator,
 };
 pub use ids::{ClientMessageId, ConnectionId, ConversationId, DeviceToken, MessageId, UserId};
-pub use kafka::{BatchItemFailure, DecodedRecord, KafkaBatchResponse, PartitionBatch, RawRecord, RecordId};
+pub use kafka::{BatchItemFailure, DecodedRecord, KafkaBatchResponse, MskEvent, PartitionBatch, RawRecord, RecordId};
 pub use text::{DisplayName, MessageContent, Title};
 pub use topics::{TopicKind, Topics};

@@ -9,7 +9,6 @@ pub mod fcm;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use aws_lambda_events::event::kafka::KafkaEvent;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -19,6 +18,7 @@ use relaychat_adapters::connections_api::ConnectionsApi;
 use relaychat_adapters::dynamo::{DynamoStore, TableNames, tables};
 use relaychat_adapters::kafka::{KafkaSettings, headers_of};
 use relaychat_connections::{self as connections, Connections};
+use relaychat_schema::MskEvent;
 use relaychat_schema::kafka::{EventSource, msk_event};
 use relaychat_schema::{DecodedRecord, RecordId};
 
@@ -219,7 +219,7 @@ pub type TestRecord<'a> = (i32, i64, Option<&'a [u8]>, &'a [u8]);
 
 /// An MSK-shaped event (as Lambda delivers it) holding these records of one topic, each with a
 /// `traceparent` header, as relaychat's producers write them.
-pub fn kafka_event(topic: &str, records: &[TestRecord<'_>]) -> KafkaEvent {
+pub fn kafka_event(topic: &str, records: &[TestRecord<'_>]) -> MskEvent {
     let records: Vec<DecodedRecord> = records
         .iter()
         .map(|(partition, offset, key, value)| {

@@ -3,7 +3,8 @@
 
 use std::fmt;
 
-use aws_lambda_events::event::kafka::{KafkaEvent, KafkaRecord};
+mod wire;
+
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use chrono::{DateTime, Utc};
@@ -87,6 +88,14 @@ pub struct PartitionBatch {
     pub records: Vec<BatchRecord>,
 }
 
+/// Where a record of a batch came from, decoded or not.
+pub fn id_of(record: &BatchRecord) -> &RecordId {
+    match record {
+        Ok(d) => &d.id,
+        Err(bad) => &bad.raw.id,
+    }
+}
+
 impl PartitionBatch {
     pub fn topic_partition(&self) -> String {
         format!("{}-{}", self.topic, self.partition)
@@ -94,105 +103,29 @@ impl PartitionBatch {
 
     /// The ids of the records, decoded or not, in order.
     pub fn ids(&self) -> Vec<RecordId> {
-        self.records
-            .iter()
-            .map(|r| match r {
-                Ok(d) => d.id.clone(),
-                Err(bad) => bad.raw.id.clone(),
-            })
-            .collect()
+        self.records.iter().map(|r| id_of(r).clone()).collect()
     }
 }
 
-/// Splits a Lambda Kafka event into partitions (sorted by name, records sorted by offset).
-/// Never fails: a record that cannot be decoded is returned with its error, in its place.
-pub fn partitions(event: &KafkaEvent) -> Vec<PartitionBatch> {
-    let mut groups: Vec<PartitionBatch> = event
-        .records
-        .iter()
-        .map(|(group_key, records)| {
-            let (topic, partition) = split_group_key(group_key, records.first());
-            let mut records: Vec<&KafkaRecord> = records.iter().collect();
-            records.sort_by_key(|r| r.offset);
-            PartitionBatch {
-                records: records
-                    .into_iter()
-                    .map(|r| decode_record(&topic, partition, r))
-                    .collect(),
-                topic,
-                partition,
-            }
-        })
-        .collect();
-    groups.sort_by(|a, b| (&a.topic, a.partition).cmp(&(&b.topic, b.partition)));
-    groups
+/// The event Lambda hands a Kafka-triggered function (MSK `aws:kafka` and `SelfManagedKafka` share
+/// one shape), read straight into its partitions (see `wire`): sorted by topic and partition, each
+/// one's records in offset order. Never fails for one record: a record that cannot be decoded is
+/// kept in its place with its reason.
+#[derive(Debug, Default)]
+pub struct MskEvent {
+    pub partitions: Vec<PartitionBatch>,
 }
 
-/// `topic-partition` → (topic, partition); the record's own fields win when present.
-fn split_group_key(group_key: &str, first: Option<&KafkaRecord>) -> (String, i32) {
-    let (key_topic, key_partition) = match group_key.rsplit_once('-') {
-        Some((t, p)) => (t.to_owned(), p.parse::<i32>().ok()),
-        None => (group_key.to_owned(), None),
-    };
-    let topic = first.and_then(|r| r.topic.clone()).unwrap_or(key_topic);
-    let partition = first
-        .and_then(|r| i32::try_from(r.partition).ok())
-        .or(key_partition)
-        .unwrap_or_default();
-    (topic, partition)
-}
-
-fn decode_record(topic: &str, partition: i32, r: &KafkaRecord) -> BatchRecord {
-    let id = RecordId {
-        topic: topic.to_owned(),
-        partition,
-        offset: r.offset,
-    };
-    // Lambda sends header values as Java's signed bytes: reinterpret, don't convert.
-    let headers: Vec<(String, Vec<u8>)> = r
-        .headers
-        .iter()
-        .flat_map(|h| h.iter())
-        .map(|(k, v)| (k.clone(), v.iter().map(|b| *b as u8).collect()))
-        .collect();
-    let decoded = (|| {
-        let key = r.key.as_deref().map(|k| decode_b64(&id, "key", k)).transpose()?;
-        let value = r
-            .value
-            .as_deref()
-            .ok_or_else(|| SchemaError::MissingValue { record: id.clone() })?;
-        Ok((key, decode_b64(&id, "value", value)?))
-    })();
-    match decoded {
-        Ok((key, value)) => Ok(DecodedRecord {
-            id,
-            key,
-            value,
-            headers,
-            timestamp: *r.timestamp,
-        }),
-        Err(error) => {
-            let raw = RawRecord {
-                key: r.key.as_deref().map(decode_or_text),
-                value: r.value.as_deref().map(decode_or_text).unwrap_or_default(),
-                headers,
-                id,
-            };
-            Err(Box::new(Undecodable { raw, error }))
-        }
+impl MskEvent {
+    /// The event from the invocation's bytes (what the Lambda runtime does with its body).
+    pub fn from_slice(json: &[u8]) -> Result<Self, serde_json::Error> {
+        serde_json::from_slice(json)
     }
-}
 
-fn decode_b64(id: &RecordId, field: &'static str, s: &str) -> Result<Vec<u8>, SchemaError> {
-    STANDARD.decode(s).map_err(|source| SchemaError::InvalidBase64 {
-        record: id.clone(),
-        field,
-        source,
-    })
-}
-
-fn decode_or_text(s: &str) -> Vec<u8> {
-    STANDARD.decode(s).unwrap_or_else(|_| s.as_bytes().to_vec())
+    /// How many records the event holds, decoded or not.
+    pub fn record_count(&self) -> usize {
+        self.partitions.iter().map(|p| p.records.len()).sum()
+    }
 }
 
 impl From<&DecodedRecord> for RawRecord {
@@ -267,15 +200,15 @@ impl Default for EventSource {
     }
 }
 
-/// The MSK-shaped event Lambda delivers for these records: base64 keys and values, headers as
-/// signed bytes, grouped by topic-partition in the order given. [`partitions`] reads it back. The
-/// one builder of MSK events: the local runtime's event-source mappings, the tests and the fuzz
-/// targets all use it.
+/// The MSK-shaped event Lambda delivers for these records, read back from its JSON bytes as a
+/// function reads its invocation: base64 keys and values, headers as signed bytes, grouped by
+/// topic-partition. The one builder of MSK events: the local runtime's event-source mappings, the
+/// tests and the fuzz targets all use it.
 pub fn msk_event<'a>(
     records: impl IntoIterator<Item = &'a DecodedRecord>,
     source: &EventSource,
-) -> Result<KafkaEvent, serde_json::Error> {
-    serde_json::from_value(msk_event_json(records, source))
+) -> Result<MskEvent, serde_json::Error> {
+    MskEvent::from_slice(&serde_json::to_vec(&msk_event_json(records, source))?)
 }
 
 /// The same event as the JSON Lambda sends (numbers where Lambda sends numbers).
@@ -320,8 +253,8 @@ fn encode_record(r: &DecodedRecord) -> serde_json::Value {
 mod tests {
     use super::*;
 
-    fn event(json: serde_json::Value) -> KafkaEvent {
-        serde_json::from_value(json).unwrap()
+    fn event(json: serde_json::Value) -> MskEvent {
+        MskEvent::from_slice(&serde_json::to_vec(&json).unwrap()).unwrap()
     }
 
     #[test]
@@ -338,7 +271,7 @@ mod tests {
                 "headers": [{"headerKey": [104, 101, 97, 100, 101, 114, 86, 97, 108, 117, 101]}]
             }]}
         }));
-        let parts = partitions(&e);
+        let parts = e.partitions;
         assert_eq!(parts.len(), 1);
         let r = parts[0].records[0].as_ref().unwrap();
         assert_eq!(r.id.to_string(), "AWSKafkaTopic-0@0");
@@ -360,7 +293,7 @@ mod tests {
                  "timestampType": "CREATE_TIME", "key": "YzE=", "value": "e30=", "headers": []}
             ]}
         }));
-        let parts = partitions(&e);
+        let parts = e.partitions;
         assert_eq!(parts[0].topic_partition(), "chat-messages-2");
         let offsets: Vec<i64> = parts[0].records.iter().map(|r| r.as_ref().unwrap().id.offset).collect();
         assert_eq!(offsets, vec![7, 8], "records come back in offset order");
@@ -376,11 +309,57 @@ mod tests {
             "records": {"t-1": [{"topic": "t", "partition": 1, "offset": 42, "timestamp": 0,
                                  "value": "%%%not base64", "headers": []}]}
         }));
-        let parts = partitions(&e);
+        let parts = e.partitions;
         let bad = parts[0].records[0].as_ref().unwrap_err();
         let (raw, err) = (&bad.raw, &bad.error);
         assert_eq!(err.to_string(), "record t-1@42: field `value` is not valid base64");
         assert_eq!(raw.value, b"%%%not base64");
+    }
+
+    #[test]
+    fn reads_what_a_general_event_type_would_choke_on() {
+        // A fractional or quoted timestamp, an escaped slash in base64, null headers, and a group
+        // key given twice (the last list wins, as in a JSON object).
+        let json = br#"{"eventSource":"aws:kafka","records":{
+            "t-0":[{"offset":1,"timestamp":5,"value":"AA=="}],
+            "t-0":[{"topic":"t","partition":0,"offset":2,"timestamp":1764064800000.75,"value":"\/w==","headers":null},
+                   {"topic":"t","partition":0,"offset":3,"timestamp":"1764064800001","key":null,"value":"e30="}]}}"#;
+        let e = MskEvent::from_slice(json).unwrap();
+        assert_eq!(e.partitions.len(), 1);
+        assert_eq!(e.record_count(), 2);
+        let first = e.partitions[0].records[0].as_ref().unwrap();
+        assert_eq!((first.id.offset, first.value.as_slice()), (2, &[0xFFu8][..]));
+        assert_eq!(first.timestamp.timestamp_millis(), 1_764_064_800_000);
+        assert!(first.headers.is_empty());
+        let second = e.partitions[0].records[1].as_ref().unwrap();
+        assert_eq!(second.timestamp.timestamp_millis(), 1_764_064_800_001);
+    }
+
+    #[test]
+    fn a_timestamp_out_of_range_is_that_records_error_alone() {
+        let json = br#"{"records":{"t-0":[
+            {"offset":1,"timestamp":9223372036854775807,"value":"eA==","headers":[{"h":[1]}]},
+            {"offset":2,"timestamp":0,"value":"eQ=="}]}}"#;
+        let e = MskEvent::from_slice(json).unwrap();
+        let bad = e.partitions[0].records[0].as_ref().unwrap_err();
+        assert_eq!(
+            bad.error.to_string(),
+            "record t-0@1: timestamp 9223372036854775807 ms is out of range"
+        );
+        assert_eq!((bad.raw.value.as_slice(), bad.raw.headers.len()), (&b"x"[..], 1));
+        assert_eq!(e.partitions[0].records[1].as_ref().unwrap().value, b"y");
+    }
+
+    #[test]
+    fn an_event_without_offsets_or_timestamps_is_refused_whole() {
+        for json in [
+            &br#"{"records":{"t-0":[{"timestamp":0,"value":"eA=="}]}}"#[..],
+            br#"{"records":{"t-0":[{"offset":0,"value":"eA=="}]}}"#,
+            br#"{"records":{"t-0":[{"offset":0,"timestamp":0,"value":"eA==","headers":[{"h":[128]}]}]}}"#,
+        ] {
+            assert!(MskEvent::from_slice(json).is_err(), "{}", String::from_utf8_lossy(json));
+        }
+        assert_eq!(MskEvent::from_slice(br#"{"records":null}"#).unwrap().record_count(), 0);
     }
 
     #[test]
@@ -399,7 +378,8 @@ mod tests {
             DecodedRecord::new(id(1, 4), None, b"y"),
         ];
         let e = msk_event(&records, &EventSource::default()).unwrap();
-        let mut back: Vec<DecodedRecord> = partitions(&e)
+        let mut back: Vec<DecodedRecord> = e
+            .partitions
             .into_iter()
             .flat_map(|p| p.records)
             .map(Result::unwrap)
