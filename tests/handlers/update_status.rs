@@ -18,6 +18,7 @@ async fn receipts_reach_the_sender_once_and_read_clears_unread() {
     let mut bob = online(&store, &registry, "bob", "bob-1=").await;
     let function = UpdateStatus {
         store: store.clone(),
+        directory: store.clone(),
         poster: api,
         publisher: publisher(),
         dead_letters: dead_letters("update-status").await,

@@ -25,6 +25,7 @@ impl EachEvent for Status<'_> {
     async fn handle_event(&self, u: &MessageStatusUpdate) -> Result<(), Error> {
         let ports = StatusPorts {
             store: self.0,
+            directory: self.0,
             poster: self.0,
             publisher: self.0,
             topics: &self.1,

@@ -12,6 +12,7 @@ use relaychat_core::batch::{EachEvent, run_batch};
 use relaychat_core::delivery::deliver_message;
 use relaychat_core::function::KafkaFunction;
 use relaychat_core::ports::{ConnectionDirectory, DeadLetters, FramePoster, Publisher};
+use relaychat_core::recent::RecentConnections;
 use relaychat_schema::MskEvent;
 use relaychat_schema::{ChatMessage, KafkaBatchResponse, Topics};
 
@@ -55,14 +56,14 @@ where
 }
 
 /// deliver-message as deployed, on DynamoDB, @connections and Kafka.
-pub type Deployed = DeliverMessage<DynamoStore, ConnectionsApi, KafkaPublisher, KafkaDeadLetters>;
+pub type Deployed = DeliverMessage<RecentConnections<DynamoStore>, ConnectionsApi, KafkaPublisher, KafkaDeadLetters>;
 
 /// The one place deliver-message is wired: Lambda's `main.rs` and the local runtime both build it here.
 pub async fn build(deps: Deps) -> Result<Deployed, ConfigError> {
     Ok(DeliverMessage {
         poster: deps.connections_api()?,
         dead_letters: deps.dead_letters(NAME),
-        directory: deps.store,
+        directory: deps.connection_directory(),
         publisher: deps.publisher,
         topics: deps.topics,
     })

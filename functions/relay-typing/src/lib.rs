@@ -10,6 +10,7 @@ use relaychat_core::Error;
 use relaychat_core::batch::{EachEvent, run_batch};
 use relaychat_core::function::KafkaFunction;
 use relaychat_core::ports::{ConnectionDirectory, DeadLetters, FramePoster};
+use relaychat_core::recent::RecentConnections;
 use relaychat_core::typing::relay_typing;
 use relaychat_schema::MskEvent;
 use relaychat_schema::{KafkaBatchResponse, TypingIndicator};
@@ -40,14 +41,14 @@ impl<C: ConnectionDirectory, F: FramePoster, D: DeadLetters> EachEvent for Relay
 }
 
 /// relay-typing as deployed, on DynamoDB, @connections and Kafka.
-pub type Deployed = RelayTyping<DynamoStore, ConnectionsApi, KafkaDeadLetters>;
+pub type Deployed = RelayTyping<RecentConnections<DynamoStore>, ConnectionsApi, KafkaDeadLetters>;
 
 /// The one place relay-typing is wired: Lambda's `main.rs` and the local runtime both build it here.
 pub async fn build(deps: Deps) -> Result<Deployed, ConfigError> {
     Ok(RelayTyping {
         poster: deps.connections_api()?,
         dead_letters: deps.dead_letters(NAME),
-        directory: deps.store,
+        directory: deps.connection_directory(),
     })
 }
 

@@ -13,6 +13,7 @@ use relaychat_core::function::KafkaFunction;
 use relaychat_core::ports::{
     ConnectionDirectory, DeadLetters, FramePoster, MessageStore, Publisher, ReadState, Receipts,
 };
+use relaychat_core::recent::RecentConnections;
 use relaychat_core::status::{StatusPorts, apply_status_update};
 use relaychat_schema::MskEvent;
 use relaychat_schema::{KafkaBatchResponse, MessageStatusUpdate, Topics};
@@ -20,8 +21,10 @@ use relaychat_schema::{KafkaBatchResponse, MessageStatusUpdate, Topics};
 /// The function's name: its consumer group, and its dead-letter topic `update-status-dlq`.
 pub const NAME: &str = "update-status";
 
-pub struct UpdateStatus<S, F, P, D> {
+pub struct UpdateStatus<S, C, F, P, D> {
     pub store: S,
+    /// Where the status frames go: the senders' connections.
+    pub directory: C,
     pub poster: F,
     /// Carries a long READ on in another invocation (on `message-status-events`).
     pub publisher: P,
@@ -29,9 +32,10 @@ pub struct UpdateStatus<S, F, P, D> {
     pub topics: Topics,
 }
 
-impl<S, F, P, D> UpdateStatus<S, F, P, D>
+impl<S, C, F, P, D> UpdateStatus<S, C, F, P, D>
 where
-    S: MessageStore + ReadState + Receipts + ConnectionDirectory,
+    S: MessageStore + ReadState + Receipts,
+    C: ConnectionDirectory,
     F: FramePoster,
     P: Publisher,
     D: DeadLetters,
@@ -41,9 +45,10 @@ where
     }
 }
 
-impl<S, F, P, D> EachEvent for UpdateStatus<S, F, P, D>
+impl<S, C, F, P, D> EachEvent for UpdateStatus<S, C, F, P, D>
 where
-    S: MessageStore + ReadState + Receipts + ConnectionDirectory,
+    S: MessageStore + ReadState + Receipts,
+    C: ConnectionDirectory,
     F: FramePoster,
     P: Publisher,
     D: DeadLetters,
@@ -53,6 +58,7 @@ where
     async fn handle_event(&self, update: &MessageStatusUpdate) -> Result<(), Error> {
         let ports = StatusPorts {
             store: &self.store,
+            directory: &self.directory,
             poster: &self.poster,
             publisher: &self.publisher,
             topics: &self.topics,
@@ -62,13 +68,15 @@ where
 }
 
 /// update-status as deployed, on DynamoDB, @connections and Kafka.
-pub type Deployed = UpdateStatus<DynamoStore, ConnectionsApi, KafkaPublisher, KafkaDeadLetters>;
+pub type Deployed =
+    UpdateStatus<DynamoStore, RecentConnections<DynamoStore>, ConnectionsApi, KafkaPublisher, KafkaDeadLetters>;
 
 /// The one place update-status is wired: Lambda's `main.rs` and the local runtime both build it here.
 pub async fn build(deps: Deps) -> Result<Deployed, ConfigError> {
     Ok(UpdateStatus {
         poster: deps.connections_api()?,
         dead_letters: deps.dead_letters(NAME),
+        directory: deps.connection_directory(),
         store: deps.store,
         publisher: deps.publisher,
         topics: deps.topics,

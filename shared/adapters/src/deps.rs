@@ -3,7 +3,10 @@
 //! its own servers. Each function crate's `build` takes what it needs from here, so a function is
 //! wired in one place whichever runtime runs it.
 
+use std::time::Duration;
+
 use aws_config::SdkConfig;
+use relaychat_core::recent::{self, RecentConnections};
 use relaychat_schema::Topics;
 
 use crate::ConfigError;
@@ -37,6 +40,15 @@ impl Deps {
             jwt_secret: None,
             aws,
         })
+    }
+
+    /// Users' connections, each lookup trusted for `CONNECTION_CACHE_MS` (default 1,000; 0: never
+    /// remembered): see `relaychat_core::recent` for what that staleness can and cannot cost.
+    pub fn connection_directory(&self) -> RecentConnections<DynamoStore> {
+        let ttl = crate::optional("CONNECTION_CACHE_MS")
+            .and_then(|ms| ms.parse::<u64>().ok())
+            .map_or(recent::DEFAULT_TTL, Duration::from_millis);
+        RecentConnections::new(self.store.clone(), ttl)
     }
 
     /// The `@connections` API of the WebSocket stage.

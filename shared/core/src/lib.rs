@@ -13,6 +13,7 @@ pub mod limits;
 pub mod persist;
 pub mod ports;
 pub mod push;
+pub mod recent;
 pub mod remembered;
 pub mod status;
 pub mod typing;

@@ -129,6 +129,16 @@ pub trait ConnectionDirectory: Sync {
     fn remove_connection(&self, connection: &ConnectionId) -> impl Future<Output = Result<(), Error>> + Send;
 }
 
+/// A borrowed directory is one too (a wrapper over a store that serves other ports as well).
+impl<D: ConnectionDirectory> ConnectionDirectory for &D {
+    fn connections_of(&self, user: &UserId) -> impl Future<Output = Result<Vec<ConnectionId>, Error>> + Send {
+        (**self).connections_of(user)
+    }
+    fn remove_connection(&self, connection: &ConnectionId) -> impl Future<Output = Result<(), Error>> + Send {
+        (**self).remove_connection(connection)
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PostOutcome {
     Delivered,

@@ -32,19 +32,22 @@ pub struct StatusChange {
 }
 
 /// The ports update-status works with.
-pub struct StatusPorts<'a, S, F, P> {
+pub struct StatusPorts<'a, S, D, F, P> {
     pub store: &'a S,
+    /// Whose connections the frames go to (remembered for a moment: `recent`).
+    pub directory: &'a D,
     pub poster: &'a F,
     pub publisher: &'a P,
     pub topics: &'a Topics,
 }
 
-pub async fn apply_status_update<S, F, P>(
-    ports: &StatusPorts<'_, S, F, P>,
+pub async fn apply_status_update<S, D, F, P>(
+    ports: &StatusPorts<'_, S, D, F, P>,
     update: &MessageStatusUpdate,
 ) -> Result<StatusChange, Error>
 where
-    S: MessageStore + ReadState + Receipts + ConnectionDirectory,
+    S: MessageStore + ReadState + Receipts,
+    D: ConnectionDirectory,
     F: FramePoster,
     P: Publisher,
 {
@@ -69,13 +72,14 @@ where
 /// DELIVERED: the receipt moves forward, and the sender is told. A repeat tells the sender again
 /// (a frame lost to a failed post on the first try is not lost for good); a late DELIVERED after
 /// READ tells nothing.
-async fn deliver_receipt<S, F, P>(
-    ports: &StatusPorts<'_, S, F, P>,
+async fn deliver_receipt<S, D, F, P>(
+    ports: &StatusPorts<'_, S, D, F, P>,
     update: &MessageStatusUpdate,
     sender: &UserId,
 ) -> Result<StatusChange, Error>
 where
-    S: Receipts + ConnectionDirectory,
+    S: Receipts,
+    D: ConnectionDirectory,
     F: FramePoster,
 {
     let moved = ports
@@ -100,7 +104,7 @@ where
         at: update.at,
         up_to: false,
     };
-    post_to_user(ports.store, ports.poster, sender, &frame.to_bytes()).await?;
+    post_to_user(ports.directory, ports.poster, sender, &frame.to_bytes()).await?;
     if moved == ReceiptMove::Moved {
         change.advanced.push(update.message_id);
     }
@@ -112,12 +116,13 @@ where
 /// cursor (which recounts unread). Frames go out before the progress they report is saved, so a
 /// failed push is retried, never lost. A backlog too long for one invocation is saved as progress
 /// and the update published again to carry on.
-async fn mark_read_up_to<S, F, P>(
-    ports: &StatusPorts<'_, S, F, P>,
+async fn mark_read_up_to<S, D, F, P>(
+    ports: &StatusPorts<'_, S, D, F, P>,
     update: &MessageStatusUpdate,
 ) -> Result<StatusChange, Error>
 where
-    S: MessageStore + ReadState + Receipts + ConnectionDirectory,
+    S: MessageStore + ReadState + Receipts,
+    D: ConnectionDirectory,
     F: FramePoster,
     P: Publisher,
 {
@@ -169,14 +174,14 @@ where
 }
 
 /// One "read up to" frame to each sender.
-async fn tell_senders<S, F, P>(
-    ports: &StatusPorts<'_, S, F, P>,
+async fn tell_senders<S, D, F, P>(
+    ports: &StatusPorts<'_, S, D, F, P>,
     update: &MessageStatusUpdate,
     senders: &BTreeSet<UserId>,
     up_to: MessageId,
 ) -> Result<(), Error>
 where
-    S: ConnectionDirectory,
+    D: ConnectionDirectory,
     F: FramePoster,
 {
     let frame = ServerFrame::Status {
@@ -189,7 +194,7 @@ where
     }
     .to_bytes();
     for sender in senders {
-        post_to_user(ports.store, ports.poster, sender, &frame).await?;
+        post_to_user(ports.directory, ports.poster, sender, &frame).await?;
     }
     Ok(())
 }
@@ -200,9 +205,10 @@ mod tests {
     use crate::memory::{Memory, sample_message, status_update};
     use crate::persist::persist_message;
 
-    fn ports(mem: &Memory) -> StatusPorts<'_, Memory, Memory, Memory> {
+    fn ports(mem: &Memory) -> StatusPorts<'_, Memory, Memory, Memory, Memory> {
         StatusPorts {
             store: mem,
+            directory: mem,
             poster: mem,
             publisher: mem,
             topics: TOPICS.get_or_init(Topics::default),
