@@ -74,6 +74,32 @@ fn event_of(records: &[Polled], source: &EventSource) -> Result<MskEvent, String
     msk_event(records.iter().map(|p| &p.record), source).map_err(|e| e.to_string())
 }
 
+/// How long a stopping mapping waits for its consumer to leave the group.
+const CLOSE_PATIENCE: Duration = Duration::from_secs(5);
+
+/// Closes the consumer (leave the group, destroy) on a thread of its own, waiting at most
+/// [`CLOSE_PATIENCE`]. librdkafka's close blocks, and was seen to block for good when a consumer
+/// still joining its group was dropped (`rd_kafka_assign` from the close's rebalance, in a test
+/// that stopped the runtime right after starting it): on a runtime worker that stalled the whole
+/// shutdown. A consumer that does not close in time is left behind; the process ends without it.
+async fn close(consumer: StreamConsumer, function: &str) {
+    let (closed, on_closed) = tokio::sync::oneshot::channel();
+    let closing = std::thread::Builder::new().name("esm-close".into()).spawn(move || {
+        drop(consumer);
+        let _ = closed.send(());
+    });
+    if let Err(e) = closing {
+        warn!(function, error = %e, "no thread to close the consumer on; it was closed here");
+        return;
+    }
+    if tokio::time::timeout(CLOSE_PATIENCE, on_closed).await.is_err() {
+        warn!(
+            function,
+            "the consumer did not leave its group within {CLOSE_PATIENCE:?}; left behind"
+        );
+    }
+}
+
 /// What a record adds to an event: base64 grows by a third; headers go out as JSON numbers
 /// (~4 bytes each).
 fn event_bytes(p: &Polled) -> usize {
@@ -221,6 +247,7 @@ impl Esm {
         if let Err(e) = consumer.commit_consumer_state(CommitMode::Sync) {
             warn!(function = %m.function, error = %e, "final offset commit failed; records will be redelivered");
         }
+        close(consumer, &m.function).await;
         info!(function = %m.function, "event source mapping stopped");
         Ok(())
     }
