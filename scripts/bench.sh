@@ -110,3 +110,23 @@ else
   echo "bench: no throughput binary at $throughput" >&2
   exit 1
 fi
+
+# Init and size: the function binaries for this machine, started against a stand-in Runtime API
+# (benches/src/bin/init.rs). INIT_DIR=dir skips the build (e.g. binaries built elsewhere).
+echo
+if [ -n "${INIT_DIR:-}" ]; then
+  functions_dir="$INIT_DIR"
+else
+  cargo build --release --locked -q $(for f in functions/*/; do f="$(basename "$f")"; printf -- '-p %s --bin %s ' "$f" "$f"; done)
+  functions_dir="$(dirname "$decode")"
+fi
+"$(dirname "$decode")/init" "$functions_dir"
+# The arm64 packages `make lambda` built, if any (their size; they do not run here).
+lambda_dir="${CARGO_TARGET_DIR:-target}/lambda"
+if compgen -G "$lambda_dir/*/bootstrap" >/dev/null; then
+  echo
+  echo "make lambda packages (arm64 bootstrap, MB):"
+  for b in "$lambda_dir"/*/bootstrap; do
+    stat -c '%s' "$b" | awk -v name="$(basename "$(dirname "$b")")" '{ printf "%18s %10.1f\n", name, $1 / 1e6 }'
+  done
+fi
