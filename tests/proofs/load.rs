@@ -4,7 +4,9 @@
 //! `clientMessageId`. The promise: no
 //! error frame and no socket failure; every message acked, received by each of its recipients and
 //! stored exactly once; the process's memory flat (this process hosts the whole runtime). The
-//! latencies are printed, not asserted.
+//! latencies are printed, not asserted. Before the run, DynamoDB Local's own write capacity is
+//! measured (`capacity.rs`), and the runtime's DynamoDB calls are counted at a proxy in front of
+//! it: a `load-capacity` line sets the offered rate against capacity ÷ calls a message.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -20,7 +22,10 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 use relaychat_local::runtime::Running;
 
-use crate::client::{start_runtime, token};
+use relaychat_testkit::dynamo_faults::DynamoFaults;
+
+use crate::capacity::{WRITERS, dynamodb_writes_per_second};
+use crate::client::{start_runtime_with, token};
 
 type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
@@ -74,6 +79,8 @@ const DRAIN: Duration = Duration::from_secs(20);
 const STORE_WAIT: Duration = Duration::from_secs(20);
 /// Connecting and creating the conversations.
 const SETUP_WAIT: Duration = Duration::from_secs(30);
+/// How long DynamoDB Local's capacity is measured for, before the load.
+const CAPACITY_SPELL: Duration = Duration::from_secs(3);
 /// Memory may grow this much from the middle third of the run to the last.
 const MAX_GROWTH_RATIO: f64 = 0.5;
 const MAX_GROWTH_MB: f64 = 150.0;
@@ -447,7 +454,22 @@ async fn many_clients_chat_steadily_with_every_message_acked_delivered_and_store
     let (clients, seconds) = (shape.clients, shape.seconds);
     let sends_each = shape.sends_each();
     let run_for = shape.every * sends_each as u32;
-    let (running, _topics) = start_runtime().await;
+    // DynamoDB Local's capacity on this machine now. With RELAYCHAT_LOAD_COUNT_CALLS=1 the
+    // runtime's calls are also counted at a proxy in front of it (which costs the saturated
+    // machine enough CPU to change the latencies, so not by default).
+    let upstream = std::env::var("DYNAMODB_ENDPOINT").expect("run with make test");
+    let writes_per_s = dynamodb_writes_per_second(&upstream, CAPACITY_SPELL).await;
+    let proxy = match std::env::var("RELAYCHAT_LOAD_COUNT_CALLS") {
+        Ok(v) if v == "1" => Some(DynamoFaults::start(&upstream).await),
+        _ => None,
+    };
+    let endpoint = proxy.as_ref().map(|p| p.endpoint.clone());
+    let (running, _topics) = start_runtime_with(|c| {
+        if endpoint.is_some() {
+            c.infra.dynamodb_endpoint = endpoint;
+        }
+    })
+    .await;
     let runtime_up = wall.elapsed();
 
     // While the event-source mappings join their consumer groups (seconds on this broker): connect
@@ -468,6 +490,9 @@ async fn many_clients_chat_steadily_with_every_message_acked_delivered_and_store
     });
     let start = Instant::now() + Duration::from_millis(200);
     let deadline = start + run_for + DRAIN;
+    if let Some(proxy) = &proxy {
+        proxy.reset_counts();
+    }
     let (stop_sampling, mut sampling_stopped) = tokio::sync::watch::channel(false);
     let sampler = tokio::spawn(async move {
         let mut samples = Vec::new();
@@ -504,6 +529,7 @@ async fn many_clients_chat_steadily_with_every_message_acked_delivered_and_store
     let _ = stop_sampling.send(true);
     let samples = sampler.await.expect("the sampler ends");
     let run = wall.elapsed();
+    let calls: Option<usize> = proxy.as_ref().map(|p| p.calls_by_operation().values().sum());
 
     // Every acked message, by clientMessageId: (sender, messageId, when it was sent).
     let mut errors: Vec<String> = tallies.iter().flat_map(|t| t.errors.iter().cloned()).collect();
@@ -676,6 +702,24 @@ async fn many_clients_chat_steadily_with_every_message_acked_delivered_and_store
         percentile(&deliver_latencies, 50.0),
         percentile(&deliver_latencies, 99.0),
     );
+
+    let offered = shape.offered_per_second();
+    match calls {
+        Some(calls) => {
+            let calls_per_message = calls as f64 / sent.max(1) as f64;
+            let capacity_per_s = writes_per_s / calls_per_message.max(f64::EPSILON);
+            println!(
+                "proof: load-capacity dynamodb_local_writes_per_s={writes_per_s:.0} (writers={WRITERS}) \
+                 dynamodb_calls_per_message={calls_per_message:.2} capacity_messages_per_s={capacity_per_s:.1} \
+                 offered_per_s={offered:.1} offered_of_capacity={:.2} (counted through a proxy: latencies above are worse for it)",
+                offered / capacity_per_s.max(f64::EPSILON),
+            );
+        }
+        None => println!(
+            "proof: load-capacity dynamodb_local_writes_per_s={writes_per_s:.0} (writers={WRITERS}) offered_per_s={offered:.1} \
+             (RELAYCHAT_LOAD_COUNT_CALLS=1 counts the calls a message in this mix)"
+        ),
+    }
 
     // Errors by kind (numbers as N, frames by their code), to read a failure at a glance.
     let mut kinds: std::collections::BTreeMap<String, usize> = std::collections::BTreeMap::new();

@@ -8,6 +8,7 @@
 mod client;
 
 mod attacks;
+mod capacity;
 mod crash;
 mod dynamo_faults;
 mod latency;
