@@ -343,7 +343,7 @@ mod tests {
             .collect();
         let mut json = msk_event_json(&records, &EventSource::default());
         edit(&mut json);
-        MskEvent::from_slice(&serde_json::to_vec(&json).unwrap()).unwrap()
+        MskEvent::from_json(&json).unwrap()
     }
 
     #[tokio::test]

@@ -122,6 +122,12 @@ impl MskEvent {
         serde_json::from_slice(json)
     }
 
+    /// The event from its JSON, read through its bytes as Lambda hands it over (header lists are
+    /// read as raw JSON, which a `serde_json::Value` cannot lend).
+    pub fn from_json(json: &serde_json::Value) -> Result<Self, serde_json::Error> {
+        Self::from_slice(&serde_json::to_vec(json)?)
+    }
+
     /// How many records the event holds, decoded or not.
     pub fn record_count(&self) -> usize {
         self.partitions.iter().map(|p| p.records.len()).sum()
@@ -208,7 +214,7 @@ pub fn msk_event<'a>(
     records: impl IntoIterator<Item = &'a DecodedRecord>,
     source: &EventSource,
 ) -> Result<MskEvent, serde_json::Error> {
-    MskEvent::from_slice(&serde_json::to_vec(&msk_event_json(records, source))?)
+    MskEvent::from_json(&msk_event_json(records, source))
 }
 
 /// The same event as the JSON Lambda sends (numbers where Lambda sends numbers).
@@ -254,7 +260,7 @@ mod tests {
     use super::*;
 
     fn event(json: serde_json::Value) -> MskEvent {
-        MskEvent::from_slice(&serde_json::to_vec(&json).unwrap()).unwrap()
+        MskEvent::from_json(&json).unwrap()
     }
 
     #[test]

@@ -50,15 +50,21 @@ impl<'de> Deserialize<'de> for Groups {
                 while let Some(Text(key)) = map.next_key::<Text<'de>>()? {
                     let records: Vec<WireRecord<'de>> = map.next_value()?;
                     let batch = batch_of(&key, records);
-                    match groups.iter_mut().find(|(k, _)| *k == key) {
-                        Some((_, earlier)) => *earlier = batch,
-                        None => groups.push((key.into_owned(), batch)),
-                    }
+                    keep_last(&mut groups, key, batch);
                 }
                 Ok(Groups(groups.into_iter().map(|(_, b)| b).collect()))
             }
         }
         deserializer.deserialize_map(GroupsVisitor)
+    }
+}
+
+/// Adds `key`'s value, or replaces the one given for it before: a JSON object's last value of a
+/// key is its value.
+fn keep_last<V>(entries: &mut Vec<(String, V)>, key: Cow<'_, str>, value: V) {
+    match entries.iter_mut().find(|(k, _)| *k == key) {
+        Some((_, earlier)) => *earlier = value,
+        None => entries.push((key.into_owned(), value)),
     }
 }
 
@@ -156,21 +162,23 @@ impl WireRecord<'_> {
 
 /// Decodes with SIMD where the CPU has it; text it refuses is decoded again by the `base64` crate,
 /// whose error says what is wrong and where.
-fn decode_b64(id: &RecordId, field: &'static str, Base64(text): &Base64<'_>) -> Result<Vec<u8>, SchemaError> {
-    base64_simd::STANDARD.decode_to_vec(text).or_else(|_| {
-        STANDARD.decode(text).map_err(|source| SchemaError::InvalidBase64 {
-            record: id.clone(),
-            field,
-            source,
-        })
-    })
-}
-
-fn decode_or_text(Base64(text): &Base64<'_>) -> Vec<u8> {
+fn decode(Base64(text): &Base64<'_>) -> Result<Vec<u8>, base64::DecodeError> {
     base64_simd::STANDARD
         .decode_to_vec(text)
         .or_else(|_| STANDARD.decode(text))
-        .unwrap_or_else(|_| text.to_vec())
+}
+
+fn decode_b64(id: &RecordId, field: &'static str, text: &Base64<'_>) -> Result<Vec<u8>, SchemaError> {
+    decode(text).map_err(|source| SchemaError::InvalidBase64 {
+        record: id.clone(),
+        field,
+        source,
+    })
+}
+
+/// The decoded bytes, or the text as sent when it is not base64 (for a dead letter).
+fn decode_or_text(text: &Base64<'_>) -> Vec<u8> {
+    decode(text).unwrap_or_else(|_| text.0.to_vec())
 }
 
 /// A base64 string of the event, as bytes borrowed from the invocation's bytes unless it holds
@@ -311,12 +319,9 @@ impl<'de> Deserialize<'de> for HeaderObject {
             }
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<HeaderObject, A::Error> {
                 let mut entries: Vec<(String, Vec<u8>)> = Vec::with_capacity(1);
-                while let Some(name) = map.next_key::<String>()? {
+                while let Some(Text(name)) = map.next_key::<Text<'de>>()? {
                     let SignedBytes(value) = map.next_value()?;
-                    match entries.iter_mut().find(|(n, _)| *n == name) {
-                        Some((_, earlier)) => *earlier = value,
-                        None => entries.push((name, value)),
-                    }
+                    keep_last(&mut entries, name, value);
                 }
                 Ok(HeaderObject(entries))
             }
