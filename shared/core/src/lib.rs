@@ -5,6 +5,7 @@
 pub mod actions;
 pub mod analytics;
 pub mod batch;
+mod bounded;
 pub mod delivery;
 mod error;
 pub mod fanout;

@@ -11,18 +11,14 @@
 //! - A user found with no connection is not remembered: the next message looks again, so a user
 //!   who comes online is never taken for offline (no push instead of a frame, no missed frame).
 
-use std::collections::HashMap;
-use std::sync::Mutex;
 use std::time::Duration;
 
 use relaychat_schema::{ConnectionId, UserId};
 use tokio::time::Instant;
 
 use crate::Error;
+use crate::bounded::BoundedMap;
 use crate::ports::ConnectionDirectory;
-
-/// Users whose connections are remembered at most (then the memory starts afresh).
-const CAPACITY: usize = 10_000;
 
 /// How long a lookup is trusted unless configured: a second.
 pub const DEFAULT_TTL: Duration = Duration::from_secs(1);
@@ -31,7 +27,7 @@ pub const DEFAULT_TTL: Duration = Duration::from_secs(1);
 pub struct RecentConnections<D> {
     inner: D,
     ttl: Duration,
-    lists: Mutex<HashMap<UserId, (Instant, Vec<ConnectionId>)>>,
+    lists: BoundedMap<UserId, (Instant, Vec<ConnectionId>)>,
 }
 
 impl<D> RecentConnections<D> {
@@ -39,35 +35,27 @@ impl<D> RecentConnections<D> {
         Self {
             inner,
             ttl,
-            lists: Mutex::new(HashMap::new()),
+            lists: BoundedMap::new(),
         }
     }
 
     fn fresh(&self, user: &UserId) -> Option<Vec<ConnectionId>> {
-        let lists = self.lists.lock().ok()?;
-        let (at, list) = lists.get(user)?;
-        (at.elapsed() < self.ttl).then(|| list.clone())
+        let (at, list) = self.lists.get(user)?;
+        (at.elapsed() < self.ttl).then_some(list)
     }
 
     fn remember(&self, user: &UserId, list: &[ConnectionId]) {
         if self.ttl.is_zero() || list.is_empty() {
             return;
         }
-        if let Ok(mut lists) = self.lists.lock() {
-            if lists.len() >= CAPACITY {
-                lists.clear();
-            }
-            lists.insert(user.clone(), (Instant::now(), list.to_vec()));
-        }
+        self.lists.put(user.clone(), (Instant::now(), list.to_vec()));
     }
 
     fn forget(&self, connection: &ConnectionId) {
-        if let Ok(mut lists) = self.lists.lock() {
-            for (_, list) in lists.values_mut() {
-                list.retain(|c| c != connection);
-            }
-            lists.retain(|_, (_, list)| !list.is_empty());
-        }
+        self.lists.retain(|_, (_, list)| {
+            list.retain(|c| c != connection);
+            !list.is_empty()
+        });
     }
 }
 

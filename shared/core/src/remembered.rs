@@ -6,10 +6,6 @@
 //! Staleness is safe by construction; an action that changed members would have to forget the
 //! conversation here. Each memory holds at most `CAPACITY` entries and starts afresh when full.
 
-use std::collections::HashMap;
-use std::hash::Hash;
-use std::sync::Mutex;
-
 use chrono::{DateTime, Utc};
 use relaychat_schema::protocol::{ConversationSummary, MessageView};
 use relaychat_schema::{ClientMessageId, ConnectionId, ConversationId, MessageId, UserId};
@@ -18,47 +14,22 @@ use crate::Error;
 use crate::limits::Limited;
 use crate::ports::{ConnectionRegistry, Conversation, ConversationStore, Device, DeviceStore, Identity};
 
-/// Entries each memory holds (a Lambda execution environment serves one request at a time; this
-/// bounds the memory, not the hit rate of a busy one).
-pub const CAPACITY: usize = 10_000;
-
-struct Memory<K, V>(Mutex<HashMap<K, V>>);
-
-impl<K: Hash + Eq, V: Clone> Memory<K, V> {
-    fn new() -> Self {
-        Self(Mutex::new(HashMap::new()))
-    }
-    fn get(&self, key: &K) -> Option<V> {
-        self.0.lock().ok()?.get(key).cloned()
-    }
-    fn put(&self, key: K, value: V) {
-        if let Ok(mut map) = self.0.lock() {
-            if map.len() >= CAPACITY {
-                map.clear();
-            }
-            map.insert(key, value);
-        }
-    }
-    fn forget(&self, key: &K) {
-        if let Ok(mut map) = self.0.lock() {
-            map.remove(key);
-        }
-    }
-}
+use crate::bounded::BoundedMap;
+pub use crate::bounded::CAPACITY;
 
 /// A store whose immutable lookups are remembered (see the module).
 pub struct Remembered<S> {
     inner: S,
-    identities: Memory<ConnectionId, Identity>,
-    conversations: Memory<ConversationId, Conversation>,
+    identities: BoundedMap<ConnectionId, Identity>,
+    conversations: BoundedMap<ConversationId, Conversation>,
 }
 
 impl<S> Remembered<S> {
     pub fn new(inner: S) -> Self {
         Self {
             inner,
-            identities: Memory::new(),
-            conversations: Memory::new(),
+            identities: BoundedMap::new(),
+            conversations: BoundedMap::new(),
         }
     }
 
