@@ -20,9 +20,10 @@ use crate::client::{Client, start_runtime};
 const ROUND_TRIPS: usize = 50;
 const MESSAGES: usize = 20;
 
+/// The median, in milliseconds.
 fn p50(mut samples: Vec<Duration>) -> f64 {
     samples.sort();
-    samples[samples.len() / 2].as_secs_f64() * 1000.0
+    crate::percentile(&samples, 50.0)
 }
 
 /// Produce one record, wait until a consumer already at the end of the topic has it; repeat.

@@ -26,6 +26,7 @@ use relaychat_testkit::dynamo_faults::DynamoFaults;
 
 use crate::capacity::{WRITERS, dynamodb_writes_per_second};
 use crate::client::{start_runtime_with, token};
+use crate::percentile;
 
 type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
@@ -435,15 +436,6 @@ fn rss_mb() -> f64 {
 
 fn average(xs: &[f64]) -> f64 {
     xs.iter().sum::<f64>() / xs.len().max(1) as f64
-}
-
-/// The `p`th percentile (nearest rank) of sorted figures, in milliseconds.
-fn percentile(sorted: &[Duration], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return 0.0;
-    }
-    let rank = ((p / 100.0) * sorted.len() as f64).ceil().max(1.0) as usize;
-    sorted[rank.min(sorted.len()) - 1].as_secs_f64() * 1000.0
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

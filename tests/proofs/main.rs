@@ -21,6 +21,15 @@ mod storage;
 /// and two at once would measure each other.
 pub static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
+/// The `p`th percentile (nearest rank) of sorted figures, in milliseconds.
+pub fn percentile(sorted: &[std::time::Duration], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let rank = ((p / 100.0) * sorted.len() as f64).ceil().max(1.0) as usize;
+    sorted[rank.min(sorted.len()) - 1].as_secs_f64() * 1000.0
+}
+
 /// True when the long variants were asked for.
 #[allow(dead_code)]
 pub fn long() -> bool {
