@@ -152,6 +152,19 @@ fn main() {
             );
         }
     }
+    // The floor: tokio and rdkafka alone, built beside this binary (benches/src/bin/kafka-floor.rs).
+    let floor = std::env::current_exe()
+        .ok()
+        .and_then(|exe| Some(exe.parent()?.join("kafka-floor")))
+        .and_then(|path| std::fs::metadata(path).ok());
+    match floor {
+        Some(m) => println!(
+            "{:>18} {:>10.1}   (tokio + rdkafka alone: the floor of any function that produces)",
+            "kafka-floor",
+            m.len() as f64 / 1e6
+        ),
+        None => println!("{:>18} {:>10}", "kafka-floor", "missing"),
+    }
     if failed {
         std::process::exit(1);
     }
