@@ -194,3 +194,66 @@ for n, (name, (action, fields)) in enumerate(actions.items(), start=10):
                                       "isBase64Encoded": False})
 write("ws-message-invalid-json.json", {"requestContext": ws_context("$default", "MESSAGE", 30),
                                        "body": "{\"action\":\"sendMessage\",", "isBase64Encoded": False})
+
+# --- API Gateway HTTP API events (payload 2.0) for http-authorizer and http-api ----------------
+HTTP_API_ID = "f6g7h8i9j0"
+HTTP_DOMAIN = f"{HTTP_API_ID}.execute-api.us-east-1.amazonaws.com"
+
+
+def http_context(route_key, method, path, n, lambda_context=None):
+    ctx = {
+        "accountId": "123456789012",
+        "apiId": HTTP_API_ID,
+        "domainName": HTTP_DOMAIN,
+        "domainPrefix": HTTP_API_ID,
+        "http": {"method": method, "path": path, "protocol": "HTTP/1.1", "sourceIp": "203.0.113.7",
+                 "userAgent": "relaychat-bot/1.0"},
+        "requestId": f"Hk3Fz{n:03d}EFQ=",
+        "routeKey": route_key,
+        "stage": "$default",
+        "time": "25/Nov/2025:10:00:00 +0000",
+        "timeEpoch": T0 + n,
+    }
+    if lambda_context is not None:
+        ctx["authorizer"] = {"lambda": lambda_context}
+    return ctx
+
+
+ALICE_BEARER = f"Bearer {jwt('alice', 'Alice', FOREVER)}"
+write("http-authorizer.json", {
+    "version": "2.0",
+    "type": "REQUEST",
+    "routeArn": f"arn:aws:execute-api:us-east-1:123456789012:{HTTP_API_ID}/$default/GET/unread",
+    "identitySource": [ALICE_BEARER],
+    "routeKey": "GET /unread",
+    "rawPath": "/unread",
+    "rawQueryString": "",
+    "headers": {"authorization": ALICE_BEARER, "host": HTTP_DOMAIN},
+    "requestContext": http_context("GET /unread", "GET", "/unread", 40),
+})
+ALICE_CONTEXT = {"userId": "alice", "name": "Alice"}
+http_requests = {
+    "unread": ("GET /unread", "GET", "/unread", {}, {}, None, {}),
+    "history": ("GET /conversations/{conversationId}/messages", "GET", f"/conversations/{C_DIRECT}/messages",
+                {"conversationId": C_DIRECT}, {"limit": "20"}, None, {}),
+    "send-message": ("POST /conversations/{conversationId}/messages", "POST", f"/conversations/{C_DIRECT}/messages",
+                     {"conversationId": C_DIRECT}, {}, {"content": "Hi Bob, from the bot"},
+                     {"idempotency-key": "bot-7", "content-type": "application/json"}),
+}
+for n, (name, (route_key, method, path, params, query, body, headers)) in enumerate(http_requests.items(), start=41):
+    ev = {
+        "version": "2.0",
+        "routeKey": route_key,
+        "rawPath": path,
+        "rawQueryString": "&".join(f"{k}={v}" for k, v in query.items()),
+        "headers": {"authorization": ALICE_BEARER, "host": HTTP_DOMAIN, **headers},
+        "requestContext": http_context(route_key, method, path, n, ALICE_CONTEXT),
+        "isBase64Encoded": False,
+    }
+    if query:
+        ev["queryStringParameters"] = query
+    if params:
+        ev["pathParameters"] = params
+    if body is not None:
+        ev["body"] = json.dumps(body, separators=(",", ":"))
+    write(f"http-api-{name}.json", ev)

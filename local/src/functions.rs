@@ -4,10 +4,15 @@
 use std::future::Future;
 use std::sync::Arc;
 
-use aws_lambda_events::apigw::{ApiGatewayProxyResponse, ApiGatewayWebsocketProxyRequest};
+use aws_lambda_events::apigw::{
+    ApiGatewayProxyResponse, ApiGatewayV2CustomAuthorizerSimpleResponse, ApiGatewayV2CustomAuthorizerV2Request,
+    ApiGatewayWebsocketProxyRequest,
+};
 use futures::future::BoxFuture;
+use lambda_http::{Body, Request, Response};
+use relaychat_adapters::lambda::HttpFunction;
 use relaychat_adapters::{ConfigError, Deps};
-use relaychat_core::function::{KafkaFunction, WebSocketFunction};
+use relaychat_core::function::{AuthorizerFunction, KafkaFunction, WebSocketFunction};
 use relaychat_schema::KafkaBatchResponse;
 use relaychat_schema::MskEvent;
 
@@ -39,8 +44,38 @@ impl<F: WebSocketFunction> InvokeWebSocket for F {
     }
 }
 
+/// A function behind HTTP API routes, as the routes share it.
+pub trait InvokeHttp: Send + Sync {
+    fn invoke_http(&self, request: Request) -> BoxFuture<'_, Response<Body>>;
+}
+
+impl<F: HttpFunction> InvokeHttp for F {
+    fn invoke_http(&self, request: Request) -> BoxFuture<'_, Response<Body>> {
+        Box::pin(self.invoke(request))
+    }
+}
+
+/// An HTTP API's Lambda authorizer.
+pub trait InvokeAuthorizer: Send + Sync {
+    fn invoke_authorizer<'a>(
+        &'a self,
+        request: &'a ApiGatewayV2CustomAuthorizerV2Request,
+    ) -> BoxFuture<'a, ApiGatewayV2CustomAuthorizerSimpleResponse>;
+}
+
+impl<F: AuthorizerFunction> InvokeAuthorizer for F {
+    fn invoke_authorizer<'a>(
+        &'a self,
+        request: &'a ApiGatewayV2CustomAuthorizerV2Request,
+    ) -> BoxFuture<'a, ApiGatewayV2CustomAuthorizerSimpleResponse> {
+        Box::pin(self.invoke(request))
+    }
+}
+
 pub type SharedKafkaFunction = Arc<dyn InvokeKafka>;
 pub type SharedWebSocketFunction = Arc<dyn InvokeWebSocket>;
+pub type SharedHttpFunction = Arc<dyn InvokeHttp>;
+pub type SharedAuthorizer = Arc<dyn InvokeAuthorizer>;
 
 async fn kafka<F: KafkaFunction + 'static>(
     built: impl Future<Output = Result<F, ConfigError>>,
@@ -75,6 +110,22 @@ pub async fn websocket_function(name: &str, deps: &Deps) -> Result<Option<Shared
         ws_connect::NAME => websocket(ws_connect::build(deps)).await,
         ws_disconnect::NAME => websocket(ws_disconnect::build(deps)).await,
         ws_message::NAME => websocket(ws_message::build(deps)).await,
+        _ => Ok(None),
+    }
+}
+
+/// The HTTP API function of this name, or `None` if there is none.
+pub async fn http_function(name: &str, deps: &Deps) -> Result<Option<SharedHttpFunction>, ConfigError> {
+    match name {
+        http_api::NAME => Ok(Some(Arc::new(http_api::build(deps.clone()).await?))),
+        _ => Ok(None),
+    }
+}
+
+/// The HTTP API authorizer of this name, or `None` if there is none.
+pub async fn authorizer_function(name: &str, deps: &Deps) -> Result<Option<SharedAuthorizer>, ConfigError> {
+    match name {
+        http_authorizer::NAME => Ok(Some(Arc::new(http_authorizer::build(deps.clone()).await?))),
         _ => Ok(None),
     }
 }

@@ -5,6 +5,7 @@
 pub mod esm;
 pub mod functions;
 pub mod gateway;
+pub mod http_api;
 pub mod infra;
 pub mod invoke;
 pub mod runtime;

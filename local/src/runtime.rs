@@ -18,8 +18,12 @@ use tokio::task::JoinHandle;
 use tracing::{error, info};
 
 use crate::esm::{Esm, MappingStats, Stats};
-use crate::functions::{SharedKafkaFunction, SharedWebSocketFunction, kafka_function, websocket_function};
+use crate::functions::{
+    SharedHttpFunction, SharedKafkaFunction, SharedWebSocketFunction, authorizer_function, http_function,
+    kafka_function, websocket_function,
+};
 use crate::gateway::{DEFAULT_IDLE_TIMEOUT, Gateway, Route};
+use crate::http_api::{HttpGateway, HttpRoute};
 use crate::infra::{Infra, InfraConfig, create_tables, create_topics, port_or_free};
 use crate::template::Template;
 use crate::web::Web;
@@ -239,7 +243,39 @@ pub async fn start(config: LocalConfig) -> Result<Running, RuntimeError> {
         jwt_secret: config.jwt_secret.clone(),
         stats: stats.clone(),
     };
-    let http = serve(http_port, web.router()).await?;
+    // The HTTP API, under /api on the same port.
+    let mut http_routes = BTreeMap::new();
+    let mut http_built: BTreeMap<String, SharedHttpFunction> = BTreeMap::new();
+    for (key, function) in &template.http.routes {
+        let f = match http_built.get(function) {
+            Some(f) => f.clone(),
+            None => {
+                let f = http_function(function, &deps)
+                    .await?
+                    .ok_or_else(|| RuntimeError::UnknownFunction(function.clone()))?;
+                http_built.insert(function.clone(), f.clone());
+                f
+            }
+        };
+        let timeout = Duration::from_secs(template.timeouts.get(function).copied().unwrap_or(3));
+        http_routes.insert(key.clone(), HttpRoute { function: f, timeout });
+    }
+    let authorizer = match &template.http.authorizer {
+        Some(name) => Some(
+            authorizer_function(name, &deps)
+                .await?
+                .ok_or_else(|| RuntimeError::UnknownFunction(name.clone()))?,
+        ),
+        None => None,
+    };
+    let http_api = HttpGateway::new(
+        "local".into(),
+        format!("127.0.0.1:{http_port}"),
+        http_routes,
+        authorizer,
+        Duration::from_secs(template.http.authorizer_ttl_secs),
+    );
+    let http = serve(http_port, web.router().merge(http_api.router())).await?;
     info!(web = %format!("http://{}/", http.0), websocket = %format!("ws://{}/{}", ws.0, config.stage), "relaychat is running");
     Ok(Running {
         http: http.0,

@@ -65,6 +65,17 @@ pub struct WebSocketApi {
     pub routes: BTreeMap<String, String>,
 }
 
+/// The HTTP API: SAM `HttpApi` events (route key `GET /path/{param}` → function binary) and the
+/// API's default Lambda authorizer.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HttpApi {
+    pub routes: BTreeMap<String, String>,
+    /// The authorizer's function binary, if the API has a default authorizer.
+    pub authorizer: Option<String>,
+    /// `Identity.ReauthorizeEvery` (seconds; API Gateway's default 300).
+    pub authorizer_ttl_secs: u64,
+}
+
 /// A route selection expression of the form `$request.body.<field>[.<field>...]`: the path of the
 /// JSON field whose value is the route key. The only form a JSON WebSocket API uses; anything else
 /// is refused when the template is read rather than routed wrongly.
@@ -106,6 +117,7 @@ impl RouteSelection {
 pub struct Template {
     pub mappings: Vec<Mapping>,
     pub websocket: WebSocketApi,
+    pub http: HttpApi,
     /// Every function binary the template deploys.
     pub functions: Vec<String>,
     /// Each function binary's `Timeout` in seconds (its own, else the Globals').
@@ -157,6 +169,7 @@ impl Template {
         let mut template = Template {
             mappings: Vec::new(),
             websocket: WebSocketApi::default(),
+            http: HttpApi::default(),
             functions: Vec::new(),
             timeouts: BTreeMap::new(),
         };
@@ -171,10 +184,20 @@ impl Template {
                     if let Some(events) = props.get("Events").and_then(Value::as_mapping) {
                         for (name, event) in events {
                             let ty = event.get("Type").and_then(Value::as_str).unwrap_or_default();
+                            let p = event.get("Properties").cloned().unwrap_or(Value::Null);
                             if ty == "MSK" || ty == "SelfManagedKafka" {
                                 let name = format!("{id}.{}", name.as_str().unwrap_or_default());
-                                let p = event.get("Properties").cloned().unwrap_or(Value::Null);
                                 template.mappings.push(ctx.mapping(&name, id, &p)?);
+                            } else if ty == "HttpApi" {
+                                let method = p
+                                    .get("Method")
+                                    .and_then(|m| ctx.resolve(m))
+                                    .unwrap_or_else(|| "ANY".into());
+                                let path = p.get("Path").and_then(|m| ctx.resolve(m)).ok_or_else(|| {
+                                    TemplateError::Shape(format!("{id}: an HttpApi event without a Path"))
+                                })?;
+                                let key = format!("{} {path}", method.to_ascii_uppercase());
+                                template.http.routes.insert(key, ctx.binary(id)?);
                             }
                         }
                     }
@@ -195,6 +218,33 @@ impl Template {
                             TemplateError::Shape(format!("{id}: FunctionName must name a function of the template"))
                         })?;
                     template.mappings.push(ctx.mapping(id, &function, &props)?);
+                }
+                "AWS::Serverless::HttpApi" => {
+                    let auth = props.get("Auth");
+                    let default = auth
+                        .and_then(|a| a.get("DefaultAuthorizer"))
+                        .and_then(|d| ctx.resolve(d));
+                    if let Some(name) = default {
+                        let authorizer = auth
+                            .and_then(|a| a.get("Authorizers"))
+                            .and_then(|a| a.get(name.as_str()))
+                            .ok_or_else(|| TemplateError::Shape(format!("{id}: no authorizer {name}")))?;
+                        let function = authorizer
+                            .get("FunctionArn")
+                            .and_then(|f| ctx.resource_name(f))
+                            .ok_or_else(|| {
+                                TemplateError::Shape(format!(
+                                    "{id}: authorizer {name} must name a function of the template"
+                                ))
+                            })?;
+                        template.http.authorizer = Some(function);
+                        template.http.authorizer_ttl_secs = authorizer
+                            .get("Identity")
+                            .and_then(|i| i.get("ReauthorizeEvery"))
+                            .and_then(|r| ctx.resolve(r))
+                            .and_then(|r| r.parse().ok())
+                            .unwrap_or(300);
+                    }
                 }
                 "AWS::ApiGatewayV2::Api" => {
                     if let Some(sel) = props.get("RouteSelectionExpression").and_then(|v| ctx.resolve(v)) {
@@ -456,6 +506,8 @@ mod tests {
         let expected = [
             "analytics",
             "deliver-message",
+            "http-api",
+            "http-authorizer",
             "persist-message",
             "push-notification",
             "relay-typing",
@@ -571,7 +623,15 @@ mod tests {
         let timeouts: BTreeMap<String, u64> = t
             .functions
             .iter()
-            .map(|f| (f.clone(), if f.starts_with("ws-") { 10 } else { 30 }))
+            .map(|f| {
+                let secs = match f.as_str() {
+                    "http-authorizer" => 5,
+                    "http-api" => 10,
+                    ws if ws.starts_with("ws-") => 10,
+                    _ => 30,
+                };
+                (f.clone(), secs)
+            })
             .collect();
         assert_eq!(t.timeouts, timeouts);
 

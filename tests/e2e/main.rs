@@ -5,6 +5,7 @@ mod chat;
 mod client;
 mod esm;
 mod gateway;
+mod http_api;
 mod limits;
 mod outage;
 mod poison;

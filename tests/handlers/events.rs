@@ -1,9 +1,12 @@
 //! Every sample event decodes, as aws_lambda_events reads it too.
 
-use aws_lambda_events::apigw::ApiGatewayWebsocketProxyRequest;
+use aws_lambda_events::apigw::{
+    ApiGatewayV2CustomAuthorizerV2Request, ApiGatewayV2httpRequest, ApiGatewayWebsocketProxyRequest,
+};
 use aws_lambda_events::event::kafka::KafkaEvent;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
+use relaychat_schema::http::Route;
 
 use crate::support::{events_dir, sample, ws_sample};
 
@@ -22,6 +25,28 @@ fn every_sample_event_round_trips_and_decodes() {
                 serde_json::from_str(&serde_json::to_string(&parsed).unwrap()).unwrap();
             assert_eq!(parsed, again, "{name}");
             assert!(parsed.request_context.connection_id.is_some() && parsed.request_context.route_key.is_some());
+            seen += 1;
+            continue;
+        }
+        if name.starts_with("http-authorizer") {
+            let parsed: ApiGatewayV2CustomAuthorizerV2Request =
+                serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+            assert!(
+                parsed.identity_source.is_some_and(|s| s[0].starts_with("Bearer ")),
+                "{name}"
+            );
+            seen += 1;
+            continue;
+        }
+        if name.starts_with("http-api") {
+            let parsed: ApiGatewayV2httpRequest =
+                serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+            let route = parsed.route_key.as_deref().unwrap_or_default();
+            assert!(Route::find(route).is_some(), "{name}: {route} is a route of the API");
+            assert!(
+                parsed.request_context.authorizer.is_some(),
+                "{name}: the authorizer's user"
+            );
             seen += 1;
             continue;
         }
@@ -51,5 +76,5 @@ fn every_sample_event_round_trips_and_decodes() {
         }
         seen += 1;
     }
-    assert!(seen >= 19, "found {seen} sample events");
+    assert!(seen >= 23, "found {seen} sample events");
 }

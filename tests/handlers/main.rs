@@ -4,6 +4,7 @@
 mod analytics;
 mod deliver_message;
 mod events;
+mod http;
 mod persist_message;
 mod push_notification;
 mod relay_typing;

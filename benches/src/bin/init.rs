@@ -15,10 +15,12 @@ use std::time::{Duration, Instant};
 
 use relaychat_bench::ms;
 
-const FUNCTIONS: [&str; 9] = [
+const FUNCTIONS: [&str; 11] = [
     "ws-connect",
     "ws-disconnect",
     "ws-message",
+    "http-authorizer",
+    "http-api",
     "persist-message",
     "deliver-message",
     "update-status",

@@ -57,7 +57,7 @@ impl<A: Authenticator, R: ConnectionRegistry, P: Publisher> WsConnect<A, R, P> {
             }
         }
         info!(%connection, user = %identity.user, "connected");
-        let sender = Sender { connection, identity };
+        let sender = Sender::socket(connection, identity);
         record(
             &self.publisher,
             &self.topics,

@@ -39,7 +39,7 @@ impl<R: ConnectionRegistry, P: Publisher> WsDisconnect<R, P> {
         }
         info!(%connection, reason = ?request.request_context.disconnect_reason, "disconnected");
         if let Some(identity) = identity {
-            let sender = Sender { connection, identity };
+            let sender = Sender::socket(connection, identity);
             record(
                 &self.publisher,
                 &self.topics,

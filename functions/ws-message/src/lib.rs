@@ -63,7 +63,7 @@ where
             .ok_or_else(|| Refusal::new(ErrorCode::Unauthorized, "this connection is not registered; reconnect"))?;
         let command = command?;
         let span = info_span!("action", action = command.action(), user = %identity.user, %connection);
-        let sender = Sender { connection, identity };
+        let sender = Sender::socket(connection, identity);
         let result = perform(&self.store, &self.publisher, &self.topics, &sender, command, Utc::now())
             .instrument(span)
             .await;

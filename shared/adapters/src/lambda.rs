@@ -1,10 +1,11 @@
 //! A function on AWS Lambda's runtime API: tracing, the dependencies from the environment, the
 //! function built once by its crate's `build`, then one invocation per event. Every `main.rs` is
-//! one call to [`serve_kafka`] or [`serve_websocket`].
+//! one call to [`serve_kafka`], [`serve_websocket`], [`serve_http`] or [`serve_authorizer`].
 
-use aws_lambda_events::apigw::ApiGatewayWebsocketProxyRequest;
+use aws_lambda_events::apigw::{ApiGatewayV2CustomAuthorizerV2Request, ApiGatewayWebsocketProxyRequest};
+use lambda_http::{Body, Request, Response};
 use lambda_runtime::{Error, LambdaEvent, run, service_fn};
-use relaychat_core::function::{KafkaFunction, WebSocketFunction};
+use relaychat_core::function::{AuthorizerFunction, KafkaFunction, WebSocketFunction};
 use relaychat_schema::MskEvent;
 
 use crate::{ConfigError, Deps, telemetry};
@@ -42,6 +43,48 @@ where
         let function = &function;
         run(service_fn(
             move |event: LambdaEvent<ApiGatewayWebsocketProxyRequest>| async move {
+                Ok::<_, Error>(function.invoke(&event.payload).await)
+            },
+        ))
+        .await
+    })
+}
+
+/// A function behind HTTP API routes: `lambda_http` turns API Gateway's event into the request
+/// and the response back into API Gateway's answer, on Lambda and in the local runtime alike.
+pub trait HttpFunction: Send + Sync {
+    fn invoke(&self, request: Request) -> impl Future<Output = Response<Body>> + Send;
+}
+
+/// Serves a function behind HTTP API routes.
+pub fn serve_http<F, Built>(build: impl FnOnce(Deps) -> Built) -> Result<(), Error>
+where
+    F: HttpFunction,
+    Built: Future<Output = Result<F, ConfigError>>,
+{
+    runtime()?.block_on(async move {
+        telemetry::init();
+        let function = build(Deps::from_env().await?).await?;
+        let function = &function;
+        lambda_http::run(service_fn(move |request: Request| async move {
+            Ok::<_, Error>(function.invoke(request).await)
+        }))
+        .await
+    })
+}
+
+/// Serves an HTTP API's Lambda authorizer.
+pub fn serve_authorizer<F, Built>(build: impl FnOnce(Deps) -> Built) -> Result<(), Error>
+where
+    F: AuthorizerFunction,
+    Built: Future<Output = Result<F, ConfigError>>,
+{
+    runtime()?.block_on(async move {
+        telemetry::init();
+        let function = build(Deps::from_env().await?).await?;
+        let function = &function;
+        run(service_fn(
+            move |event: LambdaEvent<ApiGatewayV2CustomAuthorizerV2Request>| async move {
                 Ok::<_, Error>(function.invoke(&event.payload).await)
             },
         ))

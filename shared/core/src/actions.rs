@@ -4,7 +4,8 @@
 use chrono::{DateTime, Utc};
 use relaychat_schema::events::MAX_MEMBERS;
 use relaychat_schema::protocol::{
-    Command, ConversationSummary, ErrorCode, MAX_SUMMARY_MEMBERS, REPLY_ITEMS_BUDGET, Refusal, Reply, fitting,
+    Command, ConversationSummary, ErrorCode, MAX_SUMMARY_MEMBERS, REPLY_ITEMS_BUDGET, Refusal, Reply, UnreadCount,
+    fitting,
 };
 use relaychat_schema::{
     AnalyticsEvent, AnalyticsKind, ChatMessage, ConnectionId, ConversationId, DeliveryStatus, MessageId,
@@ -13,16 +14,49 @@ use relaychat_schema::{
 use tracing::{error, warn};
 
 use crate::Error;
-use crate::limits::Limited;
+use crate::limits::{Budget, Limited};
 use crate::ports::{
     ConnectionRegistry, Conversation, ConversationStore, Device, DeviceStore, Identity, PublishEvent, Publisher,
 };
 
-/// The connection an action came from, and its verified user.
+/// Where an action came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Origin {
+    /// A WebSocket connection.
+    Socket(ConnectionId),
+    /// The HTTP API (no connection: budgets are the user's).
+    Http,
+}
+
+/// Where an action came from, and its verified user.
 #[derive(Debug, Clone)]
 pub struct Sender {
-    pub connection: ConnectionId,
+    pub origin: Origin,
     pub identity: Identity,
+}
+
+impl Sender {
+    pub fn socket(connection: ConnectionId, identity: Identity) -> Self {
+        Self {
+            origin: Origin::Socket(connection),
+            identity,
+        }
+    }
+
+    pub fn http(identity: Identity) -> Self {
+        Self {
+            origin: Origin::Http,
+            identity,
+        }
+    }
+
+    /// Whose budget the sender's actions spend.
+    pub fn budget(&self) -> Budget<'_> {
+        match &self.origin {
+            Origin::Socket(connection) => Budget::Connection(connection),
+            Origin::Http => Budget::User(&self.identity.user),
+        }
+    }
 }
 
 /// How a failed dependency looks to the client: retryable → `unavailable`, anything else →
@@ -219,6 +253,22 @@ where
             store.register_device(&device).await.map_err(|e| refusal_for(&e))?;
             Ok(Some(Reply::DeviceRegistered))
         }
+        Command::Unread => {
+            let mut all = store.conversations_of(user).await.map_err(|e| refusal_for(&e))?;
+            all.sort_by_key(|c| std::cmp::Reverse(c.activity_key()));
+            let conversations: Vec<UnreadCount> = all
+                .into_iter()
+                .filter(|c| c.unread > 0)
+                .map(|c| UnreadCount {
+                    conversation_id: c.conversation_id,
+                    unread: c.unread,
+                })
+                .collect();
+            Ok(Some(Reply::Unread {
+                total: conversations.iter().map(|c| c.unread).sum(),
+                conversations,
+            }))
+        }
         Command::UnregisterDevice { token } => {
             let device = Device {
                 user: user.clone(),
@@ -267,7 +317,7 @@ async fn within_budget<S: ConnectionRegistry>(
     now: DateTime<Utc>,
 ) -> Result<(), Refusal> {
     if store
-        .allow(&sender.connection, action, now)
+        .allow(sender.budget(), action, now)
         .await
         .map_err(|e| refusal_for(&e))?
     {
@@ -327,21 +377,28 @@ mod tests {
     use relaychat_schema::DisplayName;
 
     fn sender(name: &str) -> Sender {
-        Sender {
-            connection: ConnectionId::parse(format!("{name}-conn")).unwrap(),
-            identity: Identity {
+        Sender::socket(
+            ConnectionId::parse(format!("{name}-conn")).unwrap(),
+            Identity {
                 user: user(name),
                 name: DisplayName::parse(name).unwrap(),
                 expires_at: None,
             },
-        }
+        )
     }
 
     /// `who` sends `body` on their connection, which `$connect` registered.
     async fn run(mem: &Memory, who: &str, body: &str) -> Result<Option<Reply>, Refusal> {
         let sender = sender(who);
-        mem.register(&sender.connection, &sender.identity).await.unwrap();
+        connected(mem, &sender).await;
         perform(mem, mem, &Topics::default(), &sender, Command::parse(body)?, Utc::now()).await
+    }
+
+    /// Registers the sender's connection, as `$connect` does.
+    async fn connected(mem: &Memory, sender: &Sender) {
+        if let Origin::Socket(connection) = &sender.origin {
+            mem.register(connection, &sender.identity).await.unwrap();
+        }
     }
 
     async fn create(mem: &Memory) -> ConversationId {
@@ -491,7 +548,7 @@ mod tests {
         };
         for who in ["alice", "bob"] {
             let s = sender(who);
-            mem.register(&s.connection, &s.identity).await.unwrap();
+            connected(&mem, &s).await;
         }
         for _ in 0..Limited::SendMessage.limit().max {
             assert!(at(&body, "alice").await.is_ok());
@@ -601,7 +658,7 @@ mod tests {
             );
             // a fresh connection each time: the rate limit is per connection
             let mallory = sender(&format!("mallory{i}"));
-            mem.register(&mallory.connection, &mallory.identity).await.unwrap();
+            connected(&mem, &mallory).await;
             perform(
                 &mem,
                 &mem,
@@ -646,6 +703,65 @@ mod tests {
         // THEN all 300 were listed, each once, over several pages
         assert_eq!(seen.len(), 300);
         assert!(pages > 3, "{pages} pages");
+    }
+
+    #[tokio::test]
+    async fn unread_counts_each_conversation_with_unread_messages_and_their_total() {
+        use crate::memory::sample_message;
+        use crate::ports::MessageStore;
+        let mem = Memory::default();
+        let quiet = create(&mem).await;
+        let busy = create(&mem).await;
+        for _ in 0..2 {
+            mem.insert_message(&sample_message(busy.as_str(), "alice", &["alice", "bob"]))
+                .await
+                .unwrap();
+        }
+        let Some(Reply::Unread { total, conversations }) = run(&mem, "bob", r#"{"action":"unread"}"#).await.unwrap()
+        else {
+            panic!("expected unread counts")
+        };
+        assert_eq!(total, 2);
+        assert_eq!(
+            conversations,
+            vec![UnreadCount {
+                conversation_id: busy,
+                unread: 2
+            }],
+            "{quiet} has nothing unread: not listed"
+        );
+        let Some(Reply::Unread { total, conversations }) = run(&mem, "alice", r#"{"action":"unread"}"#).await.unwrap()
+        else {
+            panic!("expected unread counts")
+        };
+        assert_eq!(
+            (total, conversations.len()),
+            (0, 0),
+            "a sender's own messages are not unread"
+        );
+    }
+
+    #[tokio::test]
+    async fn over_http_the_budget_is_the_users_with_no_connection() {
+        let mem = Memory::default();
+        let conv = create(&mem).await;
+        let alice = Sender::http(sender("alice").identity);
+        let send = Command::parse(&format!(
+            r#"{{"action":"sendMessage","conversationId":"{conv}","content":"hi"}}"#
+        ))
+        .unwrap();
+        let max = Limited::SendMessage.limit().max;
+        let now = Utc::now();
+        for _ in 0..max {
+            perform(&mem, &mem, &Topics::default(), &alice, send.clone(), now)
+                .await
+                .expect("within the budget");
+        }
+        let refused = perform(&mem, &mem, &Topics::default(), &alice, send, now)
+            .await
+            .unwrap_err();
+        assert_eq!(refused.code, ErrorCode::RateLimited);
+        assert_eq!(mem.published("chat-messages").len(), max as usize);
     }
 
     #[tokio::test]

@@ -10,7 +10,7 @@ use relaychat_schema::{ChatMessage, ClientMessageId, ConnectionId, ConversationI
 
 use relaychat_schema::protocol::ConversationSummary;
 
-use crate::limits::Limited;
+use crate::limits::{Budget, Limited};
 use crate::memory::sample_message;
 use crate::ports::{
     AnalyticsStore, ConnectionDirectory, ConnectionRegistry, Conversation, ConversationStore, Counted, CounterKey,
@@ -289,17 +289,72 @@ pub async fn a_connection_budget_refuses_within_its_window_only(store: &impl Sto
     };
     store.register(&conn, &identity).await.expect("register");
     let now = Utc::now();
-    assert!(store.allow(&conn, Limited::Typing, now).await.expect("allow"));
     assert!(
-        !store.allow(&conn, Limited::Typing, now).await.expect("allow"),
+        store
+            .allow(Budget::Connection(&conn), Limited::Typing, now)
+            .await
+            .expect("allow")
+    );
+    assert!(
+        !store
+            .allow(Budget::Connection(&conn), Limited::Typing, now)
+            .await
+            .expect("allow"),
         "one typing per 500 ms"
     );
     let later = now + Duration::milliseconds(600);
-    assert!(store.allow(&conn, Limited::Typing, later).await.expect("allow"));
+    assert!(
+        store
+            .allow(Budget::Connection(&conn), Limited::Typing, later)
+            .await
+            .expect("allow")
+    );
     let gone = ConnectionId::parse("Z29uZQ==").expect("id");
     assert!(
-        !store.allow(&gone, Limited::Typing, now).await.expect("allow"),
+        !store
+            .allow(Budget::Connection(&gone), Limited::Typing, now)
+            .await
+            .expect("allow"),
         "no budget for an unknown connection"
+    );
+}
+
+pub async fn a_user_budget_needs_no_connection_and_is_the_users_own(store: &impl Store) {
+    let (grace, heidi) = (user("grace"), user("heidi"));
+    let now = Utc::now();
+    for i in 0..Limited::SendMessage.limit().max {
+        assert!(
+            store
+                .allow(Budget::User(&grace), Limited::SendMessage, now)
+                .await
+                .expect("allow"),
+            "message {i} within the budget"
+        );
+    }
+    assert!(
+        !store
+            .allow(Budget::User(&grace), Limited::SendMessage, now)
+            .await
+            .expect("allow"),
+        "over the budget"
+    );
+    assert!(
+        store
+            .allow(Budget::User(&heidi), Limited::SendMessage, now)
+            .await
+            .expect("allow"),
+        "another user's budget is their own"
+    );
+    let next_window = now + Duration::milliseconds(Limited::SendMessage.limit().window_ms);
+    assert!(
+        store
+            .allow(Budget::User(&grace), Limited::SendMessage, next_window)
+            .await
+            .expect("allow")
+    );
+    assert!(
+        store.connections_of(&grace).await.expect("connections_of").is_empty(),
+        "a user's budget is not a connection"
     );
 }
 
@@ -343,6 +398,7 @@ macro_rules! port_contract_tests {
             a_message_stored_behind_the_cursor_is_read_not_unread,
             connections_are_found_by_user_until_removed,
             a_connection_budget_refuses_within_its_window_only,
+            a_user_budget_needs_no_connection_and_is_the_users_own,
             each_record_is_counted_once,
         );
     };

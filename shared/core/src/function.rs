@@ -1,7 +1,10 @@
 //! What a function is to whatever runs it (Lambda's runtime API, the local runtime, a test): a
 //! value built once that takes one typed event at a time.
 
-use aws_lambda_events::apigw::{ApiGatewayProxyResponse, ApiGatewayWebsocketProxyRequest};
+use aws_lambda_events::apigw::{
+    ApiGatewayProxyResponse, ApiGatewayV2CustomAuthorizerSimpleResponse, ApiGatewayV2CustomAuthorizerV2Request,
+    ApiGatewayWebsocketProxyRequest,
+};
 use relaychat_schema::KafkaBatchResponse;
 use relaychat_schema::MskEvent;
 
@@ -14,4 +17,13 @@ pub trait KafkaFunction: Send + Sync {
 pub trait WebSocketFunction: Send + Sync {
     fn invoke(&self, request: &ApiGatewayWebsocketProxyRequest)
     -> impl Future<Output = ApiGatewayProxyResponse> + Send;
+}
+
+/// An HTTP API's Lambda authorizer (payload 2.0, simple responses): a request's identity source
+/// in, allowed or not (with the context the integration sees) out.
+pub trait AuthorizerFunction: Send + Sync {
+    fn invoke(
+        &self,
+        request: &ApiGatewayV2CustomAuthorizerV2Request,
+    ) -> impl Future<Output = ApiGatewayV2CustomAuthorizerSimpleResponse> + Send;
 }

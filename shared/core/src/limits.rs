@@ -1,7 +1,17 @@
-//! Per-connection rate limits on the actions a client can flood: fixed windows, counted in the
-//! connection's own row, so every instance of the function sees the same budget.
+//! Rate limits on the actions a client can flood: fixed windows, counted in a stored row (the
+//! connection's own, or over HTTP the user's), so every instance of a function sees one budget.
 
 use chrono::{DateTime, Utc};
+use relaychat_schema::{ConnectionId, UserId};
+
+/// Whose budget an action spends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Budget<'a> {
+    /// A WebSocket connection's: it lives and dies with the connection (a gone one has none).
+    Connection(&'a ConnectionId),
+    /// Over HTTP there is no connection: the user's, shared by all their HTTP clients.
+    User(&'a UserId),
+}
 
 /// An action with a budget per connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -53,7 +63,7 @@ impl Limited {
             Limited::SendMessage => "messages",
             Limited::CreateConversation => "new conversations",
         };
-        format!("{what}: at most {} per {} ms on one connection", l.max, l.window_ms)
+        format!("{what}: at most {} per {} ms", l.max, l.window_ms)
     }
 
     /// The window `now` falls in (its start, in epoch milliseconds).

@@ -13,7 +13,7 @@ use relaychat_schema::{
 };
 
 use crate::Error;
-use crate::limits::Limited;
+use crate::limits::{Budget, Limited};
 use crate::ports::*;
 
 #[derive(Default)]
@@ -500,14 +500,16 @@ impl ConnectionRegistry for Memory {
     async fn identity_of(&self, connection: &ConnectionId) -> Result<Option<Identity>, Error> {
         Ok(self.state().identities.get(connection.as_str()).cloned())
     }
-    async fn allow(&self, connection: &ConnectionId, action: Limited, now: DateTime<Utc>) -> Result<bool, Error> {
+    async fn allow(&self, budget: Budget<'_>, action: Limited, now: DateTime<Utc>) -> Result<bool, Error> {
         let mut s = self.state();
-        // As in DynamoDB: the budget lives on the connection's row; a gone connection has none.
-        if !s.identities.contains_key(connection.as_str()) {
-            return Ok(false);
-        }
+        let row = match budget {
+            // As in DynamoDB: the budget lives on the connection's row; a gone connection has none.
+            Budget::Connection(connection) if !s.identities.contains_key(connection.as_str()) => return Ok(false),
+            Budget::Connection(connection) => connection.to_string(),
+            Budget::User(user) => format!("user#{user}"),
+        };
         let window = action.window(now);
-        let slot = s.budgets.entry((connection.to_string(), action)).or_insert((window, 0));
+        let slot = s.budgets.entry((row, action)).or_insert((window, 0));
         if slot.0 != window {
             *slot = (window, 0);
         }

@@ -13,7 +13,7 @@ use relaychat_schema::{
 };
 
 use crate::Error;
-use crate::limits::Limited;
+use crate::limits::{Budget, Limited};
 
 /// What storing a message did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -295,11 +295,11 @@ pub trait ConnectionRegistry: Sync {
     ) -> impl Future<Output = Result<(), Error>> + Send;
     fn unregister(&self, connection: &ConnectionId) -> impl Future<Output = Result<(), Error>> + Send;
     fn identity_of(&self, connection: &ConnectionId) -> impl Future<Output = Result<Option<Identity>, Error>> + Send;
-    /// Takes one unit of the connection's budget for `action`; `false` when the budget of the
-    /// current window is spent (or the connection is gone).
+    /// Takes one unit of `budget` for `action`; `false` when the budget of the current window is
+    /// spent (or, for a connection's, the connection is gone).
     fn allow(
         &self,
-        connection: &ConnectionId,
+        budget: Budget<'_>,
         action: Limited,
         now: DateTime<Utc>,
     ) -> impl Future<Output = Result<bool, Error>> + Send;

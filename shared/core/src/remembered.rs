@@ -11,7 +11,7 @@ use relaychat_schema::protocol::{ConversationSummary, MessageView};
 use relaychat_schema::{ClientMessageId, ConnectionId, ConversationId, MessageId, UserId};
 
 use crate::Error;
-use crate::limits::Limited;
+use crate::limits::{Budget, Limited};
 use crate::ports::{ConnectionRegistry, Conversation, ConversationStore, Device, DeviceStore, Identity};
 
 use crate::bounded::BoundedMap;
@@ -63,8 +63,8 @@ impl<S: ConnectionRegistry + Send> ConnectionRegistry for Remembered<S> {
         }
         Ok(identity)
     }
-    async fn allow(&self, connection: &ConnectionId, action: Limited, now: DateTime<Utc>) -> Result<bool, Error> {
-        self.inner.allow(connection, action, now).await
+    async fn allow(&self, budget: Budget<'_>, action: Limited, now: DateTime<Utc>) -> Result<bool, Error> {
+        self.inner.allow(budget, action, now).await
     }
 }
 

@@ -6,6 +6,7 @@ mod error;
 pub mod events;
 pub mod frames;
 pub mod gateway;
+pub mod http;
 pub mod ids;
 pub mod kafka;
 pub mod protocol;

@@ -46,6 +46,23 @@ pub enum ErrorCode {
     Internal,
 }
 
+impl ErrorCode {
+    /// The HTTP API's status for a refusal with this code.
+    pub fn http_status(self) -> u16 {
+        match self {
+            Self::InvalidJson | Self::InvalidRequest | Self::EmptyContent => 400,
+            Self::Unauthorized => 401,
+            Self::NotAMember => 403,
+            Self::NotFound | Self::UnknownAction => 404,
+            // RFC 9110 calls 413 "Content Too Large": the body, or the message in it.
+            Self::MessageTooLarge | Self::ContentTooLong => 413,
+            Self::RateLimited => 429,
+            Self::Internal => 500,
+            Self::Unavailable => 503,
+        }
+    }
+}
+
 /// A refused action.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Refusal {
@@ -124,6 +141,8 @@ pub enum Command {
     UnregisterDevice {
         token: DeviceToken,
     },
+    /// The caller's unread counts: per conversation, and in all.
+    Unread,
 }
 
 /// The raw fields any action may carry; `Command::parse` turns them into a typed command.
@@ -189,30 +208,30 @@ impl Command {
     /// As [`Command::parse`], with the body's `requestId` when it has a valid one (also when the
     /// command itself is refused).
     pub fn parse_request(body: &str) -> (Option<RequestId>, Result<Command, Refusal>) {
+        match Self::object(body) {
+            Ok(value) => Self::parse_object(value),
+            Err(refusal) => (None, Err(refusal)),
+        }
+    }
+
+    /// A body within the size limit that holds a JSON object.
+    pub(crate) fn object(body: &str) -> Result<Value, Refusal> {
         if body.len() > MAX_MESSAGE_BYTES {
-            return (
-                None,
-                Err(Refusal::new(ErrorCode::MessageTooLarge, "the message is over 128 KB")),
-            );
+            return Err(Refusal::new(ErrorCode::MessageTooLarge, "the message is over 128 KB"));
         }
-        let value: Value = match serde_json::from_str(body) {
-            Ok(v) => v,
-            Err(e) => {
-                return (
-                    None,
-                    Err(Refusal::new(ErrorCode::InvalidJson, format!("invalid JSON: {e}"))),
-                );
-            }
-        };
+        let value: Value = serde_json::from_str(body)
+            .map_err(|e| Refusal::new(ErrorCode::InvalidJson, format!("invalid JSON: {e}")))?;
         if !value.is_object() {
-            return (
-                None,
-                Err(Refusal::new(
-                    ErrorCode::InvalidJson,
-                    "the message must be a JSON object",
-                )),
-            );
+            return Err(Refusal::new(
+                ErrorCode::InvalidJson,
+                "the message must be a JSON object",
+            ));
         }
+        Ok(value)
+    }
+
+    /// A command from a JSON object's fields (`action` names it), with its `requestId`.
+    pub(crate) fn parse_object(value: Value) -> (Option<RequestId>, Result<Command, Refusal>) {
         let token = |field: &str| {
             value
                 .get(field)
@@ -313,6 +332,7 @@ impl Command {
             "unregisterDevice" => Command::UnregisterDevice {
                 token: DeviceToken::parse(required(f.token, "token")?)?,
             },
+            "unread" => Command::Unread,
             other => {
                 return Err(Refusal::new(
                     ErrorCode::UnknownAction,
@@ -333,6 +353,7 @@ impl Command {
             Self::History { .. } => "history",
             Self::RegisterDevice { .. } => "registerDevice",
             Self::UnregisterDevice { .. } => "unregisterDevice",
+            Self::Unread => "unread",
         }
     }
 }
@@ -362,6 +383,14 @@ pub struct ConversationSummary {
     pub member_count: usize,
     pub unread: i64,
     pub last_message: Option<MessageView>,
+}
+
+/// One conversation's unread count (`unread`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UnreadCount {
+    pub conversation_id: ConversationId,
+    pub unread: i64,
 }
 
 /// Most members a `listConversations` entry lists (a large group's would not fit a reply).
@@ -429,6 +458,13 @@ pub enum Reply {
     },
     DeviceRegistered,
     DeviceUnregistered,
+    #[serde(rename_all = "camelCase")]
+    Unread {
+        /// Unread messages in all the caller's conversations.
+        total: i64,
+        /// The conversations with unread messages, most recent activity first.
+        conversations: Vec<UnreadCount>,
+    },
     #[serde(rename_all = "camelCase")]
     Error {
         code: ErrorCode,

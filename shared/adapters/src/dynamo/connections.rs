@@ -2,7 +2,7 @@
 
 use chrono::{DateTime, Utc};
 use relaychat_core::Error;
-use relaychat_core::limits::Limited;
+use relaychat_core::limits::{Budget, Limited};
 use relaychat_core::ports::{ConnectionDirectory, ConnectionRegistry, Identity};
 use relaychat_schema::{ConnectionId, DisplayName, UserId};
 
@@ -99,15 +99,13 @@ impl ConnectionRegistry for DynamoStore {
             }))
     }
 
-    async fn allow(&self, connection: &ConnectionId, action: Limited, now: DateTime<Utc>) -> Result<bool, Error> {
+    async fn allow(&self, budget: Budget<'_>, action: Limited, now: DateTime<Utc>) -> Result<bool, Error> {
         // Two rounds: a write the SDK retried after a lost response may already have started the
         // window (or counted this request), and then fails its own condition on the retry. A
         // second round counts the request in that window, so only a spent budget refuses (a
         // request counted twice spends the budget a little early, never refuses a slow sender).
         for _ in 0..2 {
-            if self.count_in_window(connection, action, now).await?
-                || self.start_window(connection, action, now).await?
-            {
+            if self.count_in_window(budget, action, now).await? || self.start_window(budget, action, now).await? {
                 return Ok(true);
             }
         }
@@ -115,28 +113,21 @@ impl ConnectionRegistry for DynamoStore {
     }
 }
 
+/// How long a user's HTTP budget row outlives its last use (the table's TTL deletes it).
+const USER_BUDGET_TTL_SECS: i64 = 24 * 60 * 60;
+
 impl DynamoStore {
     /// One more in the current window, while under the limit.
-    async fn count_in_window(
-        &self,
-        connection: &ConnectionId,
-        action: Limited,
-        now: DateTime<Utc>,
-    ) -> Result<bool, Error> {
+    async fn count_in_window(&self, budget: Budget<'_>, action: Limited, now: DateTime<Utc>) -> Result<bool, Error> {
         let limit = ("#c < :max", action.limit().max);
-        self.budget_write(connection, action, now, "ADD #c :one", "#w = :w", Some(limit))
+        self.budget_write(budget, action, now, "ADD #c :one", "#w = :w", Some(limit))
             .await
     }
 
     /// A new window, counting this request, if the stored one is older (or none).
-    async fn start_window(
-        &self,
-        connection: &ConnectionId,
-        action: Limited,
-        now: DateTime<Utc>,
-    ) -> Result<bool, Error> {
+    async fn start_window(&self, budget: Budget<'_>, action: Limited, now: DateTime<Utc>) -> Result<bool, Error> {
         self.budget_write(
-            connection,
+            budget,
             action,
             now,
             "SET #w = :w, #c = :one",
@@ -146,28 +137,49 @@ impl DynamoStore {
         .await
     }
 
-    /// A conditional write to the connection's budget for `action`; `false` when the condition
-    /// (or the connection) is not there.
+    /// A conditional write to `budget` for `action`; `false` when the condition (or, for a
+    /// connection's budget, the connection) is not there.
+    ///
+    /// A connection's budget is in its row. A user's (HTTP) is a row of its own in the same table,
+    /// keyed `user#<id>`: API Gateway's connection ids never hold `#`, and the row has no `userId`,
+    /// so the `byUser` index never lists it as a connection; its `expiresAt` lets TTL delete it.
     async fn budget_write(
         &self,
-        connection: &ConnectionId,
+        budget: Budget<'_>,
         action: Limited,
         now: DateTime<Utc>,
         update: &str,
         window_condition: &str,
         limit: Option<(&str, u32)>,
     ) -> Result<bool, Error> {
-        let mut condition = format!("attribute_exists(connectionId) AND {window_condition}");
+        let (key, mut condition, update) = match budget {
+            Budget::Connection(connection) => (
+                connection.to_string(),
+                format!("attribute_exists(connectionId) AND {window_condition}"),
+                update.to_owned(),
+            ),
+            Budget::User(user) => (
+                format!("user#{user}"),
+                window_condition.to_owned(),
+                match update.strip_prefix("SET ") {
+                    Some(sets) => format!("SET expiresAt = :expires, {sets}"),
+                    None => format!("{update} SET expiresAt = :expires"),
+                },
+            ),
+        };
         let mut request = self
             .client
             .update_item()
             .table_name(self.tables.connections())
-            .key("connectionId", s(connection.as_str()))
+            .key("connectionId", s(&key))
             .update_expression(update)
             .expression_attribute_names("#w", format!("{}Window", action.name()))
             .expression_attribute_names("#c", format!("{}Count", action.name()))
             .expression_attribute_values(":w", n(action.window(now)))
             .expression_attribute_values(":one", n(1));
+        if let Budget::User(_) = budget {
+            request = request.expression_attribute_values(":expires", n(now.timestamp() + USER_BUDGET_TTL_SECS));
+        }
         if let Some((under, max)) = limit {
             condition = format!("{condition} AND {under}");
             request = request.expression_attribute_values(":max", n(max));

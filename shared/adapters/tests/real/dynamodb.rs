@@ -502,7 +502,7 @@ async fn a_retried_create_conversation_creates_one_conversation() {
 
 #[tokio::test]
 async fn rate_limits_count_per_connection_and_window() {
-    use relaychat_core::limits::Limited;
+    use relaychat_core::limits::{Budget, Limited};
     let store = dynamo_store().await;
     let (a, b) = (
         ConnectionId::parse("conn-a").unwrap(),
@@ -515,25 +515,46 @@ async fn rate_limits_count_per_connection_and_window() {
     let window = Limited::SendMessage.limit().window_ms;
     let t0 = chrono::DateTime::from_timestamp_millis((Utc::now().timestamp_millis() / window + 1) * window).unwrap();
     for i in 0..max {
-        assert!(store.allow(&a, Limited::SendMessage, t0).await.unwrap(), "send {i}");
+        assert!(
+            store
+                .allow(Budget::Connection(&a), Limited::SendMessage, t0)
+                .await
+                .unwrap(),
+            "send {i}"
+        );
     }
     assert!(
-        !store.allow(&a, Limited::SendMessage, t0).await.unwrap(),
+        !store
+            .allow(Budget::Connection(&a), Limited::SendMessage, t0)
+            .await
+            .unwrap(),
         "over the budget"
     );
     assert!(
-        store.allow(&b, Limited::SendMessage, t0).await.unwrap(),
+        store
+            .allow(Budget::Connection(&b), Limited::SendMessage, t0)
+            .await
+            .unwrap(),
         "another connection"
     );
-    assert!(store.allow(&a, Limited::Typing, t0).await.unwrap(), "another action");
+    assert!(
+        store.allow(Budget::Connection(&a), Limited::Typing, t0).await.unwrap(),
+        "another action"
+    );
     let next = t0 + chrono::Duration::milliseconds(window);
     assert!(
-        store.allow(&a, Limited::SendMessage, next).await.unwrap(),
+        store
+            .allow(Budget::Connection(&a), Limited::SendMessage, next)
+            .await
+            .unwrap(),
         "a new window"
     );
     let gone = ConnectionId::parse("conn-gone").unwrap();
     assert!(
-        !store.allow(&gone, Limited::SendMessage, t0).await.unwrap(),
+        !store
+            .allow(Budget::Connection(&gone), Limited::SendMessage, t0)
+            .await
+            .unwrap(),
         "no such connection"
     );
 }
@@ -565,7 +586,7 @@ async fn a_connection_is_served_only_until_its_token_expires() {
 /// refused `rate_limited` after any slow call).
 #[tokio::test]
 async fn a_retried_rate_limit_write_does_not_refuse_a_slow_sender() {
-    use relaychat_core::limits::Limited;
+    use relaychat_core::limits::{Budget, Limited};
     use relaychat_testkit::dynamo_faults::{DynamoFaults, Fault};
     let direct = dynamo_store().await;
     let proxy = DynamoFaults::start(&std::env::var("DYNAMODB_ENDPOINT").unwrap()).await;
@@ -578,7 +599,10 @@ async fn a_retried_rate_limit_write_does_not_refuse_a_slow_sender() {
         // The first write of each new window takes effect, and its answer is lost.
         proxy.fail_next(Some("UpdateItem"), Fault::AppliedThenLost, 1);
         assert!(
-            store.allow(&conn, Limited::SendMessage, t).await.unwrap(),
+            store
+                .allow(Budget::Connection(&conn), Limited::SendMessage, t)
+                .await
+                .unwrap(),
             "second {second}"
         );
         t += chrono::Duration::milliseconds(window);

@@ -1,0 +1,508 @@
+//! The HTTP API end to end: a real HTTP client against the local runtime's `/api` (the template's
+//! routes, its Lambda authorizer, http-api through `lambda_http`), beside a real WebSocket client.
+//! Every answer is checked against docs/openapi.yaml: its status is documented for the operation,
+//! its content type matches, and its body validates against the documented schema.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use relaychat_local::runtime::Running;
+use relaychat_local::template::Template;
+use relaychat_schema::http::ROUTES;
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+use crate::client::{Client, start_runtime, token};
+
+const OPENAPI: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/openapi.yaml");
+const TEMPLATE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../template.yaml");
+
+fn openapi() -> Value {
+    let text = std::fs::read_to_string(OPENAPI).expect("docs/openapi.yaml");
+    serde_yaml::from_str(&text).expect("docs/openapi.yaml is YAML")
+}
+
+/// `GET /path` for every operation the document has.
+fn documented_routes(doc: &Value) -> BTreeSet<String> {
+    let mut routes = BTreeSet::new();
+    for (path, item) in doc["paths"].as_object().expect("paths") {
+        for method in ["get", "post", "put", "patch", "delete"] {
+            if item.get(method).is_some() {
+                routes.insert(format!("{} {path}", method.to_uppercase()));
+            }
+        }
+    }
+    routes
+}
+
+#[test]
+fn the_document_the_template_and_the_function_have_the_same_routes() {
+    let doc = openapi();
+    assert_eq!(doc["openapi"], "3.1.0");
+    let documented = documented_routes(&doc);
+    let template = Template::load(TEMPLATE.as_ref()).expect("template.yaml");
+    let deployed: BTreeSet<String> = template.http.routes.keys().cloned().collect();
+    let served: BTreeSet<String> = ROUTES.iter().map(|r| r.key.to_owned()).collect();
+    assert_eq!(documented, deployed, "docs/openapi.yaml against template.yaml");
+    assert_eq!(served, deployed, "http-api's routes against template.yaml");
+    assert!(
+        template.http.routes.values().all(|f| f == "http-api"),
+        "{:?}",
+        template.http.routes
+    );
+    assert_eq!(template.http.authorizer.as_deref(), Some("http-authorizer"));
+    assert_eq!(template.http.authorizer_ttl_secs, 300);
+}
+
+/// A response, read whole.
+struct Answer {
+    status: StatusCode,
+    content_type: String,
+    body: Value,
+    text: String,
+}
+
+/// The local HTTP API of one runtime, and the document every answer is checked against.
+struct Api {
+    base: String,
+    http: reqwest::Client,
+    doc: Value,
+    /// The document as a JSON Schema resource, so `urn:relaychat:openapi#/components/...` resolves.
+    registry: jsonschema::Registry<'static>,
+}
+
+impl Api {
+    fn new(running: &Running) -> Self {
+        let doc = openapi();
+        let registry = jsonschema::Registry::new()
+            .add("urn:relaychat:openapi", doc.clone())
+            .and_then(|r| r.prepare())
+            .expect("docs/openapi.yaml as a schema resource");
+        Self {
+            base: format!("http://{}/api", running.http),
+            http: reqwest::Client::new(),
+            doc,
+            registry,
+        }
+    }
+
+    /// Calls `method path` (path as the document writes it, with its parameters filled in as
+    /// `values`) as the holder of `token`, and checks the answer against the document.
+    async fn call(
+        &self,
+        token: Option<&str>,
+        method: Method,
+        (template, values): (&str, &[&str]),
+        query: &str,
+        headers: &[(&str, &str)],
+        body: Option<String>,
+    ) -> Answer {
+        let mut path = template.to_owned();
+        for value in values {
+            let start = path.find('{').expect("a parameter to fill");
+            let end = path[start..].find('}').expect("closed") + start;
+            path.replace_range(start..=end, value);
+        }
+        let mut request = self.http.request(method.clone(), format!("{}{path}{query}", self.base));
+        if let Some(token) = token {
+            request = request.header("authorization", format!("Bearer {token}"));
+        }
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        if let Some(body) = body {
+            request = request.header("content-type", "application/json").body(body);
+        }
+        let response = request.send().await.expect("the API answers");
+        let status = response.status();
+        let content_type = response
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned();
+        let text = response.text().await.expect("a body");
+        let body = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or_else(|e| panic!("{method} {path}: body is not JSON ({e}): {text}"))
+        };
+        let answer = Answer {
+            status,
+            content_type,
+            body,
+            text,
+        };
+        self.check(&method, template, &answer);
+        answer
+    }
+
+    /// The answer is one the document describes for this operation.
+    fn check(&self, method: &Method, template: &str, answer: &Answer) {
+        let what = format!("{method} {template} -> {}", answer.status.as_u16());
+        let operation = &self.doc["paths"][template][method.as_str().to_lowercase()];
+        let Some(mut response) = operation["responses"].get(answer.status.as_u16().to_string()).cloned() else {
+            // API Gateway's own 404 for a path no route has is not an operation's.
+            assert!(
+                operation.is_null() && answer.status == StatusCode::NOT_FOUND,
+                "{what}: undocumented status: {}",
+                answer.text
+            );
+            return;
+        };
+        if let Some(reference) = response["$ref"].as_str() {
+            let name = reference.rsplit('/').next().expect("a name");
+            response = self.doc["components"]["responses"][name].clone();
+        }
+        let Some(content) = response["content"].as_object() else {
+            assert!(
+                answer.text.is_empty(),
+                "{what}: documented without a body, got {}",
+                answer.text
+            );
+            return;
+        };
+        let (media, media_type) = content.iter().next().expect("a media type");
+        assert!(
+            answer.content_type.starts_with(media.as_str()),
+            "{what}: content type {} where the document says {media}",
+            answer.content_type
+        );
+        let schema = media_type["schema"]["$ref"]
+            .as_str()
+            .map(|r| json!({ "$ref": format!("urn:relaychat:openapi{r}") }))
+            .unwrap_or_else(|| media_type["schema"].clone());
+        let validator = jsonschema::options()
+            .with_registry(&self.registry)
+            .build(&schema)
+            .unwrap_or_else(|e| panic!("{what}: the document's schema does not build: {e}"));
+        let errors: Vec<String> = validator.iter_errors(&answer.body).map(|e| e.to_string()).collect();
+        assert!(errors.is_empty(), "{what}: {errors:?} in {}", answer.text);
+    }
+}
+
+const CONVERSATIONS: &str = "/conversations";
+const MESSAGES: &str = "/conversations/{conversationId}/messages";
+const READ: &str = "/conversations/{conversationId}/read";
+const UNREAD: &str = "/unread";
+
+/// Polls `GET /unread` as `token` until its total is `n`.
+async fn unread_becomes(api: &Api, token: &str, n: i64) -> Value {
+    let mut last = Value::Null;
+    for _ in 0..150 {
+        last = api
+            .call(Some(token), Method::GET, (UNREAD, &[]), "", &[], None)
+            .await
+            .body;
+        if last["total"].as_i64() == Some(n) {
+            return last;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("unread never became {n}: {last}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn members_create_send_read_and_page_over_http_as_over_the_socket() {
+    let (running, _topics) = start_runtime().await;
+    let api = Api::new(&running);
+    let alice = token(&running, "alice", "Alice").await;
+    let bob_token = token(&running, "bob", "Bob").await;
+    let mut bob = Client::connect(&running, "bob", "Bob").await;
+
+    let created = api
+        .call(
+            Some(&alice),
+            Method::POST,
+            (CONVERSATIONS, &[]),
+            "",
+            &[],
+            Some(json!({"members": ["bob"], "title": "Over HTTP"}).to_string()),
+        )
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.text);
+    assert_eq!(created.body["members"], json!(["alice", "bob"]));
+    let conversation = created.body["conversationId"].as_str().expect("an id").to_owned();
+
+    // Sent over HTTP: 202 with the ack, and bob's socket gets the message live.
+    let sent = api
+        .call(
+            Some(&alice),
+            Method::POST,
+            (MESSAGES, &[&conversation]),
+            "",
+            &[("idempotency-key", "h-1")],
+            Some(json!({"content": "hello over http"}).to_string()),
+        )
+        .await;
+    assert_eq!(sent.status, StatusCode::ACCEPTED, "{}", sent.text);
+    assert_eq!(
+        (sent.body["status"].as_str(), sent.body["clientMessageId"].as_str()),
+        (Some("SENT"), Some("h-1"))
+    );
+    let message_id = sent.body["messageId"].as_str().expect("an id").to_owned();
+    let live = bob.expect("message", |v| v["type"] == "message").await;
+    assert_eq!(
+        (
+            live["messageId"].as_str(),
+            live["content"].as_str(),
+            live["senderName"].as_str()
+        ),
+        (Some(message_id.as_str()), Some("hello over http"), Some("Alice"))
+    );
+
+    // bob's unread, his list, and the history, as persist-message stored them.
+    let unread = unread_becomes(&api, &bob_token, 1).await;
+    assert_eq!(
+        unread["conversations"],
+        json!([{"conversationId": conversation, "unread": 1}])
+    );
+    let listed = api
+        .call(
+            Some(&bob_token),
+            Method::GET,
+            (CONVERSATIONS, &[]),
+            "?limit=10",
+            &[],
+            None,
+        )
+        .await;
+    assert_eq!(listed.status, StatusCode::OK);
+    assert_eq!(listed.body["conversations"][0]["conversationId"], conversation.as_str());
+    assert_eq!(
+        listed.body["conversations"][0]["lastMessage"]["messageId"],
+        message_id.as_str()
+    );
+    let history = api
+        .call(
+            Some(&bob_token),
+            Method::GET,
+            (MESSAGES, &[&conversation]),
+            "?limit=5",
+            &[],
+            None,
+        )
+        .await;
+    assert_eq!(history.status, StatusCode::OK);
+    assert_eq!(history.body["messages"][0]["content"], "hello over http");
+
+    // bob reads it over HTTP: alice's socket would get READ; his unread goes to 0.
+    let read = api
+        .call(
+            Some(&bob_token),
+            Method::POST,
+            (READ, &[&conversation]),
+            "",
+            &[],
+            Some(json!({"messageId": message_id}).to_string()),
+        )
+        .await;
+    assert_eq!(read.status, StatusCode::NO_CONTENT, "{}", read.text);
+    unread_becomes(&api, &bob_token, 0).await;
+
+    // Devices.
+    let registered = api
+        .call(
+            Some(&bob_token),
+            Method::POST,
+            ("/devices", &[]),
+            "",
+            &[],
+            Some(json!({"token": "http-device-1"}).to_string()),
+        )
+        .await;
+    assert_eq!(registered.status, StatusCode::NO_CONTENT, "{}", registered.text);
+    let gone = api
+        .call(
+            Some(&bob_token),
+            Method::DELETE,
+            ("/devices/{token}", &["http-device-1"]),
+            "",
+            &[],
+            None,
+        )
+        .await;
+    assert_eq!(gone.status, StatusCode::NO_CONTENT, "{}", gone.text);
+
+    bob.close().await;
+    running.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn strangers_bad_tokens_and_bad_input_get_the_protocols_refusals() {
+    let (running, _topics) = start_runtime().await;
+    let api = Api::new(&running);
+    let alice = token(&running, "alice", "Alice").await;
+    let mallory = token(&running, "mallory", "Mallory").await;
+    let created = api
+        .call(
+            Some(&alice),
+            Method::POST,
+            (CONVERSATIONS, &[]),
+            "",
+            &[],
+            Some(json!({"members": ["bob"]}).to_string()),
+        )
+        .await;
+    let conversation = created.body["conversationId"].as_str().expect("an id").to_owned();
+    let send = |body: &str| Some(body.to_owned());
+
+    // API Gateway's own: no header 401, a refused token 403, no route 404.
+    let no_token = api.call(None, Method::GET, (UNREAD, &[]), "", &[], None).await;
+    assert_eq!(no_token.status, StatusCode::UNAUTHORIZED);
+    let forged = api
+        .call(Some("not.a.jwt"), Method::GET, (UNREAD, &[]), "", &[], None)
+        .await;
+    assert_eq!(forged.status, StatusCode::FORBIDDEN);
+    let nowhere = api
+        .call(Some(&alice), Method::GET, ("/nowhere", &[]), "", &[], None)
+        .await;
+    assert_eq!(nowhere.status, StatusCode::NOT_FOUND);
+
+    // The protocol's: problem documents with its codes.
+    let cases: Vec<(&str, Answer, StatusCode, &str)> = vec![
+        (
+            "a stranger reads history",
+            api.call(Some(&mallory), Method::GET, (MESSAGES, &[&conversation]), "", &[], None)
+                .await,
+            StatusCode::FORBIDDEN,
+            "not_a_member",
+        ),
+        (
+            "a stranger sends",
+            api.call(
+                Some(&mallory),
+                Method::POST,
+                (MESSAGES, &[&conversation]),
+                "",
+                &[],
+                send(r#"{"content":"hi"}"#),
+            )
+            .await,
+            StatusCode::FORBIDDEN,
+            "not_a_member",
+        ),
+        (
+            "no such conversation",
+            api.call(Some(&alice), Method::GET, (MESSAGES, &["nope"]), "", &[], None)
+                .await,
+            StatusCode::NOT_FOUND,
+            "not_found",
+        ),
+        (
+            "a bad page size",
+            api.call(
+                Some(&alice),
+                Method::GET,
+                (MESSAGES, &[&conversation]),
+                "?limit=abc",
+                &[],
+                None,
+            )
+            .await,
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+        ),
+        (
+            "not JSON",
+            api.call(
+                Some(&alice),
+                Method::POST,
+                (MESSAGES, &[&conversation]),
+                "",
+                &[],
+                send("hello"),
+            )
+            .await,
+            StatusCode::BAD_REQUEST,
+            "invalid_json",
+        ),
+        (
+            "empty content",
+            api.call(
+                Some(&alice),
+                Method::POST,
+                (MESSAGES, &[&conversation]),
+                "",
+                &[],
+                send(r#"{"content":" "}"#),
+            )
+            .await,
+            StatusCode::BAD_REQUEST,
+            "empty_content",
+        ),
+        (
+            "content over 4,000 characters",
+            api.call(
+                Some(&alice),
+                Method::POST,
+                (MESSAGES, &[&conversation]),
+                "",
+                &[],
+                Some(json!({"content": "x".repeat(4001)}).to_string()),
+            )
+            .await,
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "content_too_long",
+        ),
+        (
+            "a bad idempotency key",
+            api.call(
+                Some(&alice),
+                Method::POST,
+                (MESSAGES, &[&conversation]),
+                "",
+                &[("idempotency-key", "not a token")],
+                send(r#"{"content":"hi"}"#),
+            )
+            .await,
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+        ),
+        (
+            "a bad message id to read up to",
+            api.call(
+                Some(&alice),
+                Method::POST,
+                (READ, &[&conversation]),
+                "",
+                &[],
+                send(r#"{"messageId":"x"}"#),
+            )
+            .await,
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+        ),
+    ];
+    for (what, answer, status, code) in cases {
+        assert_eq!(answer.status, status, "{what}: {}", answer.text);
+        assert_eq!(answer.body["code"], code, "{what}: {}", answer.text);
+        assert_eq!(answer.body["status"], status.as_u16(), "{what}");
+    }
+
+    // The send budget is the user's over HTTP: 10 a second, then 429.
+    let mut statuses = Vec::new();
+    // Enough that a burst crossing one window's end still runs out in the next.
+    for i in 0..25 {
+        let answer = api
+            .call(
+                Some(&alice),
+                Method::POST,
+                (MESSAGES, &[&conversation]),
+                "",
+                &[],
+                Some(json!({"content": format!("burst {i}")}).to_string()),
+            )
+            .await;
+        statuses.push(answer.status.as_u16());
+        if answer.status == StatusCode::TOO_MANY_REQUESTS {
+            assert_eq!(answer.body["code"], "rate_limited");
+            break;
+        }
+    }
+    assert!(
+        statuses.contains(&429) && statuses.iter().filter(|s| **s == 202).count() <= 20,
+        "at most 10 sends a second (two windows at most), then 429: {statuses:?}"
+    );
+    running.stop().await;
+}
