@@ -90,6 +90,13 @@ write("relay-typing.json", event([
            "isTyping": False, "at": "2025-11-25T10:00:06.000Z", "recipients": ["alice", "bob", "carol"]}),
 ]))
 
+write("update-presence.json", event([
+    record("presence-events", 0, 120, "alice", {"schemaVersion": 1, "userId": "alice", "connectionId": "L0SM9cOFvHcCIhw=",
+           "change": "connected", "at": "2025-11-25T10:00:00.000Z"}),
+    record("presence-events", 1, 57, "bob", {"schemaVersion": 1, "userId": "bob", "connectionId": "Kz9Qm1pLvHcCJhw=",
+           "change": "disconnected", "at": "2025-11-25T10:00:03.000Z"}),
+]))
+
 write("push-notification.json", event([
     record("notifications", 2, 8, "carol", {"schemaVersion": 1, "notificationId": f"msg:{M1}", "userId": "carol",
            "title": "Alice", "body": "Hi Bob! Lunch at noon?", "conversationId": C_GROUP, "messageId": M1,

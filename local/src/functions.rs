@@ -97,6 +97,7 @@ pub async fn kafka_function(name: &str, deps: &Deps) -> Result<Option<SharedKafk
         deliver_message::NAME => kafka(deliver_message::build(deps)).await,
         update_status::NAME => kafka(update_status::build(deps)).await,
         relay_typing::NAME => kafka(relay_typing::build(deps)).await,
+        update_presence::NAME => kafka(update_presence::build(deps)).await,
         push_notification::NAME => kafka(push_notification::build(deps)).await,
         analytics::NAME => kafka(analytics::build(deps)).await,
         _ => Ok(None),

@@ -511,6 +511,7 @@ mod tests {
             "persist-message",
             "push-notification",
             "relay-typing",
+            "update-presence",
             "update-status",
             "ws-connect",
             "ws-disconnect",
@@ -537,6 +538,7 @@ mod tests {
         assert_eq!(consumes("update-status"), vec![name(TopicKind::MessageStatusEvents)]);
         assert_eq!(consumes("relay-typing"), vec![name(TopicKind::TypingEvents)]);
         assert_eq!(consumes("push-notification"), vec![name(TopicKind::Notifications)]);
+        assert_eq!(consumes("update-presence"), vec![name(TopicKind::PresenceEvents)]);
         for m in &t.mappings {
             assert!(
                 m.report_batch_item_failures,
@@ -579,6 +581,7 @@ mod tests {
             ("UpdateStatus", "update-status", "message-status-events", "update-status", TrimHorizon, 100, 0, "update-status-dlq"),
             ("RelayTyping", "relay-typing", "typing-events", "relay-typing", Latest, 100, 0, "relay-typing-dlq"),
             ("PushNotification", "push-notification", "notifications", "push-notification", TrimHorizon, 100, 1000, "push-notification-dlq"),
+            ("UpdatePresence", "update-presence", "presence-events", "update-presence", TrimHorizon, 100, 0, "update-presence-dlq"),
         ];
         let mut want: Vec<Mapping> = consumers
             .iter()

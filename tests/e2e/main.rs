@@ -9,3 +9,4 @@ mod http_api;
 mod limits;
 mod outage;
 mod poison;
+mod presence;

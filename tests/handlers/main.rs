@@ -9,5 +9,6 @@ mod persist_message;
 mod push_notification;
 mod relay_typing;
 mod support;
+mod update_presence;
 mod update_status;
 mod ws;

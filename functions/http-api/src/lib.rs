@@ -10,7 +10,9 @@ use relaychat_adapters::kafka::KafkaPublisher;
 use relaychat_adapters::lambda::HttpFunction;
 use relaychat_adapters::{ConfigError, Deps};
 use relaychat_core::actions::{Sender, perform};
-use relaychat_core::ports::{ConnectionRegistry, ConversationStore, DeviceStore, Identity, Publisher};
+use relaychat_core::ports::{
+    ConnectionDirectory, ConnectionRegistry, ConversationStore, DeviceStore, Identity, PresenceStore, Publisher,
+};
 use relaychat_core::remembered::Remembered;
 use relaychat_schema::Topics;
 use relaychat_schema::http::{HttpRequest, HttpResponse, Route};
@@ -36,7 +38,7 @@ pub struct HttpApi<S, P> {
 
 impl<S, P> HttpApi<S, P>
 where
-    S: ConversationStore + ConnectionRegistry + DeviceStore,
+    S: ConversationStore + ConnectionRegistry + DeviceStore + ConnectionDirectory + PresenceStore,
     P: Publisher,
 {
     pub async fn invoke(&self, request: Request) -> Response<Body> {

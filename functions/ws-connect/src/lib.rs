@@ -10,8 +10,9 @@ use relaychat_adapters::{ConfigError, Deps};
 use relaychat_core::actions::{Sender, record};
 use relaychat_core::function::WebSocketFunction;
 use relaychat_core::ports::{Authenticator, ConnectionRegistry, Publisher};
+use relaychat_core::presence::connection_changed;
 use relaychat_schema::gateway::{connection_id, query_parameter, response};
-use relaychat_schema::{AnalyticsKind, Topics};
+use relaychat_schema::{AnalyticsKind, ConnectionChange, Topics};
 use tracing::{info, warn};
 
 /// The function's name in the template and its logs.
@@ -58,6 +59,13 @@ impl<A: Authenticator, R: ConnectionRegistry, P: Publisher> WsConnect<A, R, P> {
         }
         info!(%connection, user = %identity.user, "connected");
         let sender = Sender::socket(connection, identity);
+        connection_changed(
+            &self.publisher,
+            &self.topics,
+            &sender,
+            ConnectionChange::Connected,
+            Utc::now(),
+        );
         record(
             &self.publisher,
             &self.topics,

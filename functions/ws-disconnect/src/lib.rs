@@ -8,8 +8,9 @@ use relaychat_adapters::{ConfigError, Deps};
 use relaychat_core::actions::{Sender, record};
 use relaychat_core::function::WebSocketFunction;
 use relaychat_core::ports::{ConnectionRegistry, Publisher};
+use relaychat_core::presence::connection_changed;
 use relaychat_schema::gateway::{connection_id, response};
-use relaychat_schema::{AnalyticsKind, Topics};
+use relaychat_schema::{AnalyticsKind, ConnectionChange, Topics};
 use tracing::{info, warn};
 
 /// The function's name in the template and its logs.
@@ -40,6 +41,13 @@ impl<R: ConnectionRegistry, P: Publisher> WsDisconnect<R, P> {
         info!(%connection, reason = ?request.request_context.disconnect_reason, "disconnected");
         if let Some(identity) = identity {
             let sender = Sender::socket(connection, identity);
+            connection_changed(
+                &self.publisher,
+                &self.topics,
+                &sender,
+                ConnectionChange::Disconnected,
+                Utc::now(),
+            );
             record(
                 &self.publisher,
                 &self.topics,

@@ -9,7 +9,9 @@ use relaychat_adapters::kafka::KafkaPublisher;
 use relaychat_adapters::{ConfigError, Deps};
 use relaychat_core::actions::{Sender, perform, refusal_for};
 use relaychat_core::function::WebSocketFunction;
-use relaychat_core::ports::{ConnectionRegistry, ConversationStore, DeviceStore, Publisher};
+use relaychat_core::ports::{
+    ConnectionDirectory, ConnectionRegistry, ConversationStore, DeviceStore, PresenceStore, Publisher,
+};
 use relaychat_core::remembered::Remembered;
 use relaychat_schema::Topics;
 use relaychat_schema::gateway::{body_text, connection_id, response};
@@ -30,7 +32,7 @@ pub struct WsMessage<S, P> {
 
 impl<S, P> WsMessage<S, P>
 where
-    S: ConversationStore + ConnectionRegistry + DeviceStore,
+    S: ConversationStore + ConnectionRegistry + DeviceStore + ConnectionDirectory + PresenceStore,
     P: Publisher,
 {
     pub async fn invoke(&self, request: &ApiGatewayWebsocketProxyRequest) -> ApiGatewayProxyResponse {

@@ -16,7 +16,8 @@ use tracing::{error, warn};
 use crate::Error;
 use crate::limits::{Budget, Limited};
 use crate::ports::{
-    ConnectionRegistry, Conversation, ConversationStore, Device, DeviceStore, Identity, PublishEvent, Publisher,
+    ConnectionDirectory, ConnectionRegistry, Conversation, ConversationStore, Device, DeviceStore, Identity,
+    PresenceStore, PublishEvent, Publisher,
 };
 
 /// Where an action came from.
@@ -81,7 +82,7 @@ pub async fn perform<S, P>(
     now: DateTime<Utc>,
 ) -> Result<Option<Reply>, Refusal>
 where
-    S: ConversationStore + ConnectionRegistry + DeviceStore,
+    S: ConversationStore + ConnectionRegistry + DeviceStore + ConnectionDirectory + PresenceStore,
     P: Publisher,
 {
     let user = &sender.identity.user;
@@ -252,6 +253,18 @@ where
             };
             store.register_device(&device).await.map_err(|e| refusal_for(&e))?;
             Ok(Some(Reply::DeviceRegistered))
+        }
+        Command::GetPresence { users } => {
+            let users = crate::presence::presence_of(store, user, &users)
+                .await
+                .map_err(|e| refusal_for(&e))?;
+            if users.is_empty() {
+                return Err(Refusal::new(
+                    ErrorCode::NotFound,
+                    "none of these users shares a conversation with you",
+                ));
+            }
+            Ok(Some(Reply::Presence { users }))
         }
         Command::Unread => {
             let mut all = store.conversations_of(user).await.map_err(|e| refusal_for(&e))?;

@@ -13,18 +13,25 @@ use relaychat_schema::protocol::ConversationSummary;
 use crate::limits::{Budget, Limited};
 use crate::memory::sample_message;
 use crate::ports::{
-    AnalyticsStore, ConnectionDirectory, ConnectionRegistry, Conversation, ConversationStore, Counted, CounterKey,
-    Identity, Inserted, MessageStore, ReadState,
+    AnalyticsStore, Announced, ConnectionDirectory, ConnectionRegistry, Conversation, ConversationStore, Counted,
+    CounterKey, Identity, Inserted, MessageStore, PresenceStore, ReadState,
 };
+use relaychat_schema::protocol::PresenceStatus;
 
 /// Everything the contract exercises.
 pub trait Store:
-    MessageStore + ReadState + ConversationStore + ConnectionRegistry + ConnectionDirectory + AnalyticsStore
+    MessageStore + ReadState + ConversationStore + ConnectionRegistry + ConnectionDirectory + AnalyticsStore + PresenceStore
 {
 }
 
 impl<S> Store for S where
-    S: MessageStore + ReadState + ConversationStore + ConnectionRegistry + ConnectionDirectory + AnalyticsStore
+    S: MessageStore
+        + ReadState
+        + ConversationStore
+        + ConnectionRegistry
+        + ConnectionDirectory
+        + AnalyticsStore
+        + PresenceStore
 {
 }
 
@@ -358,6 +365,50 @@ pub async fn a_user_budget_needs_no_connection_and_is_the_users_own(store: &impl
     );
 }
 
+pub async fn presence_keeps_the_latest_announcement_and_is_no_connection(store: &impl Store) {
+    let ivan = user("ivan");
+    assert_eq!(store.announced(&ivan).await.expect("announced"), None);
+    let t0 = Utc::now();
+    let seen = t0 - Duration::seconds(5);
+    let offline = Announced {
+        status: PresenceStatus::Offline,
+        last_seen: Some(seen),
+        at: t0,
+    };
+    store.announce(&ivan, &offline).await.expect("announce");
+    let read = store.announced(&ivan).await.expect("announced").expect("stored");
+    assert_eq!(read.status, PresenceStatus::Offline);
+    assert_eq!(
+        read.last_seen.map(|t| t.timestamp_millis()),
+        Some(seen.timestamp_millis())
+    );
+    let stale = Announced {
+        status: PresenceStatus::Online,
+        last_seen: None,
+        at: t0 - Duration::seconds(1),
+    };
+    store.announce(&ivan, &stale).await.expect("announce");
+    assert_eq!(
+        store.announced(&ivan).await.expect("announced").map(|a| a.status),
+        Some(PresenceStatus::Offline),
+        "an older announcement does not overwrite a later one"
+    );
+    let online = Announced {
+        status: PresenceStatus::Online,
+        last_seen: Some(seen),
+        at: t0 + Duration::seconds(1),
+    };
+    store.announce(&ivan, &online).await.expect("announce");
+    assert_eq!(
+        store.announced(&ivan).await.expect("announced").map(|a| a.status),
+        Some(PresenceStatus::Online)
+    );
+    assert!(
+        store.connections_of(&ivan).await.expect("connections_of").is_empty(),
+        "a presence record is not a connection"
+    );
+}
+
 pub async fn each_record_is_counted_once(store: &impl Store) {
     let counted = |id: &str| Counted {
         id: id.to_owned(),
@@ -399,6 +450,7 @@ macro_rules! port_contract_tests {
             connections_are_found_by_user_until_removed,
             a_connection_budget_refuses_within_its_window_only,
             a_user_budget_needs_no_connection_and_is_the_users_own,
+            presence_keeps_the_latest_announcement_and_is_no_connection,
             each_record_is_counted_once,
         );
     };

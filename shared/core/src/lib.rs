@@ -13,6 +13,7 @@ pub mod function;
 pub mod limits;
 pub mod persist;
 pub mod ports;
+pub mod presence;
 pub mod push;
 pub mod recent;
 pub mod remembered;

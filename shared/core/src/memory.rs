@@ -46,6 +46,7 @@ struct State {
     identities: HashMap<String, Identity>,
     budgets: HashMap<(String, Limited), (i64, u32)>,
     requests: HashMap<(String, String), ConversationId>,
+    presence: HashMap<String, Announced>,
 }
 
 /// Every port at once, over plain collections.
@@ -320,6 +321,20 @@ impl ConnectionDirectory for Memory {
     }
     async fn remove_connection(&self, connection: &ConnectionId) -> Result<(), Error> {
         self.state().connections.retain(|(_, c)| c != connection.as_str());
+        Ok(())
+    }
+}
+
+impl PresenceStore for Memory {
+    async fn announced(&self, user: &UserId) -> Result<Option<Announced>, Error> {
+        Ok(self.state().presence.get(user.as_str()).cloned())
+    }
+    async fn announce(&self, user: &UserId, announced: &Announced) -> Result<(), Error> {
+        let mut s = self.state();
+        let stored = s.presence.entry(user.to_string()).or_insert_with(|| announced.clone());
+        if stored.at <= announced.at {
+            *stored = announced.clone();
+        }
         Ok(())
     }
 }

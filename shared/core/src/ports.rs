@@ -6,7 +6,7 @@ use std::future::Future;
 use chrono::{DateTime, Utc};
 use relaychat_schema::events::TopicEvent;
 use relaychat_schema::kafka::RawRecord;
-use relaychat_schema::protocol::{ConversationSummary, MessageView};
+use relaychat_schema::protocol::{ConversationSummary, MessageView, PresenceStatus};
 use relaychat_schema::{
     ChatMessage, ClientMessageId, ConnectionId, ConversationId, DeliveryStatus, DeviceToken, DisplayName, MessageId,
     Notification, Title, Topics, UserId,
@@ -336,4 +336,21 @@ pub trait ConversationStore: Sync {
         before: Option<MessageId>,
         limit: u32,
     ) -> impl Future<Output = Result<(Vec<MessageView>, Option<MessageId>), Error>> + Send;
+}
+
+/// What was last announced of a user's presence.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Announced {
+    pub status: PresenceStatus,
+    /// When their last connection closed (kept while they are online again, for the record).
+    pub last_seen: Option<DateTime<Utc>>,
+    /// When it was announced: a stale announcement never overwrites a later one.
+    pub at: DateTime<Utc>,
+}
+
+/// Users' announced presence (the live truth is their connections).
+pub trait PresenceStore: Sync {
+    fn announced(&self, user: &UserId) -> impl Future<Output = Result<Option<Announced>, Error>> + Send;
+    /// Records the announcement, unless a later one is already recorded.
+    fn announce(&self, user: &UserId, announced: &Announced) -> impl Future<Output = Result<(), Error>> + Send;
 }

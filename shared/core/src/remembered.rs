@@ -12,7 +12,10 @@ use relaychat_schema::{ClientMessageId, ConnectionId, ConversationId, MessageId,
 
 use crate::Error;
 use crate::limits::{Budget, Limited};
-use crate::ports::{ConnectionRegistry, Conversation, ConversationStore, Device, DeviceStore, Identity};
+use crate::ports::{
+    Announced, ConnectionDirectory, ConnectionRegistry, Conversation, ConversationStore, Device, DeviceStore, Identity,
+    PresenceStore,
+};
 
 use crate::bounded::BoundedMap;
 pub use crate::bounded::CAPACITY;
@@ -110,6 +113,25 @@ impl<S: DeviceStore + Send> DeviceStore for Remembered<S> {
     }
     async fn remove_device(&self, device: &Device) -> Result<(), Error> {
         self.inner.remove_device(device).await
+    }
+}
+
+/// Presence and connections change all the time: never remembered, always asked.
+impl<S: ConnectionDirectory + Send> ConnectionDirectory for Remembered<S> {
+    async fn connections_of(&self, user: &UserId) -> Result<Vec<ConnectionId>, Error> {
+        self.inner.connections_of(user).await
+    }
+    async fn remove_connection(&self, connection: &ConnectionId) -> Result<(), Error> {
+        self.inner.remove_connection(connection).await
+    }
+}
+
+impl<S: PresenceStore + Send> PresenceStore for Remembered<S> {
+    async fn announced(&self, user: &UserId) -> Result<Option<Announced>, Error> {
+        self.inner.announced(user).await
+    }
+    async fn announce(&self, user: &UserId, announced: &Announced) -> Result<(), Error> {
+        self.inner.announce(user, announced).await
     }
 }
 

@@ -281,6 +281,37 @@ pub struct AnalyticsEvent {
     pub at: DateTime<Utc>,
 }
 
+/// What happened to one of a user's connections.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum ConnectionChange {
+    Connected,
+    Disconnected,
+}
+
+/// `presence-events`, keyed by userId: a connection of the user came or went. update-presence
+/// works out from the user's live connections whether that changed their presence.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PresenceChange {
+    pub schema_version: u32,
+    pub user_id: UserId,
+    pub connection_id: crate::ConnectionId,
+    pub change: ConnectionChange,
+    #[serde(deserialize_with = "crate::time::deserialize")]
+    pub at: DateTime<Utc>,
+}
+
+impl TopicEvent for PresenceChange {
+    const TOPIC: TopicKind = TopicKind::PresenceEvents;
+    fn schema_version(&self) -> u32 {
+        self.schema_version
+    }
+    fn key(&self) -> &str {
+        self.user_id.as_str()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

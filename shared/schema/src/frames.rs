@@ -36,6 +36,14 @@ pub enum ServerFrame<'a> {
         user_id: &'a UserId,
         is_typing: bool,
     },
+    /// A user who shares a conversation with you came online or went offline.
+    #[serde(rename_all = "camelCase")]
+    Presence {
+        user_id: &'a UserId,
+        status: crate::protocol::PresenceStatus,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        last_seen: Option<DateTime<Utc>>,
+    },
 }
 
 impl<'a> ServerFrame<'a> {

@@ -24,7 +24,7 @@ pub struct Route {
 }
 
 /// Every route, as the template deploys them and docs/openapi.yaml documents them.
-pub const ROUTES: [Route; 8] = [
+pub const ROUTES: [Route; 9] = [
     Route {
         key: "GET /conversations",
         action: "listConversations",
@@ -63,6 +63,13 @@ pub const ROUTES: [Route; 8] = [
     Route {
         key: "GET /unread",
         action: "unread",
+        query: &[],
+        body: false,
+        idempotency_field: None,
+    },
+    Route {
+        key: "GET /users/{userId}/presence",
+        action: "getPresence",
         query: &[],
         body: false,
         idempotency_field: None,
@@ -213,7 +220,7 @@ impl HttpResponse {
             Reply::Ack { .. } => 202,
             Reply::DeviceRegistered | Reply::DeviceUnregistered => return Self::no_content(),
             Reply::Error { code, .. } => code.http_status(),
-            Reply::Conversations { .. } | Reply::History { .. } | Reply::Unread { .. } => 200,
+            Reply::Conversations { .. } | Reply::History { .. } | Reply::Unread { .. } | Reply::Presence { .. } => 200,
         };
         if let Reply::Error {
             code,

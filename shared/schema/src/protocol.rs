@@ -143,6 +143,10 @@ pub enum Command {
     },
     /// The caller's unread counts: per conversation, and in all.
     Unread,
+    /// Whether these users are online (those who share a conversation with the caller).
+    GetPresence {
+        users: Vec<UserId>,
+    },
 }
 
 /// The raw fields any action may carry; `Command::parse` turns them into a typed command.
@@ -163,6 +167,8 @@ struct Fields {
     after: Option<Value>,
     token: Option<Value>,
     platform: Option<Value>,
+    users: Option<Value>,
+    user_id: Option<Value>,
 }
 
 /// A page size: 1 to 100, 50 when absent.
@@ -333,6 +339,29 @@ impl Command {
                 token: DeviceToken::parse(required(f.token, "token")?)?,
             },
             "unread" => Command::Unread,
+            "getPresence" => {
+                // `users` (a list), or one `userId` (the HTTP API's path).
+                let users = match (f.users, f.user_id) {
+                    (Some(Value::Array(items)), _) => items,
+                    (Some(_), _) => return Err(invalid("users", "must be an array of user ids")),
+                    (None, Some(one)) => vec![one],
+                    (None, None) => return Err(invalid("users", "is required")),
+                };
+                if users.is_empty() || users.len() > MAX_PRESENCE_USERS {
+                    return Err(invalid(
+                        "users",
+                        &format!("must hold 1 to {MAX_PRESENCE_USERS} user ids"),
+                    ));
+                }
+                let users = users
+                    .into_iter()
+                    .map(|u| match u {
+                        Value::String(s) => UserId::parse(s).map_err(Refusal::from),
+                        _ => Err(invalid("users", "must be an array of user ids")),
+                    })
+                    .collect::<Result<Vec<_>, _>>()?;
+                Command::GetPresence { users }
+            }
             other => {
                 return Err(Refusal::new(
                     ErrorCode::UnknownAction,
@@ -354,6 +383,7 @@ impl Command {
             Self::RegisterDevice { .. } => "registerDevice",
             Self::UnregisterDevice { .. } => "unregisterDevice",
             Self::Unread => "unread",
+            Self::GetPresence { .. } => "getPresence",
         }
     }
 }
@@ -383,6 +413,28 @@ pub struct ConversationSummary {
     pub member_count: usize,
     pub unread: i64,
     pub last_message: Option<MessageView>,
+}
+
+/// Most users one `getPresence` asks about.
+pub const MAX_PRESENCE_USERS: usize = 100;
+
+/// Online while any of the user's connections is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum PresenceStatus {
+    Online,
+    Offline,
+}
+
+/// One user's presence (`getPresence`, and the `presence` frame's fields).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UserPresence {
+    pub user_id: UserId,
+    pub status: PresenceStatus,
+    /// When the user's last connection closed, if they are offline and were seen.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_seen: Option<DateTime<Utc>>,
 }
 
 /// One conversation's unread count (`unread`).
@@ -458,6 +510,10 @@ pub enum Reply {
     },
     DeviceRegistered,
     DeviceUnregistered,
+    #[serde(rename_all = "camelCase")]
+    Presence {
+        users: Vec<UserPresence>,
+    },
     #[serde(rename_all = "camelCase")]
     Unread {
         /// Unread messages in all the caller's conversations.

@@ -9,6 +9,7 @@ pub enum TopicKind {
     TypingEvents,
     Notifications,
     AnalyticsEvents,
+    PresenceEvents,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -27,12 +28,13 @@ pub const DLQ_PARTITIONS: i32 = 1;
 pub const DLQ_RETENTION: Duration = Duration::from_secs(14 * DAY);
 
 impl TopicKind {
-    pub const ALL: [TopicKind; 5] = [
+    pub const ALL: [TopicKind; 6] = [
         Self::ChatMessages,
         Self::MessageStatusEvents,
         Self::TypingEvents,
         Self::Notifications,
         Self::AnalyticsEvents,
+        Self::PresenceEvents,
     ];
 
     pub fn spec(self) -> TopicSpec {
@@ -42,6 +44,8 @@ impl TopicKind {
             Self::TypingEvents => ("typing-events", "KAFKA_TOPIC_TYPING_EVENTS", 60),
             Self::Notifications => ("notifications", "KAFKA_TOPIC_NOTIFICATIONS", 30 * DAY),
             Self::AnalyticsEvents => ("analytics-events", "KAFKA_TOPIC_ANALYTICS_EVENTS", 30 * DAY),
+            // Connects and disconnects, keyed by user: only worth anything while fresh.
+            Self::PresenceEvents => ("presence-events", "KAFKA_TOPIC_PRESENCE_EVENTS", DAY),
         };
         TopicSpec {
             kind: self,
@@ -61,6 +65,7 @@ pub struct Topics {
     pub typing_events: String,
     pub notifications: String,
     pub analytics_events: String,
+    pub presence_events: String,
 }
 
 impl Default for Topics {
@@ -88,6 +93,7 @@ impl Topics {
             typing_events: name(TopicKind::TypingEvents),
             notifications: name(TopicKind::Notifications),
             analytics_events: name(TopicKind::AnalyticsEvents),
+            presence_events: name(TopicKind::PresenceEvents),
         }
     }
 
@@ -98,6 +104,7 @@ impl Topics {
             TopicKind::TypingEvents => &self.typing_events,
             TopicKind::Notifications => &self.notifications,
             TopicKind::AnalyticsEvents => &self.analytics_events,
+            TopicKind::PresenceEvents => &self.presence_events,
         }
     }
 
@@ -121,7 +128,7 @@ mod tests {
         let topics = Topics::from_lookup(|k| (k == "KAFKA_TOPIC_TYPING_EVENTS").then(|| "t-typing".to_owned()));
         assert_eq!(topics.chat_messages, "chat-messages");
         assert_eq!(topics.typing_events, "t-typing");
-        assert_eq!(topics.all().count(), 5);
+        assert_eq!(topics.all().count(), 6);
         assert_eq!(TopicKind::TypingEvents.spec().retention, Duration::from_secs(60));
         assert_eq!(dead_letter_topic("analytics"), "analytics-dlq");
     }

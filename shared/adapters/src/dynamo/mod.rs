@@ -6,6 +6,7 @@ mod connections;
 mod conversations;
 mod messages;
 mod notifications;
+mod presence;
 mod receipts;
 pub mod tables;
 
