@@ -133,6 +133,8 @@ struct Tally {
     by_sender: HashMap<usize, usize>,
     duplicates: usize,
     statuses: usize,
+    /// Co-members coming online (a presence frame each, told once).
+    presence: usize,
     errors: Vec<String>,
 }
 
@@ -176,6 +178,7 @@ impl Tally {
                 });
             }
             Some("status") => self.statuses += 1,
+            Some("presence") => self.presence += 1,
             Some("error") => {
                 if let Some(cmid) = v["clientMessageId"].as_str()
                     && self.sent.contains_key(cmid)
@@ -651,6 +654,7 @@ async fn many_clients_chat_steadily_with_every_message_acked_delivered_and_store
     let sent: usize = tallies.iter().map(|t| t.sent.len()).sum();
     let duplicates: usize = tallies.iter().map(|t| t.duplicates).sum();
     let statuses: usize = tallies.iter().map(|t| t.statuses).sum();
+    let presence: usize = tallies.iter().map(|t| t.presence).sum();
     let lost = lost_deliveries.len() + lost_stored.len();
     let n = samples.len();
     let (middle, last) = (&samples[n / 3..2 * n / 3], &samples[2 * n / 3..]);
@@ -667,7 +671,7 @@ async fn many_clients_chat_steadily_with_every_message_acked_delivered_and_store
         samples.iter().map(|s| (s * 10.0).round() / 10.0).collect::<Vec<_>>()
     );
     println!(
-        "load: groups={} duplicate_deliveries={duplicates} status_frames={statuses} ack_max_ms={:.1} \
+        "load: groups={} duplicate_deliveries={duplicates} status_frames={statuses} presence_frames={presence} ack_max_ms={:.1} \
          deliver_max_ms={:.1} deliver_p50_ms_by_third={} warm_up_ms={} wall_s: runtime_up={:.1} set_up={:.1} run={:.1} checked={:.1} stopped={:.1}",
         groups.len(),
         percentile(&ack_latencies, 100.0),
