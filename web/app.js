@@ -29,6 +29,7 @@ const state = {
   pending: new Map(), // clientMessageId → own message not yet acked
   early: new Map(), // messageId → status frames that arrived before their ack
   names: new Map(), // userId → display name seen on messages
+  presence: new Map(), // userId → { status: 'online' | 'offline', lastSeen }
   typing: { sentAt: 0, conversationId: null, idle: null },
 };
 
@@ -125,6 +126,7 @@ function onFrame(data) {
     case 'message': return onMessage(f);
     case 'status': return onStatus(f);
     case 'typing': return onTyping(f);
+    case 'presence': return onPresence(f);
     case 'error': return onError(f);
     default: return undefined; // deviceRegistered and future frames: nothing to show
   }
@@ -136,16 +138,38 @@ function onConversations(list) {
     Object.assign(c, { title: s.title, members: s.members || [], unread: s.unread || 0 });
     if (s.lastMessage) noteLast(c, s.lastMessage);
   }
+  askPresence(list.flatMap((s) => s.members || []));
   renderConversations();
   renderHeader();
   maybeMarkRead(); // the server's count may predate our last markRead
 }
 
+// The reply to our own create (no `createdBy`) opens it; one announced to us (by someone else, or
+// by us on another device) only joins the list.
 function onConversationCreated(f) {
   const c = conversation(f.conversationId);
   Object.assign(c, { title: f.title, members: f.members || [] });
-  select(f.conversationId);
+  askPresence(c.members);
+  if (f.createdBy) renderConversations();
+  else select(f.conversationId);
 }
+
+// A `presence` frame (one user) or the reply to getPresence (`users`).
+function onPresence(f) {
+  for (const p of f.users || [f]) state.presence.set(p.userId, { status: p.status, lastSeen: p.lastSeen });
+  renderConversations();
+  renderHeader();
+}
+
+// Asks for the presence of these users (not ourselves), 100 at a time as the protocol allows.
+function askPresence(users) {
+  const others = [...new Set(users)].filter((u) => u !== state.me.user);
+  for (let i = 0; i < others.length; i += 100) {
+    send({ action: 'getPresence', users: others.slice(i, i + 100), requestId: 'presence' });
+  }
+}
+
+const isOnline = (user) => state.presence.get(user)?.status === 'online';
 
 function onHistory(f) {
   const c = conversation(f.conversationId);
@@ -221,6 +245,7 @@ function onTyping(f) {
 }
 
 function onError(f) {
+  if (f.requestId === 'presence') return; // presence is a nicety: nobody visible is no error
   // Typing indicators are best effort: a rate-limited one is not worth a banner.
   if (f.code !== 'rate_limited' || f.clientMessageId) showError(`${f.code}: ${f.message}`);
   const m = f.clientMessageId && state.pending.get(f.clientMessageId);
@@ -375,6 +400,15 @@ function renderConversations() {
     if (c.conversationId === state.current) li.setAttribute('aria-current', 'true');
     const top = el('div', 'row');
     top.append(el('span', 'label', conversationLabel(c)));
+    // A direct conversation shows the other's presence; a group how many others are online.
+    const others = c.members.filter((u) => u !== state.me.user);
+    const online = others.filter(isOnline).length;
+    const presence = others.length === 1 ? (online ? 'online' : 'offline') : online ? `${online} online` : '';
+    if (presence) {
+      const p = el('span', 'presence', presence);
+      p.dataset.state = online ? 'online' : 'offline';
+      top.append(p);
+    }
     if (c.unread > 0) top.append(el('span', 'unread', String(c.unread)));
     const last = c.lastMessage;
     li.append(top, el('div', 'preview', last ? `${displayName(last.senderId)}: ${last.content}` : 'No messages yet'));
@@ -385,7 +419,9 @@ function renderConversations() {
 function renderHeader() {
   const c = state.current && state.conversations.get(state.current);
   $('chat-title').textContent = c ? conversationLabel(c) : 'Select a conversation';
-  $('chat-members').textContent = c ? c.members.map(displayName).join(', ') : '';
+  $('chat-members').textContent = c
+    ? c.members.map((u) => (u !== state.me.user && isOnline(u) ? `● ${displayName(u)}` : displayName(u))).join(', ')
+    : '';
 }
 
 const STATUS_ICON = { SENT: '✓', DELIVERED: '✓✓', READ: '✓✓' };

@@ -3,6 +3,7 @@
 
 mod chat;
 mod client;
+mod conversations;
 mod esm;
 mod gateway;
 mod http_api;

@@ -8,9 +8,10 @@ use http_authorizer::HttpAuthorizer;
 use lambda_http::request::LambdaRequest;
 use lambda_http::{Body, Response};
 use relaychat_adapters::auth::{DEV_SECRET, JwtAuthenticator, TokenRules};
+use relaychat_adapters::connections_api::ConnectionsApi;
 use relaychat_core::ports::{Conversation, ConversationStore};
 use relaychat_schema::{ConversationId, Topics, UserId};
-use relaychat_testkit::{dynamo_store, read_topic};
+use relaychat_testkit::{connections_api, dynamo_store, read_topic};
 use serde_json::{Value, json};
 
 use crate::support::*;
@@ -31,7 +32,7 @@ fn status_and_body(response: &Response<Body>) -> (u16, Value) {
 
 async fn api(
     topics: &Topics,
-) -> HttpApi<relaychat_adapters::dynamo::DynamoStore, relaychat_adapters::kafka::KafkaPublisher> {
+) -> HttpApi<relaychat_adapters::dynamo::DynamoStore, relaychat_adapters::kafka::KafkaPublisher, ConnectionsApi> {
     let store = dynamo_store().await;
     let conversation = Conversation {
         id: ConversationId::parse(DIRECT).unwrap(),
@@ -44,6 +45,7 @@ async fn api(
     HttpApi {
         store,
         publisher: publisher(),
+        poster: connections_api().await.1,
         topics: topics.clone(),
     }
 }

@@ -9,7 +9,7 @@ use relaychat_adapters::dynamo::DynamoStore;
 use relaychat_adapters::kafka::KafkaPublisher;
 use relaychat_core::ports::{ConnectionRegistry, Conversation, ConversationStore, DeviceStore};
 use relaychat_schema::{ConnectionId, ConversationId, Topics, UserId};
-use relaychat_testkit::{dynamo_store, read_topic};
+use relaychat_testkit::{connections_api, dynamo_store, read_topic};
 use ws_connect::WsConnect;
 use ws_disconnect::WsDisconnect;
 use ws_message::WsMessage;
@@ -97,6 +97,7 @@ async fn every_action_sample_gets_its_reply_and_its_record() {
     let function = WsMessage {
         store: store.clone(),
         publisher: publisher(),
+        poster: connections_api().await.1,
         topics: topics.clone(),
     };
     let run = |name: &'static str| {
@@ -182,6 +183,7 @@ async fn an_unregistered_connection_is_told_to_reconnect() {
     let function = WsMessage {
         store: store.clone(),
         publisher: publisher(),
+        poster: connections_api().await.1,
         topics: fresh_topics().await,
     };
     let reply = body(&function.invoke(&ws_sample("ws-message-list-conversations.json")).await).unwrap();
@@ -198,6 +200,7 @@ async fn when_the_broker_is_down_the_sender_gets_unavailable_and_can_go_on() {
     let function = WsMessage {
         store: store.clone(),
         publisher: KafkaPublisher::new(&settings).unwrap(),
+        poster: connections_api().await.1,
         topics,
     };
     let refused = body(&function.invoke(&ws_sample("ws-message-send-message.json")).await).unwrap();

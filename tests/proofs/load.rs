@@ -135,6 +135,8 @@ struct Tally {
     statuses: usize,
     /// Co-members coming online (a presence frame each, told once).
     presence: usize,
+    /// New conversations announced to their members.
+    announced: usize,
     errors: Vec<String>,
 }
 
@@ -179,6 +181,8 @@ impl Tally {
             }
             Some("status") => self.statuses += 1,
             Some("presence") => self.presence += 1,
+            // Groups being set up, announced to their members.
+            Some("conversation") if v.get("createdBy").is_some() => self.announced += 1,
             Some("error") => {
                 if let Some(cmid) = v["clientMessageId"].as_str()
                     && self.sent.contains_key(cmid)
@@ -362,18 +366,21 @@ async fn ask(ws: &mut Ws, frame: Value, want: &str, until: Instant) -> Result<Va
     frame_of(ws, want, until).await
 }
 
-/// The next frame of type `want`; late `message`, `status` and `ack` frames before it are
-/// skipped. An error frame, a broken socket or the deadline is an `Err`.
+/// The next frame of type `want`; late `message`, `status` and `ack` frames before it, and
+/// frames pushed on the server's own account, are skipped. An error frame, a broken socket or the deadline is an `Err`.
 async fn frame_of(ws: &mut Ws, want: &str, until: Instant) -> Result<Value, String> {
     loop {
         match tokio::time::timeout_at(until, ws.next()).await {
             Err(_) => return Err(format!("no {want} reply in time")),
             Ok(Some(Ok(Message::Text(t)))) => {
                 let v: Value = serde_json::from_str(&t).map_err(|_| format!("not JSON: {t}"))?;
+                // Pushed, answering nothing: a co-member's presence, another's new conversation.
+                let pushed = v["type"] == "presence" || v.get("createdBy").is_some();
                 match v["type"].as_str() {
-                    Some(t) if t == want => return Ok(v),
+                    Some(t) if t == want && !pushed => return Ok(v),
                     // Late: deliveries, receipts, answers to sends given up on.
                     Some("message" | "status" | "ack") => {}
+                    _ if pushed => {}
                     _ => return Err(format!("{v} instead of {want}")),
                 }
             }
@@ -655,6 +662,7 @@ async fn many_clients_chat_steadily_with_every_message_acked_delivered_and_store
     let duplicates: usize = tallies.iter().map(|t| t.duplicates).sum();
     let statuses: usize = tallies.iter().map(|t| t.statuses).sum();
     let presence: usize = tallies.iter().map(|t| t.presence).sum();
+    let announced: usize = tallies.iter().map(|t| t.announced).sum();
     let lost = lost_deliveries.len() + lost_stored.len();
     let n = samples.len();
     let (middle, last) = (&samples[n / 3..2 * n / 3], &samples[2 * n / 3..]);
@@ -671,7 +679,7 @@ async fn many_clients_chat_steadily_with_every_message_acked_delivered_and_store
         samples.iter().map(|s| (s * 10.0).round() / 10.0).collect::<Vec<_>>()
     );
     println!(
-        "load: groups={} duplicate_deliveries={duplicates} status_frames={statuses} presence_frames={presence} ack_max_ms={:.1} \
+        "load: groups={} duplicate_deliveries={duplicates} status_frames={statuses} presence_frames={presence} conversation_frames={announced} ack_max_ms={:.1} \
          deliver_max_ms={:.1} deliver_p50_ms_by_third={} warm_up_ms={} wall_s: runtime_up={:.1} set_up={:.1} run={:.1} checked={:.1} stopped={:.1}",
         groups.len(),
         percentile(&ack_latencies, 100.0),

@@ -5,18 +5,21 @@
 use chrono::Utc;
 use lambda_http::request::RequestContext;
 use lambda_http::{Body, Request, RequestExt, Response};
+use relaychat_adapters::connections_api::ConnectionsApi;
 use relaychat_adapters::dynamo::DynamoStore;
 use relaychat_adapters::kafka::KafkaPublisher;
 use relaychat_adapters::lambda::HttpFunction;
 use relaychat_adapters::{ConfigError, Deps};
 use relaychat_core::actions::{Sender, perform};
+use relaychat_core::announce::{NewConversation, announce_conversation};
 use relaychat_core::ports::{
-    ConnectionDirectory, ConnectionRegistry, ConversationStore, DeviceStore, Identity, PresenceStore, Publisher,
+    ConnectionDirectory, ConnectionRegistry, ConversationStore, DeviceStore, FramePoster, Identity, PresenceStore,
+    Publisher,
 };
 use relaychat_core::remembered::Remembered;
 use relaychat_schema::Topics;
 use relaychat_schema::http::{HttpRequest, HttpResponse, Route};
-use relaychat_schema::protocol::{ErrorCode, Refusal};
+use relaychat_schema::protocol::{ErrorCode, Refusal, Reply};
 use relaychat_schema::{DisplayName, UserId};
 use tracing::{Instrument, info_span, warn};
 
@@ -30,16 +33,19 @@ pub const REQUEST_BUDGET: std::time::Duration = std::time::Duration::from_secs(8
 pub const USER_ID: &str = "userId";
 pub const USER_NAME: &str = "name";
 
-pub struct HttpApi<S, P> {
+pub struct HttpApi<S, P, F> {
     pub store: S,
     pub publisher: P,
+    /// `@connections` of the WebSocket API: a new conversation is announced to its members.
+    pub poster: F,
     pub topics: Topics,
 }
 
-impl<S, P> HttpApi<S, P>
+impl<S, P, F> HttpApi<S, P, F>
 where
     S: ConversationStore + ConnectionRegistry + DeviceStore + ConnectionDirectory + PresenceStore,
     P: Publisher,
+    F: FramePoster,
 {
     pub async fn invoke(&self, request: Request) -> Response<Body> {
         let answer = match tokio::time::timeout(REQUEST_BUDGET, self.answer(&request)).await {
@@ -92,6 +98,20 @@ where
         let reply = perform(&self.store, &self.publisher, &self.topics, &sender, command, Utc::now())
             .instrument(span)
             .await?;
+        if let Some(Reply::Conversation {
+            conversation_id,
+            members,
+            title,
+        }) = &reply
+        {
+            let conversation = NewConversation {
+                id: conversation_id,
+                members,
+                title: title.as_ref(),
+                created_by: &sender.identity.user,
+            };
+            announce_conversation(&self.store, &self.poster, &conversation, None).await;
+        }
         Ok(reply.map_or_else(HttpResponse::no_content, |r| HttpResponse::reply(&r)))
     }
 }
@@ -139,11 +159,12 @@ fn into_response(answer: HttpResponse) -> Response<Body> {
 }
 
 /// http-api as deployed, on DynamoDB (a conversation's members remembered once read) and Kafka.
-pub type Deployed = HttpApi<Remembered<DynamoStore>, KafkaPublisher>;
+pub type Deployed = HttpApi<Remembered<DynamoStore>, KafkaPublisher, ConnectionsApi>;
 
 /// The one place http-api is wired: Lambda's `main.rs` and the local runtime both build it here.
 pub async fn build(deps: Deps) -> Result<Deployed, ConfigError> {
     Ok(HttpApi {
+        poster: deps.connections_api()?,
         store: Remembered::new(deps.store),
         publisher: deps.publisher,
         topics: deps.topics,

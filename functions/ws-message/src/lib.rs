@@ -4,13 +4,15 @@
 
 use aws_lambda_events::apigw::{ApiGatewayProxyResponse, ApiGatewayWebsocketProxyRequest};
 use chrono::Utc;
+use relaychat_adapters::connections_api::ConnectionsApi;
 use relaychat_adapters::dynamo::DynamoStore;
 use relaychat_adapters::kafka::KafkaPublisher;
 use relaychat_adapters::{ConfigError, Deps};
 use relaychat_core::actions::{Sender, perform, refusal_for};
+use relaychat_core::announce::{NewConversation, announce_conversation};
 use relaychat_core::function::WebSocketFunction;
 use relaychat_core::ports::{
-    ConnectionDirectory, ConnectionRegistry, ConversationStore, DeviceStore, PresenceStore, Publisher,
+    ConnectionDirectory, ConnectionRegistry, ConversationStore, DeviceStore, FramePoster, PresenceStore, Publisher,
 };
 use relaychat_core::remembered::Remembered;
 use relaychat_schema::Topics;
@@ -24,16 +26,19 @@ pub const NAME: &str = "ws-message";
 /// How long an action may take: inside the function's 10 s timeout, with room to answer.
 pub const REQUEST_BUDGET: std::time::Duration = std::time::Duration::from_secs(8);
 
-pub struct WsMessage<S, P> {
+pub struct WsMessage<S, P, F> {
     pub store: S,
     pub publisher: P,
+    /// `@connections`: a new conversation is announced to its members.
+    pub poster: F,
     pub topics: Topics,
 }
 
-impl<S, P> WsMessage<S, P>
+impl<S, P, F> WsMessage<S, P, F>
 where
     S: ConversationStore + ConnectionRegistry + DeviceStore + ConnectionDirectory + PresenceStore,
     P: Publisher,
+    F: FramePoster,
 {
     pub async fn invoke(&self, request: &ApiGatewayWebsocketProxyRequest) -> ApiGatewayProxyResponse {
         let body = body_text(request).unwrap_or_default();
@@ -65,10 +70,24 @@ where
             .ok_or_else(|| Refusal::new(ErrorCode::Unauthorized, "this connection is not registered; reconnect"))?;
         let command = command?;
         let span = info_span!("action", action = command.action(), user = %identity.user, %connection);
-        let sender = Sender::socket(connection, identity);
+        let sender = Sender::socket(connection.clone(), identity);
         let result = perform(&self.store, &self.publisher, &self.topics, &sender, command, Utc::now())
             .instrument(span)
             .await;
+        if let Ok(Some(Reply::Conversation {
+            conversation_id,
+            members,
+            title,
+        })) = &result
+        {
+            let conversation = NewConversation {
+                id: conversation_id,
+                members,
+                title: title.as_ref(),
+                created_by: &sender.identity.user,
+            };
+            announce_conversation(&self.store, &self.poster, &conversation, Some(&connection)).await;
+        }
         if let Err(refusal) = &result {
             warn!(code = ?refusal.code, message = %refusal.message, "action refused");
         }
@@ -78,11 +97,12 @@ where
 
 /// ws-message as deployed, on DynamoDB (a connection's identity and a conversation's members
 /// remembered once read: they never change) and Kafka.
-pub type Deployed = WsMessage<Remembered<DynamoStore>, KafkaPublisher>;
+pub type Deployed = WsMessage<Remembered<DynamoStore>, KafkaPublisher, ConnectionsApi>;
 
 /// The one place ws-message is wired: Lambda's `main.rs` and the local runtime both build it here.
 pub async fn build(deps: Deps) -> Result<Deployed, ConfigError> {
     Ok(WsMessage {
+        poster: deps.connections_api()?,
         store: Remembered::new(deps.store),
         publisher: deps.publisher,
         topics: deps.topics,

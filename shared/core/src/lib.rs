@@ -4,6 +4,7 @@
 
 pub mod actions;
 pub mod analytics;
+pub mod announce;
 pub mod batch;
 mod bounded;
 pub mod delivery;

@@ -44,6 +44,15 @@ pub enum ServerFrame<'a> {
         #[serde(skip_serializing_if = "Option::is_none")]
         last_seen: Option<DateTime<Utc>>,
     },
+    /// A conversation you are a member of was created (by `createdBy`, maybe you on another
+    /// device): the `createConversation` reply's fields, pushed to every member.
+    #[serde(rename_all = "camelCase")]
+    Conversation {
+        conversation_id: &'a ConversationId,
+        members: &'a [UserId],
+        title: Option<&'a crate::Title>,
+        created_by: &'a UserId,
+    },
 }
 
 impl<'a> ServerFrame<'a> {

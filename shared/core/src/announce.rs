@@ -1,0 +1,120 @@
+//! A new conversation appears at once on every member's screens: a `conversation` frame to each
+//! member's live connections, the creator's other devices included (not the connection that
+//! asked: its reply says the same). Best effort: the conversation is stored already, and a member
+//! who misses the frame finds it in `listConversations`.
+
+use relaychat_schema::frames::ServerFrame;
+use relaychat_schema::{ConnectionId, ConversationId, Title, UserId};
+use tracing::warn;
+
+use crate::ports::{ConnectionDirectory, FramePoster, PostOutcome};
+
+/// How many members are posted to at once (the creator's reply waits for the announcement).
+const CONCURRENCY: usize = 16;
+
+/// A conversation as its members are told of it.
+pub struct NewConversation<'a> {
+    pub id: &'a ConversationId,
+    pub members: &'a [UserId],
+    pub title: Option<&'a Title>,
+    pub created_by: &'a UserId,
+}
+
+/// Posts the `conversation` frame to every member's connections but `except`; how many took it.
+pub async fn announce_conversation(
+    directory: &impl ConnectionDirectory,
+    poster: &impl FramePoster,
+    conversation: &NewConversation<'_>,
+    except: Option<&ConnectionId>,
+) -> usize {
+    let frame = ServerFrame::Conversation {
+        conversation_id: conversation.id,
+        members: conversation.members,
+        title: conversation.title,
+        created_by: conversation.created_by,
+    }
+    .to_bytes();
+    let mut reached = 0;
+    for members in conversation.members.chunks(CONCURRENCY) {
+        let told = members
+            .iter()
+            .map(|member| tell_member(directory, poster, member, &frame, except));
+        reached += futures::future::join_all(told).await.into_iter().sum::<usize>();
+    }
+    reached
+}
+
+/// Posts `frame` to `member`'s connections but `except`; how many took it.
+async fn tell_member(
+    directory: &impl ConnectionDirectory,
+    poster: &impl FramePoster,
+    member: &UserId,
+    frame: &[u8],
+    except: Option<&ConnectionId>,
+) -> usize {
+    let connections = match directory.connections_of(member).await {
+        Ok(c) => c,
+        Err(e) => {
+            warn!(%member, error = %e.chain(), "new conversation not announced");
+            return 0;
+        }
+    };
+    let mut reached = 0;
+    for connection in connections.iter().filter(|c| Some(*c) != except) {
+        match poster.post(connection, frame).await {
+            Ok(PostOutcome::Delivered) => reached += 1,
+            Ok(PostOutcome::Gone) => {
+                if let Err(e) = directory.remove_connection(connection).await {
+                    warn!(%connection, error = %e.chain(), "gone connection not removed");
+                }
+            }
+            Err(e) => warn!(%connection, error = %e.chain(), "new conversation not announced"),
+        }
+    }
+    reached
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::memory::{Memory, user};
+
+    #[tokio::test]
+    async fn every_member_device_hears_of_it_but_the_one_that_asked() {
+        let mem = Memory::default();
+        mem.connect("alice", "alice-phone");
+        mem.connect("alice", "alice-laptop");
+        mem.connect("bob", "bob-phone");
+        mem.mark_gone("bob-phone");
+        mem.connect("bob", "bob-laptop");
+        let (id, members, creator) = (
+            ConversationId::parse("c1").unwrap(),
+            vec![user("alice"), user("bob"), user("carol")],
+            user("alice"),
+        );
+        let asked_from = ConnectionId::parse("alice-phone").unwrap();
+        let conversation = NewConversation {
+            id: &id,
+            members: &members,
+            title: None,
+            created_by: &creator,
+        };
+        let reached = announce_conversation(&mem, &mem, &conversation, Some(&asked_from)).await;
+        assert_eq!(reached, 2, "alice's laptop and bob's laptop; carol is offline");
+        assert!(
+            mem.frames_to("alice-phone").is_empty(),
+            "the asking connection has the reply"
+        );
+        let frame = &mem.frames_to("bob-laptop")[0];
+        assert_eq!(
+            frame,
+            &serde_json::json!({"type": "conversation", "conversationId": "c1", "members": ["alice", "bob", "carol"],
+                "title": null, "createdBy": "alice"})
+        );
+        assert_eq!(mem.frames_to("alice-laptop").len(), 1);
+        assert!(
+            mem.connections_of(&user("bob")).await.unwrap().len() == 1,
+            "the gone connection is forgotten"
+        );
+    }
+}
