@@ -719,6 +719,35 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_direct_conversation_is_one_per_pair_whoever_asks_again() {
+        let mem = Memory::default();
+        let first = create(&mem).await;
+        let Some(Reply::Conversation { conversation_id, .. }) = run(
+            &mem,
+            "bob",
+            r#"{"action":"createConversation","members":["alice"],"title":"again"}"#,
+        )
+        .await
+        .unwrap() else {
+            panic!("expected the conversation")
+        };
+        assert_eq!(
+            conversation_id, first,
+            "bob gets the pair's conversation, not a second one"
+        );
+        let Some(Reply::Conversation { conversation_id, .. }) = run(
+            &mem,
+            "alice",
+            r#"{"action":"createConversation","members":["bob","carol"]}"#,
+        )
+        .await
+        .unwrap() else {
+            panic!("expected the conversation")
+        };
+        assert_ne!(conversation_id, first, "a group is a conversation of its own");
+    }
+
+    #[tokio::test]
     async fn unread_counts_each_conversation_with_unread_messages_and_their_total() {
         use crate::memory::sample_message;
         use crate::ports::MessageStore;

@@ -114,6 +114,51 @@ pub async fn a_retried_create_returns_the_first_conversation(store: &impl Store)
     );
 }
 
+pub async fn a_pair_has_one_direct_conversation(store: &impl Store) {
+    let now = Utc::now();
+    let conversation = |id: &str, by: &str, members: &[&str]| Conversation {
+        id: ConversationId::parse(id).expect("id"),
+        title: None,
+        members: members.iter().map(|m| user(m)).collect(),
+        created_by: user(by),
+        created_at: now,
+    };
+    let first = store
+        .create_conversation(&conversation("direct-1", "judy", &["judy", "kim"]), None)
+        .await
+        .expect("create");
+    assert_eq!(first.id.as_str(), "direct-1");
+    let again = store
+        .create_conversation(&conversation("direct-2", "kim", &["kim", "judy"]), None)
+        .await
+        .expect("create");
+    assert_eq!(again.id.as_str(), "direct-1", "the pair's conversation, whoever asks");
+    assert!(
+        store
+            .conversation(&ConversationId::parse("direct-2").expect("id"))
+            .await
+            .expect("read")
+            .is_none()
+    );
+    let group = store
+        .create_conversation(&conversation("group-1", "judy", &["judy", "kim", "lee"]), None)
+        .await
+        .expect("create");
+    assert_eq!(
+        group.id.as_str(),
+        "group-1",
+        "a group of the pair and another is a conversation of its own"
+    );
+    let kims: Vec<String> = store
+        .conversations_of(&user("kim"))
+        .await
+        .expect("list")
+        .into_iter()
+        .map(|c| c.conversation_id.to_string())
+        .collect();
+    assert_eq!(kims.len(), 2, "{kims:?}");
+}
+
 pub async fn a_message_is_stored_once_and_unread_once_per_recipient(store: &impl Store) {
     let c = conversation(&["alice", "bob", "carol"]);
     store.create_conversation(&c, None).await.expect("create");
@@ -441,6 +486,7 @@ macro_rules! port_contract_tests {
         $crate::port_contract_tests!(@each $store;
             a_conversation_is_listed_for_its_members_only,
             a_retried_create_returns_the_first_conversation,
+            a_pair_has_one_direct_conversation,
             a_message_is_stored_once_and_unread_once_per_recipient,
             the_last_message_never_moves_back,
             storing_a_message_makes_it_the_last_unless_a_later_one_is,

@@ -47,6 +47,7 @@ struct State {
     budgets: HashMap<(String, Limited), (i64, u32)>,
     requests: HashMap<(String, String), ConversationId>,
     presence: HashMap<String, Announced>,
+    direct: HashMap<String, ConversationId>,
 }
 
 /// Every port at once, over plain collections.
@@ -548,7 +549,17 @@ impl ConversationStore for Memory {
             if let Some(earlier) = s.requests.get(&k).and_then(|id| s.conversations.get(id.as_str())) {
                 return Ok(earlier.clone());
             }
-            s.requests.insert(k, c.id.clone());
+        }
+        if let Some(pair) = c.direct_pair()
+            && let Some(existing) = s.direct.get(&pair).and_then(|id| s.conversations.get(id.as_str()))
+        {
+            return Ok(existing.clone());
+        }
+        if let Some(request) = request {
+            s.requests.insert(key(&c.created_by, request), c.id.clone());
+        }
+        if let Some(pair) = c.direct_pair() {
+            s.direct.insert(pair, c.id.clone());
         }
         s.conversations.insert(c.id.to_string(), c.clone());
         Ok(c.clone())

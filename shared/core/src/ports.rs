@@ -315,10 +315,25 @@ pub struct Conversation {
     pub created_at: DateTime<Utc>,
 }
 
+impl Conversation {
+    /// A conversation of two is their direct conversation, one per pair: the pair's key
+    /// (`direct#<a>#<b>`, the two ids in order; ids never hold `#`).
+    pub fn direct_pair(&self) -> Option<String> {
+        match self.members.as_slice() {
+            [a, b] => {
+                let (first, second) = if a <= b { (a, b) } else { (b, a) };
+                Some(format!("direct#{first}#{second}"))
+            }
+            _ => None,
+        }
+    }
+}
+
 pub trait ConversationStore: Sync {
     /// Stores the conversation and a membership for each member, atomically, and returns the
     /// conversation as stored. With a `request` key (the creator's idempotency key) a repeat of
-    /// the same request creates nothing and returns the conversation the first try created.
+    /// the same request creates nothing and returns the conversation the first try created. A
+    /// conversation of two whose pair has one already creates nothing and returns that one.
     fn create_conversation(
         &self,
         conversation: &Conversation,

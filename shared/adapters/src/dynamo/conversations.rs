@@ -61,6 +61,25 @@ fn conversation_from(item: &Item) -> Option<Conversation> {
     })
 }
 
+impl DynamoStore {
+    /// The conversation a marker row (a request key, a pair) names, if the row is there.
+    async fn marked_conversation(&self, marker: &str) -> Result<Option<ConversationId>, Error> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(self.tables.conversations())
+            .key("conversationId", s(marker))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| classify("read a conversation marker", e))?;
+        Ok(out
+            .item()
+            .and_then(|i| get_s(i, "createdConversationId"))
+            .and_then(|id| ConversationId::parse(id).ok()))
+    }
+}
+
 impl ConversationStore for DynamoStore {
     async fn create_conversation(
         &self,
@@ -109,6 +128,18 @@ impl ConversationStore for DynamoStore {
                 "attribute_not_exists(conversationId)",
             )?);
         }
+        // The pair's marker makes a direct conversation one per pair.
+        if let Some(pair) = c.direct_pair() {
+            let marker: Item = [("conversationId", s(pair)), ("createdConversationId", s(c.id.as_str()))]
+                .into_iter()
+                .map(|(k, v)| (k.to_owned(), v))
+                .collect();
+            writes.push(put(
+                self.tables.conversations(),
+                marker,
+                "attribute_not_exists(conversationId)",
+            )?);
+        }
         writes.push(put(
             self.tables.conversations(),
             item,
@@ -133,27 +164,27 @@ impl ConversationStore for DynamoStore {
         if self.guarded_transaction(writes, OP).await? {
             return Ok(c.clone());
         }
-        let Some(request) = request else {
-            return Err(Error::rejected(OP, format!("conversation {} exists already", c.id)));
-        };
-        // A repeat: answer with what the first try created.
-        let marker = self
-            .client
-            .get_item()
-            .table_name(self.tables.conversations())
-            .key("conversationId", s(request_key(&c.created_by, request)))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| classify("read request key", e))?;
-        let earlier = marker
-            .item()
-            .and_then(|i| get_s(i, "createdConversationId"))
-            .and_then(|id| ConversationId::parse(id).ok())
-            .ok_or_else(|| Error::unavailable(OP, "the request key expired while being read; try again"))?;
-        self.conversation(&earlier)
-            .await?
-            .ok_or_else(|| Error::rejected(OP, format!("the request created {earlier}, which is gone")))
+        // A repeated request answers with what its first try created; a second direct
+        // conversation of a pair with the pair's first.
+        let markers = request
+            .map(|r| request_key(&c.created_by, r))
+            .into_iter()
+            .chain(c.direct_pair());
+        for marker in markers {
+            if let Some(earlier) = self.marked_conversation(&marker).await? {
+                return self
+                    .conversation(&earlier)
+                    .await?
+                    .ok_or_else(|| Error::rejected(OP, format!("{marker} names {earlier}, which is gone")));
+            }
+        }
+        match request {
+            Some(_) => Err(Error::unavailable(
+                OP,
+                "the request key expired while being read; try again",
+            )),
+            None => Err(Error::rejected(OP, format!("conversation {} exists already", c.id))),
+        }
     }
 
     async fn conversation(&self, id: &ConversationId) -> Result<Option<Conversation>, Error> {

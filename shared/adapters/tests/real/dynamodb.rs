@@ -447,11 +447,12 @@ async fn a_cancelled_transaction_is_classified_by_every_reason() {
         "then it is a repeat"
     );
     assert_eq!(unread(&direct, "bob", "c1").await, 1);
-    // A condition failing on a later item (not the guard) stays permanent.
+    // A condition failing on a later item (not the guard) stays permanent. (A group: a pair's
+    // second conversation is no failure but the pair's first, a rule of its own.)
     let exists = Conversation {
         id: ConversationId::parse("c-dup").unwrap(),
         title: None,
-        members: vec![user("alice"), user("bob")],
+        members: vec![user("alice"), user("bob"), user("carol")],
         created_by: user("alice"),
         created_at: Utc::now(),
     };
