@@ -185,6 +185,7 @@ const CONVERSATIONS: &str = "/conversations";
 const MESSAGES: &str = "/conversations/{conversationId}/messages";
 const READ: &str = "/conversations/{conversationId}/read";
 const UNREAD: &str = "/unread";
+const STATS: &str = "/conversations/{conversationId}/stats";
 
 /// Polls `GET /unread` as `token` until its total is `n`.
 async fn unread_becomes(api: &Api, token: &str, n: i64) -> Value {
@@ -285,6 +286,28 @@ async fn members_create_send_read_and_page_over_http_as_over_the_socket() {
         .await;
     assert_eq!(history.status, StatusCode::OK);
     assert_eq!(history.body["messages"][0]["content"], "hello over http");
+
+    // The day's counters, once analytics (batching up to 5 s) has counted the message.
+    let mut stats = Value::Null;
+    for _ in 0..150 {
+        stats = api
+            .call(
+                Some(&bob_token),
+                Method::GET,
+                (STATS, &[&conversation]),
+                "?days=2",
+                &[],
+                None,
+            )
+            .await
+            .body;
+        if stats["days"][1]["messages"] == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(stats["days"].as_array().map(Vec::len), Some(2), "{stats}");
+    assert_eq!(stats["days"][1]["messages"], 1, "today's message counted: {stats}");
 
     // bob reads it over HTTP: alice's socket would get READ; his unread goes to 0.
     let read = api
@@ -388,6 +411,13 @@ async fn strangers_bad_tokens_and_bad_input_get_the_protocols_refusals() {
                 .await,
             StatusCode::NOT_FOUND,
             "not_found",
+        ),
+        (
+            "a stranger asks for the stats",
+            api.call(Some(&mallory), Method::GET, (STATS, &[&conversation]), "", &[], None)
+                .await,
+            StatusCode::FORBIDDEN,
+            "not_a_member",
         ),
         (
             "a bad page size",

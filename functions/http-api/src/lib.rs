@@ -13,8 +13,8 @@ use relaychat_adapters::{ConfigError, Deps};
 use relaychat_core::actions::{Sender, perform};
 use relaychat_core::announce::{NewConversation, announce_conversation};
 use relaychat_core::ports::{
-    ConnectionDirectory, ConnectionRegistry, ConversationStore, DeviceStore, FramePoster, Identity, PresenceStore,
-    Publisher,
+    AnalyticsStore, ConnectionDirectory, ConnectionRegistry, ConversationStore, DeviceStore, FramePoster, Identity,
+    PresenceStore, Publisher,
 };
 use relaychat_core::remembered::Remembered;
 use relaychat_schema::Topics;
@@ -43,7 +43,7 @@ pub struct HttpApi<S, P, F> {
 
 impl<S, P, F> HttpApi<S, P, F>
 where
-    S: ConversationStore + ConnectionRegistry + DeviceStore + ConnectionDirectory + PresenceStore,
+    S: ConversationStore + ConnectionRegistry + DeviceStore + ConnectionDirectory + PresenceStore + AnalyticsStore,
     P: Publisher,
     F: FramePoster,
 {

@@ -12,7 +12,8 @@ use relaychat_core::actions::{Sender, perform, refusal_for};
 use relaychat_core::announce::{NewConversation, announce_conversation};
 use relaychat_core::function::WebSocketFunction;
 use relaychat_core::ports::{
-    ConnectionDirectory, ConnectionRegistry, ConversationStore, DeviceStore, FramePoster, PresenceStore, Publisher,
+    AnalyticsStore, ConnectionDirectory, ConnectionRegistry, ConversationStore, DeviceStore, FramePoster,
+    PresenceStore, Publisher,
 };
 use relaychat_core::remembered::Remembered;
 use relaychat_schema::Topics;
@@ -36,7 +37,7 @@ pub struct WsMessage<S, P, F> {
 
 impl<S, P, F> WsMessage<S, P, F>
 where
-    S: ConversationStore + ConnectionRegistry + DeviceStore + ConnectionDirectory + PresenceStore,
+    S: ConversationStore + ConnectionRegistry + DeviceStore + ConnectionDirectory + PresenceStore + AnalyticsStore,
     P: Publisher,
     F: FramePoster,
 {

@@ -16,8 +16,8 @@ use tracing::{error, warn};
 use crate::Error;
 use crate::limits::{Budget, Limited};
 use crate::ports::{
-    ConnectionDirectory, ConnectionRegistry, Conversation, ConversationStore, Device, DeviceStore, Identity,
-    PresenceStore, PublishEvent, Publisher,
+    AnalyticsStore, ConnectionDirectory, ConnectionRegistry, Conversation, ConversationStore, Device, DeviceStore,
+    Identity, PresenceStore, PublishEvent, Publisher,
 };
 
 /// Where an action came from.
@@ -82,7 +82,7 @@ pub async fn perform<S, P>(
     now: DateTime<Utc>,
 ) -> Result<Option<Reply>, Refusal>
 where
-    S: ConversationStore + ConnectionRegistry + DeviceStore + ConnectionDirectory + PresenceStore,
+    S: ConversationStore + ConnectionRegistry + DeviceStore + ConnectionDirectory + PresenceStore + AnalyticsStore,
     P: Publisher,
 {
     let user = &sender.identity.user;
@@ -265,6 +265,13 @@ where
                 ));
             }
             Ok(Some(Reply::Presence { users }))
+        }
+        Command::ConversationStats { conversation_id, days } => {
+            member_of(store, sender, &conversation_id).await?;
+            let days = crate::analytics::conversation_stats(store, &conversation_id, days, now)
+                .await
+                .map_err(|e| refusal_for(&e))?;
+            Ok(Some(Reply::Stats { conversation_id, days }))
         }
         Command::Unread => {
             let mut all = store.conversations_of(user).await.map_err(|e| refusal_for(&e))?;
@@ -716,6 +723,36 @@ mod tests {
         // THEN all 300 were listed, each once, over several pages
         assert_eq!(seen.len(), 300);
         assert!(pages > 3, "{pages} pages");
+    }
+
+    #[tokio::test]
+    async fn stats_are_daily_counts_for_members_only() {
+        use crate::analytics::counters_for_message;
+        use crate::memory::sample_message;
+        use crate::ports::{AnalyticsStore, Counted};
+        let mem = Memory::default();
+        let conv = create(&mem).await;
+        let m = sample_message(conv.as_str(), "alice", &["alice", "bob"]);
+        let counted = Counted {
+            id: format!("message#{}", m.message_id),
+            keys: counters_for_message(&m),
+        };
+        mem.count_once(&[counted]).await.unwrap();
+        let ask = format!(r#"{{"action":"conversationStats","conversationId":"{conv}","days":3}}"#);
+        let Some(Reply::Stats { days, .. }) = run(&mem, "bob", &ask).await.unwrap() else {
+            panic!("expected stats")
+        };
+        assert_eq!(days.len(), 3, "three days, oldest first");
+        assert_eq!((days[2].messages, days[2].reads), (1, 0), "today's message: {days:?}");
+        assert_eq!(days[0].messages + days[1].messages, 0);
+        assert!(days[0].date < days[2].date);
+        let refused = run(&mem, "mallory", &ask).await.unwrap_err();
+        assert_eq!(refused.code, ErrorCode::NotAMember);
+        let too_many = format!(r#"{{"action":"conversationStats","conversationId":"{conv}","days":32}}"#);
+        assert_eq!(
+            run(&mem, "bob", &too_many).await.unwrap_err().code,
+            ErrorCode::InvalidRequest
+        );
     }
 
     #[tokio::test]

@@ -5,7 +5,10 @@
 use std::collections::BTreeSet;
 
 use chrono::{DateTime, Utc};
-use relaychat_schema::{AnalyticsEvent, ChatMessage, ConversationId, DecodedRecord, MessageId, SchemaError};
+use relaychat_schema::protocol::DailyStats;
+use relaychat_schema::{
+    AnalyticsEvent, AnalyticsKind, ChatMessage, ConversationId, DecodedRecord, MessageId, SchemaError,
+};
 use tracing::{debug, warn};
 
 use crate::Error;
@@ -20,6 +23,40 @@ fn day(at: DateTime<Utc>) -> String {
     at.format("%Y-%m-%d").to_string()
 }
 
+/// A conversation's counter row of one day.
+fn conversation_row(conversation: &ConversationId, day: &str) -> String {
+    format!("conv#{conversation}#{day}")
+}
+
+/// A conversation's counters for the `days` days up to `today`, oldest first (zeros where
+/// nothing was counted).
+pub async fn conversation_stats(
+    store: &impl AnalyticsStore,
+    conversation: &ConversationId,
+    days: u32,
+    today: DateTime<Utc>,
+) -> Result<Vec<DailyStats>, Error> {
+    let dates: Vec<String> = (0..i64::from(days))
+        .rev()
+        .map(|back| day(today - chrono::Duration::days(back)))
+        .collect();
+    let rows: Vec<String> = dates.iter().map(|d| conversation_row(conversation, d)).collect();
+    let counters = store.counters(&rows).await?;
+    Ok(dates
+        .into_iter()
+        .zip(rows)
+        .map(|(date, row)| {
+            let fields = counters.get(&row);
+            let field = |name: &str| fields.and_then(|f| f.get(name)).copied().unwrap_or(0);
+            DailyStats {
+                date,
+                messages: field("messages"),
+                reads: field(AnalyticsKind::MessageRead.as_str()),
+            }
+        })
+        .collect())
+}
+
 fn key(counter: String, field: &str) -> CounterKey {
     CounterKey {
         counter,
@@ -31,7 +68,7 @@ fn key(counter: String, field: &str) -> CounterKey {
 pub fn counters_for_message(m: &ChatMessage) -> Vec<CounterKey> {
     let d = day(m.sent_at);
     vec![
-        key(format!("conv#{}#{d}", m.conversation_id), "messages"),
+        key(conversation_row(&m.conversation_id, &d), "messages"),
         key(format!("user#{}#{d}", m.sender_id), "messagesSent"),
     ]
 }
@@ -41,7 +78,7 @@ pub fn counters_for_event(e: &AnalyticsEvent) -> Vec<CounterKey> {
     let d = day(e.at);
     let mut keys = vec![key(format!("user#{}#{d}", e.user_id), e.kind.as_str())];
     if let Some(conv) = &e.conversation_id {
-        keys.push(key(format!("conv#{conv}#{d}"), e.kind.as_str()));
+        keys.push(key(conversation_row(conv, &d), e.kind.as_str()));
     }
     keys
 }

@@ -479,6 +479,34 @@ pub async fn each_record_is_counted_once(store: &impl Store) {
     assert_eq!(store.count_once(&[counted("message#3")]).await.expect("count"), 0);
 }
 
+pub async fn counters_are_read_back_by_row(store: &impl Store) {
+    let counted = |id: &str, row: &str, field: &str| Counted {
+        id: id.to_owned(),
+        keys: vec![CounterKey {
+            counter: row.to_owned(),
+            field: field.to_owned(),
+        }],
+    };
+    store
+        .count_once(&[
+            counted("message#r1", "conv#c9#2026-11-25", "messages"),
+            counted("message#r2", "conv#c9#2026-11-25", "messages"),
+            counted("event#r3", "conv#c9#2026-11-25", "messageRead"),
+            counted("message#r4", "conv#c9#2026-11-26", "messages"),
+        ])
+        .await
+        .expect("count");
+    let rows = ["conv#c9#2026-11-25", "conv#c9#2026-11-26", "conv#c9#2026-11-27"].map(String::from);
+    let read = store.counters(&rows).await.expect("counters");
+    assert_eq!(read["conv#c9#2026-11-25"]["messages"], 2);
+    assert_eq!(read["conv#c9#2026-11-25"]["messageRead"], 1);
+    assert_eq!(read["conv#c9#2026-11-26"]["messages"], 1);
+    assert!(
+        !read.contains_key("conv#c9#2026-11-27"),
+        "a day never counted is absent"
+    );
+}
+
 /// One `#[tokio::test]` per rule of the contract, each on a fresh store from `$store`.
 #[macro_export]
 macro_rules! port_contract_tests {
@@ -498,6 +526,7 @@ macro_rules! port_contract_tests {
             a_user_budget_needs_no_connection_and_is_the_users_own,
             presence_keeps_the_latest_announcement_and_is_no_connection,
             each_record_is_counted_once,
+            counters_are_read_back_by_row,
         );
     };
     (@each $store:expr; $($rule:ident),+ $(,)?) => {

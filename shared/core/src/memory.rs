@@ -498,6 +498,19 @@ impl AnalyticsStore for Memory {
         }
         Ok(fresh.len())
     }
+    async fn counters(&self, rows: &[String]) -> Result<BTreeMap<String, BTreeMap<String, i64>>, Error> {
+        let s = self.state();
+        if s.fail_counters {
+            return Err(outage("counters"));
+        }
+        let mut out: BTreeMap<String, BTreeMap<String, i64>> = BTreeMap::new();
+        for ((row, field), value) in &s.counters {
+            if rows.contains(row) {
+                out.entry(row.clone()).or_default().insert(field.clone(), *value);
+            }
+        }
+        Ok(out)
+    }
 }
 
 impl ConnectionRegistry for Memory {

@@ -1,6 +1,7 @@
 //! The narrow interfaces the rules need from the outside world. Adapters (DynamoDB,
 //! `@connections`, Kafka, FCM) implement them in `relaychat-adapters`; `memory` has fakes.
 
+use std::collections::BTreeMap;
 use std::future::Future;
 
 use chrono::{DateTime, Utc};
@@ -261,6 +262,12 @@ pub trait AnalyticsStore: Sync {
     /// Adds the increments of every record not counted before, atomically with remembering it;
     /// returns how many were new. Records already counted add nothing.
     fn count_once(&self, records: &[Counted]) -> impl Future<Output = Result<usize, Error>> + Send;
+
+    /// The fields of these counter rows (at most 100); a row never counted is absent.
+    fn counters(
+        &self,
+        rows: &[String],
+    ) -> impl Future<Output = Result<BTreeMap<String, BTreeMap<String, i64>>, Error>> + Send;
 }
 
 /// Who a verified token says the user is.

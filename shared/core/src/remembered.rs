@@ -6,6 +6,8 @@
 //! Staleness is safe by construction; an action that changed members would have to forget the
 //! conversation here. Each memory holds at most `CAPACITY` entries and starts afresh when full.
 
+use std::collections::BTreeMap;
+
 use chrono::{DateTime, Utc};
 use relaychat_schema::protocol::{ConversationSummary, MessageView};
 use relaychat_schema::{ClientMessageId, ConnectionId, ConversationId, MessageId, UserId};
@@ -13,8 +15,8 @@ use relaychat_schema::{ClientMessageId, ConnectionId, ConversationId, MessageId,
 use crate::Error;
 use crate::limits::{Budget, Limited};
 use crate::ports::{
-    Announced, ConnectionDirectory, ConnectionRegistry, Conversation, ConversationStore, Device, DeviceStore, Identity,
-    PresenceStore,
+    AnalyticsStore, Announced, ConnectionDirectory, ConnectionRegistry, Conversation, ConversationStore, Counted,
+    Device, DeviceStore, Identity, PresenceStore,
 };
 
 use crate::bounded::BoundedMap;
@@ -132,6 +134,16 @@ impl<S: PresenceStore + Send> PresenceStore for Remembered<S> {
     }
     async fn announce(&self, user: &UserId, announced: &Announced) -> Result<(), Error> {
         self.inner.announce(user, announced).await
+    }
+}
+
+/// Counters grow all the time: never remembered. (Counting goes through analytics, not here.)
+impl<S: AnalyticsStore + Send> AnalyticsStore for Remembered<S> {
+    async fn count_once(&self, records: &[Counted]) -> Result<usize, Error> {
+        self.inner.count_once(records).await
+    }
+    async fn counters(&self, rows: &[String]) -> Result<BTreeMap<String, BTreeMap<String, i64>>, Error> {
+        self.inner.counters(rows).await
     }
 }
 

@@ -24,7 +24,7 @@ pub struct Route {
 }
 
 /// Every route, as the template deploys them and docs/openapi.yaml documents them.
-pub const ROUTES: [Route; 9] = [
+pub const ROUTES: [Route; 10] = [
     Route {
         key: "GET /conversations",
         action: "listConversations",
@@ -58,6 +58,13 @@ pub const ROUTES: [Route; 9] = [
         action: "markRead",
         query: &[],
         body: true,
+        idempotency_field: None,
+    },
+    Route {
+        key: "GET /conversations/{conversationId}/stats",
+        action: "conversationStats",
+        query: &["days"],
+        body: false,
         idempotency_field: None,
     },
     Route {
@@ -220,7 +227,11 @@ impl HttpResponse {
             Reply::Ack { .. } => 202,
             Reply::DeviceRegistered | Reply::DeviceUnregistered => return Self::no_content(),
             Reply::Error { code, .. } => code.http_status(),
-            Reply::Conversations { .. } | Reply::History { .. } | Reply::Unread { .. } | Reply::Presence { .. } => 200,
+            Reply::Conversations { .. }
+            | Reply::History { .. }
+            | Reply::Unread { .. }
+            | Reply::Presence { .. }
+            | Reply::Stats { .. } => 200,
         };
         if let Reply::Error {
             code,

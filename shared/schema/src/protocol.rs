@@ -147,7 +147,16 @@ pub enum Command {
     GetPresence {
         users: Vec<UserId>,
     },
+    /// A conversation's daily counters (from analytics) for its last `days` days, today included.
+    ConversationStats {
+        conversation_id: ConversationId,
+        days: u32,
+    },
 }
+
+/// `conversationStats.days`: default and maximum.
+pub const DEFAULT_STATS_DAYS: u32 = 7;
+pub const MAX_STATS_DAYS: u32 = 31;
 
 /// The raw fields any action may carry; `Command::parse` turns them into a typed command.
 #[derive(Debug, Default, Deserialize)]
@@ -169,6 +178,7 @@ struct Fields {
     platform: Option<Value>,
     users: Option<Value>,
     user_id: Option<Value>,
+    days: Option<Value>,
 }
 
 /// A page size: 1 to 100, 50 when absent.
@@ -339,6 +349,17 @@ impl Command {
                 token: DeviceToken::parse(required(f.token, "token")?)?,
             },
             "unread" => Command::Unread,
+            "conversationStats" => Command::ConversationStats {
+                conversation_id: conversation(f.conversation_id)?,
+                days: match f.days {
+                    None | Some(Value::Null) => DEFAULT_STATS_DAYS,
+                    Some(Value::Number(n)) => match n.as_u64() {
+                        Some(d) if (1..=u64::from(MAX_STATS_DAYS)).contains(&d) => d as u32,
+                        _ => return Err(invalid("days", "must be a whole number from 1 to 31")),
+                    },
+                    Some(_) => return Err(invalid("days", "must be a whole number from 1 to 31")),
+                },
+            },
             "getPresence" => {
                 // `users` (a list), or one `userId` (the HTTP API's path).
                 let users = match (f.users, f.user_id) {
@@ -384,6 +405,7 @@ impl Command {
             Self::UnregisterDevice { .. } => "unregisterDevice",
             Self::Unread => "unread",
             Self::GetPresence { .. } => "getPresence",
+            Self::ConversationStats { .. } => "conversationStats",
         }
     }
 }
@@ -435,6 +457,18 @@ pub struct UserPresence {
     /// When the user's last connection closed, if they are offline and were seen.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_seen: Option<DateTime<Utc>>,
+}
+
+/// One day of a conversation's counters (UTC days).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DailyStats {
+    /// `YYYY-MM-DD`.
+    pub date: String,
+    /// Messages stored in the conversation.
+    pub messages: i64,
+    /// Times a member marked it read.
+    pub reads: i64,
 }
 
 /// One conversation's unread count (`unread`).
@@ -513,6 +547,12 @@ pub enum Reply {
     #[serde(rename_all = "camelCase")]
     Presence {
         users: Vec<UserPresence>,
+    },
+    #[serde(rename_all = "camelCase")]
+    Stats {
+        conversation_id: ConversationId,
+        /// Oldest first, one entry a day (days with nothing counted show zeros).
+        days: Vec<DailyStats>,
     },
     #[serde(rename_all = "camelCase")]
     Unread {

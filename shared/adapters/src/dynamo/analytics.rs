@@ -99,6 +99,24 @@ impl AnalyticsStore for DynamoStore {
         }
         Ok(0)
     }
+
+    async fn counters(&self, rows: &[String]) -> Result<BTreeMap<String, BTreeMap<String, i64>>, Error> {
+        let keys: Vec<&str> = rows.iter().map(String::as_str).collect();
+        let table = self.tables.analytics();
+        let mut out = BTreeMap::new();
+        for item in self.batch_get(&table, "counter", &keys, "read counters").await? {
+            let Some(row) = item.get("counter").and_then(|v| v.as_s().ok()) else {
+                continue;
+            };
+            let fields: BTreeMap<String, i64> = item
+                .iter()
+                .filter(|(name, _)| *name != "counter")
+                .filter_map(|(name, value)| Some((name.clone(), value.as_n().ok()?.parse().ok()?)))
+                .collect();
+            out.insert(row.clone(), fields);
+        }
+        Ok(out)
+    }
 }
 
 impl DynamoStore {

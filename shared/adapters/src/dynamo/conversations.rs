@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 
-use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, Put, TransactWriteItem};
+use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem};
 use chrono::{DateTime, Utc};
 use relaychat_core::Error;
 use relaychat_core::ports::{Conversation, ConversationStore};
@@ -217,53 +217,27 @@ impl ConversationStore for DynamoStore {
             .filter_map(|m| Some((get_s(m, "conversationId")?.to_owned(), get_n(m, "unread").unwrap_or(0))))
             .collect();
         let mut summaries = Vec::with_capacity(unread.len());
-        let ids: Vec<&String> = unread.keys().collect();
-        // BatchGetItem takes 100 keys a call; unprocessed keys are asked for again.
-        for chunk in ids.chunks(100) {
-            let mut keys: Vec<Item> = chunk
-                .iter()
-                .map(|id| [("conversationId".to_owned(), s(id.as_str()))].into_iter().collect())
-                .collect();
-            while !keys.is_empty() {
-                let request = KeysAndAttributes::builder()
-                    .set_keys(Some(keys))
-                    .build()
-                    .map_err(|e| Error::rejected("list conversations", e))?;
-                let out = self
-                    .client
-                    .batch_get_item()
-                    .request_items(self.tables.conversations(), request)
-                    .send()
-                    .await
-                    .map_err(|e| classify("list conversations", e))?;
-                for item in out
-                    .responses()
-                    .and_then(|r| r.get(&self.tables.conversations()))
-                    .into_iter()
-                    .flatten()
-                {
-                    let Some(c) = super::readable("conversation", item, conversation_from) else {
-                        continue;
-                    };
-                    let last_message = item
-                        .get("lastMessage")
-                        .and_then(|v| v.as_m().ok())
-                        .and_then(|m| message_view(&c.id, m));
-                    summaries.push(ConversationSummary {
-                        unread: unread.get(c.id.as_str()).copied().unwrap_or(0),
-                        conversation_id: c.id,
-                        title: c.title,
-                        member_count: c.members.len(),
-                        members: c.members,
-                        last_message,
-                    });
-                }
-                keys = out
-                    .unprocessed_keys()
-                    .and_then(|u| u.get(&self.tables.conversations()))
-                    .map(|k| k.keys().to_vec())
-                    .unwrap_or_default();
-            }
+        let ids: Vec<&str> = unread.keys().map(String::as_str).collect();
+        let table = self.tables.conversations();
+        for item in self
+            .batch_get(&table, "conversationId", &ids, "list conversations")
+            .await?
+        {
+            let Some(c) = super::readable("conversation", &item, conversation_from) else {
+                continue;
+            };
+            let last_message = item
+                .get("lastMessage")
+                .and_then(|v| v.as_m().ok())
+                .and_then(|m| message_view(&c.id, m));
+            summaries.push(ConversationSummary {
+                unread: unread.get(c.id.as_str()).copied().unwrap_or(0),
+                conversation_id: c.id,
+                title: c.title,
+                member_count: c.members.len(),
+                members: c.members,
+                last_message,
+            });
         }
         Ok(summaries)
     }

@@ -14,8 +14,11 @@ use std::collections::HashMap;
 
 use aws_config::SdkConfig;
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::types::AttributeValue;
+use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes};
 use chrono::{DateTime, SecondsFormat, Utc};
+use relaychat_core::Error;
+
+use crate::aws::classify;
 
 pub use tables::TableNames;
 
@@ -26,7 +29,62 @@ pub struct DynamoStore {
     pub(crate) tables: TableNames,
 }
 
+/// How many times BatchGetItem's unprocessed keys are asked for again before giving up.
+const BATCH_GET_ROUNDS: u32 = 5;
+
 impl DynamoStore {
+    /// The items of `table` whose `key_name` is one of `keys` (those that exist): BatchGetItem,
+    /// 100 keys a call, unprocessed keys asked for again with a short pause, a few times.
+    pub(crate) async fn batch_get(
+        &self,
+        table: &str,
+        key_name: &str,
+        keys: &[&str],
+        op: &'static str,
+    ) -> Result<Vec<Item>, Error> {
+        let mut items = Vec::with_capacity(keys.len());
+        for chunk in keys.chunks(100) {
+            let mut pending: Vec<Item> = chunk
+                .iter()
+                .map(|k| [(key_name.to_owned(), s(*k))].into_iter().collect())
+                .collect();
+            let mut round = 0;
+            while !pending.is_empty() {
+                if round == BATCH_GET_ROUNDS {
+                    return Err(Error::unavailable(op, "keys left unprocessed after retries"));
+                }
+                if round > 0 {
+                    tokio::time::sleep(std::time::Duration::from_millis(25 << round)).await;
+                }
+                round += 1;
+                let request = KeysAndAttributes::builder()
+                    .set_keys(Some(pending))
+                    .build()
+                    .map_err(|e| Error::rejected(op, e))?;
+                let out = self
+                    .client
+                    .batch_get_item()
+                    .request_items(table, request)
+                    .send()
+                    .await
+                    .map_err(|e| classify(op, e))?;
+                items.extend(
+                    out.responses()
+                        .and_then(|r| r.get(table))
+                        .into_iter()
+                        .flatten()
+                        .cloned(),
+                );
+                pending = out
+                    .unprocessed_keys()
+                    .and_then(|u| u.get(table))
+                    .map(|k| k.keys().to_vec())
+                    .unwrap_or_default();
+            }
+        }
+        Ok(items)
+    }
+
     pub fn new(client: Client, tables: TableNames) -> Self {
         Self { client, tables }
     }
