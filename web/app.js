@@ -144,14 +144,26 @@ function onConversations(list) {
   maybeMarkRead(); // the server's count may predate our last markRead
 }
 
-// The reply to our own create (no `createdBy`) opens it; one announced to us (by someone else, or
-// by us on another device) only joins the list.
+// The reply to our own create (no `change`) opens it. One announced to us (created or changed,
+// by someone else or by us on another device) updates the list; taken out of it, it goes.
 function onConversationCreated(f) {
+  if (f.change && !(f.members || []).includes(state.me.user)) {
+    state.conversations.delete(f.conversationId);
+    if (state.current === f.conversationId) state.current = null;
+    renderConversations();
+    renderHeader();
+    renderMessages();
+    return;
+  }
   const c = conversation(f.conversationId);
   Object.assign(c, { title: f.title, members: f.members || [] });
   askPresence(c.members);
-  if (f.createdBy) renderConversations();
-  else select(f.conversationId);
+  if (f.change) {
+    renderConversations();
+    if (state.current === f.conversationId) renderHeader();
+  } else {
+    select(f.conversationId);
+  }
 }
 
 // A `presence` frame (one user) or the reply to getPresence (`users`).

@@ -393,10 +393,10 @@ async fn send(c: &mut Client, conversation: &str, content: &str, acked: &mut BTr
 }
 
 /// Frames that answer an action (the others are pushes).
-/// Frames the server pushes on its own (a co-member's presence, a new conversation of someone
-/// else's making: it names its creator) answer nothing.
+/// Frames the server pushes on its own (a co-member's presence, a conversation created or changed:
+/// it says what changed) answer nothing.
 fn is_reply(v: &Value) -> bool {
-    !matches!(v["type"].as_str(), Some("message" | "status" | "typing" | "presence")) && v.get("createdBy").is_none()
+    !matches!(v["type"].as_str(), Some("message" | "status" | "typing" | "presence")) && v.get("change").is_none()
 }
 
 /// Sends a frame and returns its reply, or null when it got none (typing and markRead answer

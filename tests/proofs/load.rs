@@ -182,7 +182,7 @@ impl Tally {
             Some("status") => self.statuses += 1,
             Some("presence") => self.presence += 1,
             // Groups being set up, announced to their members.
-            Some("conversation") if v.get("createdBy").is_some() => self.announced += 1,
+            Some("conversation") if v.get("change").is_some() => self.announced += 1,
             Some("error") => {
                 if let Some(cmid) = v["clientMessageId"].as_str()
                     && self.sent.contains_key(cmid)
@@ -375,7 +375,7 @@ async fn frame_of(ws: &mut Ws, want: &str, until: Instant) -> Result<Value, Stri
             Ok(Some(Ok(Message::Text(t)))) => {
                 let v: Value = serde_json::from_str(&t).map_err(|_| format!("not JSON: {t}"))?;
                 // Pushed, answering nothing: a co-member's presence, another's new conversation.
-                let pushed = v["type"] == "presence" || v.get("createdBy").is_some();
+                let pushed = v["type"] == "presence" || v.get("change").is_some();
                 match v["type"].as_str() {
                     Some(t) if t == want && !pushed => return Ok(v),
                     // Late: deliveries, receipts, answers to sends given up on.

@@ -11,7 +11,7 @@ use relaychat_adapters::kafka::KafkaPublisher;
 use relaychat_adapters::lambda::HttpFunction;
 use relaychat_adapters::{ConfigError, Deps};
 use relaychat_core::actions::{Sender, perform};
-use relaychat_core::announce::{NewConversation, announce_conversation};
+use relaychat_core::announce::{Announcement, announce_conversation, change_of};
 use relaychat_core::ports::{
     AnalyticsStore, ConnectionDirectory, ConnectionRegistry, ConversationStore, DeviceStore, FramePoster, Identity,
     PresenceStore, Publisher,
@@ -95,24 +95,30 @@ where
         })?;
         let span = info_span!("request", route = route.key, user = %identity.user);
         let sender = Sender::http(identity);
+        let change = change_of(&command, &sender.identity.user);
         let reply = perform(&self.store, &self.publisher, &self.topics, &sender, command, Utc::now())
             .instrument(span)
             .await?;
-        if let Some(Reply::Conversation {
-            conversation_id,
-            members,
-            title,
-        }) = &reply
+        if let (
+            Some((change, former)),
+            Some(Reply::Conversation {
+                conversation_id,
+                members,
+                title,
+            }),
+        ) = (change, &reply)
         {
-            let conversation = NewConversation {
+            let conversation = Announcement {
                 id: conversation_id,
                 members,
                 title: title.as_ref(),
-                created_by: &sender.identity.user,
+                change,
+                by: &sender.identity.user,
+                former: former.as_ref(),
             };
             announce_conversation(&self.store, &self.poster, &conversation, None).await;
         }
-        Ok(reply.map_or_else(HttpResponse::no_content, |r| HttpResponse::reply(&r)))
+        Ok(HttpResponse::answer(route, reply.as_ref()))
     }
 }
 

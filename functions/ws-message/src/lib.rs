@@ -9,7 +9,7 @@ use relaychat_adapters::dynamo::DynamoStore;
 use relaychat_adapters::kafka::KafkaPublisher;
 use relaychat_adapters::{ConfigError, Deps};
 use relaychat_core::actions::{Sender, perform, refusal_for};
-use relaychat_core::announce::{NewConversation, announce_conversation};
+use relaychat_core::announce::{Announcement, announce_conversation, change_of};
 use relaychat_core::function::WebSocketFunction;
 use relaychat_core::ports::{
     AnalyticsStore, ConnectionDirectory, ConnectionRegistry, ConversationStore, DeviceStore, FramePoster,
@@ -72,20 +72,26 @@ where
         let command = command?;
         let span = info_span!("action", action = command.action(), user = %identity.user, %connection);
         let sender = Sender::socket(connection.clone(), identity);
+        let change = change_of(&command, &sender.identity.user);
         let result = perform(&self.store, &self.publisher, &self.topics, &sender, command, Utc::now())
             .instrument(span)
             .await;
-        if let Ok(Some(Reply::Conversation {
-            conversation_id,
-            members,
-            title,
-        })) = &result
+        if let (
+            Some((change, former)),
+            Ok(Some(Reply::Conversation {
+                conversation_id,
+                members,
+                title,
+            })),
+        ) = (change, &result)
         {
-            let conversation = NewConversation {
+            let conversation = Announcement {
                 id: conversation_id,
                 members,
                 title: title.as_ref(),
-                created_by: &sender.identity.user,
+                change,
+                by: &sender.identity.user,
+                former: former.as_ref(),
             };
             announce_conversation(&self.store, &self.poster, &conversation, Some(&connection)).await;
         }

@@ -9,7 +9,7 @@ use relaychat_schema::protocol::{
 };
 use relaychat_schema::{
     AnalyticsEvent, AnalyticsKind, ChatMessage, ConnectionId, ConversationId, DeliveryStatus, MessageId,
-    MessageStatusUpdate, SCHEMA_VERSION, Topics, TypingIndicator,
+    MessageStatusUpdate, SCHEMA_VERSION, Topics, TypingIndicator, UserId,
 };
 use tracing::{error, warn};
 
@@ -266,6 +266,58 @@ where
             }
             Ok(Some(Reply::Presence { users }))
         }
+        Command::RenameConversation { conversation_id, title } => {
+            member_of(store, sender, &conversation_id).await?;
+            let renamed = store
+                .set_title(&conversation_id, title.as_ref())
+                .await
+                .map_err(|e| refusal_for(&e))?
+                .ok_or_else(|| Refusal::new(ErrorCode::NotFound, format!("no conversation {conversation_id}")))?;
+            Ok(Some(conversation_reply(renamed)))
+        }
+        Command::AddMembers {
+            conversation_id,
+            members,
+        } => {
+            let changed = change_members(store, sender, &conversation_id, |current| {
+                fixed_pair(current)?;
+                let mut all = current.members.clone();
+                for m in &members {
+                    if !all.contains(m) {
+                        all.push(m.clone());
+                    }
+                }
+                if all.len() > MAX_MEMBERS {
+                    return Err(Refusal::new(
+                        ErrorCode::InvalidRequest,
+                        format!("members: a conversation has at most {MAX_MEMBERS} members"),
+                    ));
+                }
+                Ok(all)
+            })
+            .await?;
+            Ok(Some(conversation_reply(changed)))
+        }
+        Command::RemoveMember {
+            conversation_id,
+            user_id,
+        } => {
+            let changed = change_members(store, sender, &conversation_id, |current| {
+                if *user != current.created_by && *user != user_id {
+                    return Err(Refusal::new(
+                        ErrorCode::Forbidden,
+                        "only the creator removes others; anyone may leave",
+                    ));
+                }
+                without(current, &user_id)
+            })
+            .await?;
+            Ok(Some(conversation_reply(changed)))
+        }
+        Command::LeaveConversation { conversation_id } => {
+            let changed = change_members(store, sender, &conversation_id, |current| without(current, user)).await?;
+            Ok(Some(conversation_reply(changed)))
+        }
         Command::ConversationStats { conversation_id, days } => {
             member_of(store, sender, &conversation_id).await?;
             let days = crate::analytics::conversation_stats(store, &conversation_id, days, now)
@@ -327,6 +379,68 @@ pub fn conversation_page(
         None
     };
     (page, next)
+}
+
+fn conversation_reply(c: Conversation) -> Reply {
+    Reply::Conversation {
+        conversation_id: c.id,
+        members: c.members,
+        title: c.title,
+    }
+}
+
+/// A conversation of two is a pair's direct conversation: its members never change.
+fn fixed_pair(current: &Conversation) -> Result<(), Refusal> {
+    if current.members.len() == 2 {
+        return Err(Refusal::new(
+            ErrorCode::InvalidRequest,
+            "a conversation of two is its pair's direct conversation: start a group instead",
+        ));
+    }
+    Ok(())
+}
+
+/// The members without `user`, who must be one.
+fn without(current: &Conversation, user: &UserId) -> Result<Vec<UserId>, Refusal> {
+    fixed_pair(current)?;
+    if !current.members.contains(user) {
+        return Err(Refusal::new(
+            ErrorCode::NotFound,
+            format!("{user} is not a member of {}", current.id),
+        ));
+    }
+    Ok(current.members.iter().filter(|m| *m != user).cloned().collect())
+}
+
+/// How many times a change of members is tried when others change them at the same moment.
+const MEMBER_CHANGE_TRIES: usize = 3;
+
+/// Applies `change` to the members as they are now, as a member (optimistically: if they changed
+/// meanwhile, reads them again and applies it again).
+async fn change_members<S: ConversationStore>(
+    store: &S,
+    sender: &Sender,
+    id: &ConversationId,
+    change: impl Fn(&Conversation) -> Result<Vec<UserId>, Refusal>,
+) -> Result<Conversation, Refusal> {
+    for _ in 0..MEMBER_CHANGE_TRIES {
+        let current = member_of(store, sender, id).await?;
+        let members = change(&current)?;
+        if members == current.members {
+            return Ok(current);
+        }
+        if let Some(changed) = store
+            .set_members(&current, &members)
+            .await
+            .map_err(|e| refusal_for(&e))?
+        {
+            return Ok(changed);
+        }
+    }
+    Err(Refusal::new(
+        ErrorCode::Unavailable,
+        "the members kept changing meanwhile; try again",
+    ))
 }
 
 /// Takes one unit of the connection's budget for `action`, or refuses with `rate_limited`.
@@ -723,6 +837,66 @@ mod tests {
         // THEN all 300 were listed, each once, over several pages
         assert_eq!(seen.len(), 300);
         assert!(pages > 3, "{pages} pages");
+    }
+
+    #[tokio::test]
+    async fn members_add_rename_remove_and_leave_groups_within_the_rules() {
+        let mem = Memory::default();
+        let group = match run(
+            &mem,
+            "alice",
+            r#"{"action":"createConversation","members":["bob","carol"]}"#,
+        )
+        .await
+        .unwrap()
+        {
+            Some(Reply::Conversation { conversation_id, .. }) => conversation_id,
+            other => panic!("{other:?}"),
+        };
+        let members = |reply: Result<Option<Reply>, Refusal>| match reply {
+            Ok(Some(Reply::Conversation { members, .. })) => members,
+            other => panic!("{other:?}"),
+        };
+        let ask = |action: &str, extra: &str| format!(r#"{{"action":"{action}","conversationId":"{group}"{extra}}}"#);
+        assert_eq!(
+            members(run(&mem, "bob", &ask("addMembers", r#","members":["dave","alice"]"#)).await),
+            [user("alice"), user("bob"), user("carol"), user("dave")],
+            "any member adds; members already in are not added twice"
+        );
+        let refused = run(&mem, "mallory", &ask("addMembers", r#","members":["mallory"]"#)).await;
+        assert_eq!(refused.unwrap_err().code, ErrorCode::NotAMember);
+        let refused = run(&mem, "bob", &ask("removeMember", r#","userId":"carol""#)).await;
+        assert_eq!(
+            refused.unwrap_err().code,
+            ErrorCode::Forbidden,
+            "only the creator removes others"
+        );
+        assert_eq!(
+            members(run(&mem, "alice", &ask("removeMember", r#","userId":"carol""#)).await),
+            [user("alice"), user("bob"), user("dave")]
+        );
+        assert_eq!(
+            members(run(&mem, "dave", &ask("leaveConversation", "")).await),
+            [user("alice"), user("bob")]
+        );
+        let refused = run(&mem, "dave", &ask("history", "")).await;
+        assert_eq!(refused.unwrap_err().code, ErrorCode::NotAMember, "gone once left");
+        let refused = run(&mem, "bob", &ask("leaveConversation", "")).await;
+        assert_eq!(
+            refused.unwrap_err().code,
+            ErrorCode::InvalidRequest,
+            "two members are fixed"
+        );
+        match run(&mem, "bob", &ask("renameConversation", r#","title":"Lunch""#)).await {
+            Ok(Some(Reply::Conversation { title, .. })) => assert_eq!(title.unwrap().as_str(), "Lunch"),
+            other => panic!("{other:?}"),
+        }
+        let direct = create(&mem).await;
+        let add = format!(r#"{{"action":"addMembers","conversationId":"{direct}","members":["erin"]}}"#);
+        assert_eq!(
+            run(&mem, "alice", &add).await.unwrap_err().code,
+            ErrorCode::InvalidRequest
+        );
     }
 
     #[tokio::test]

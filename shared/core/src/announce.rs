@@ -1,9 +1,11 @@
-//! A new conversation appears at once on every member's screens: a `conversation` frame to each
-//! member's live connections, the creator's other devices included (not the connection that
-//! asked: its reply says the same). Best effort: the conversation is stored already, and a member
-//! who misses the frame finds it in `listConversations`.
+//! A new conversation, and every change to one, appears at once on every member's screens: a
+//! `conversation` frame to each member's live connections (and a removed member's), the actor's
+//! other devices included (not the connection that asked: its reply says the same). Best effort:
+//! the change is stored already, and a member who misses the frame finds it in
+//! `listConversations`.
 
-use relaychat_schema::frames::ServerFrame;
+use relaychat_schema::frames::{ConversationChange, ServerFrame};
+use relaychat_schema::protocol::Command;
 use relaychat_schema::{ConnectionId, ConversationId, Title, UserId};
 use tracing::warn;
 
@@ -12,30 +14,54 @@ use crate::ports::{ConnectionDirectory, FramePoster, PostOutcome};
 /// How many members are posted to at once (the creator's reply waits for the announcement).
 const CONCURRENCY: usize = 16;
 
-/// A conversation as its members are told of it.
-pub struct NewConversation<'a> {
+/// A conversation as its members are told of it: as it is now, and what happened.
+pub struct Announcement<'a> {
     pub id: &'a ConversationId,
     pub members: &'a [UserId],
     pub title: Option<&'a Title>,
-    pub created_by: &'a UserId,
+    pub change: ConversationChange,
+    pub by: &'a UserId,
+    /// Told too, though no longer a member (removed, or left).
+    pub former: Option<&'a UserId>,
 }
 
-/// Posts the `conversation` frame to every member's connections but `except`; how many took it.
+/// What an action does to a conversation, if anything: the change, and who it takes out.
+pub fn change_of(command: &Command, sender: &UserId) -> Option<(ConversationChange, Option<UserId>)> {
+    match command {
+        Command::CreateConversation { .. } => Some((ConversationChange::Created, None)),
+        Command::RenameConversation { .. } => Some((ConversationChange::Renamed, None)),
+        Command::AddMembers { .. } => Some((ConversationChange::MembersAdded, None)),
+        Command::RemoveMember { user_id, .. } => Some((ConversationChange::MemberRemoved, Some(user_id.clone()))),
+        Command::LeaveConversation { .. } => Some((ConversationChange::Left, Some(sender.clone()))),
+        _ => None,
+    }
+}
+
+/// Posts the `conversation` frame to every member's (and a former member's) connections but
+/// `except`; how many took it.
 pub async fn announce_conversation(
     directory: &impl ConnectionDirectory,
     poster: &impl FramePoster,
-    conversation: &NewConversation<'_>,
+    conversation: &Announcement<'_>,
     except: Option<&ConnectionId>,
 ) -> usize {
     let frame = ServerFrame::Conversation {
         conversation_id: conversation.id,
         members: conversation.members,
         title: conversation.title,
-        created_by: conversation.created_by,
+        change: conversation.change,
+        by: conversation.by,
+        created_by: (conversation.change == ConversationChange::Created).then_some(conversation.by),
     }
     .to_bytes();
+    let audience: Vec<UserId> = conversation
+        .members
+        .iter()
+        .chain(conversation.former)
+        .cloned()
+        .collect();
     let mut reached = 0;
-    for members in conversation.members.chunks(CONCURRENCY) {
+    for members in audience.chunks(CONCURRENCY) {
         let told = members
             .iter()
             .map(|member| tell_member(directory, poster, member, &frame, except));
@@ -93,11 +119,13 @@ mod tests {
             user("alice"),
         );
         let asked_from = ConnectionId::parse("alice-phone").unwrap();
-        let conversation = NewConversation {
+        let conversation = Announcement {
             id: &id,
             members: &members,
             title: None,
-            created_by: &creator,
+            change: ConversationChange::Created,
+            by: &creator,
+            former: None,
         };
         let reached = announce_conversation(&mem, &mem, &conversation, Some(&asked_from)).await;
         assert_eq!(reached, 2, "alice's laptop and bob's laptop; carol is offline");
@@ -109,7 +137,7 @@ mod tests {
         assert_eq!(
             frame,
             &serde_json::json!({"type": "conversation", "conversationId": "c1", "members": ["alice", "bob", "carol"],
-                "title": null, "createdBy": "alice"})
+                "title": null, "change": "created", "by": "alice", "createdBy": "alice"})
         );
         assert_eq!(mem.frames_to("alice-laptop").len(), 1);
         assert!(

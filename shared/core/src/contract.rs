@@ -6,7 +6,9 @@
 //! store from the expression and observes it only through the ports.
 
 use chrono::{Duration, Utc};
-use relaychat_schema::{ChatMessage, ClientMessageId, ConnectionId, ConversationId, DisplayName, MessageId, UserId};
+use relaychat_schema::{
+    ChatMessage, ClientMessageId, ConnectionId, ConversationId, DisplayName, MessageId, Title, UserId,
+};
 
 use relaychat_schema::protocol::ConversationSummary;
 
@@ -157,6 +159,59 @@ pub async fn a_pair_has_one_direct_conversation(store: &impl Store) {
         .map(|c| c.conversation_id.to_string())
         .collect();
     assert_eq!(kims.len(), 2, "{kims:?}");
+}
+
+pub async fn members_change_only_from_what_was_read_and_titles_change(store: &impl Store) {
+    let group = Conversation {
+        id: ConversationId::parse("group-m").expect("id"),
+        title: None,
+        members: vec![user("mia"), user("noah"), user("olga")],
+        created_by: user("mia"),
+        created_at: Utc::now(),
+    };
+    store.create_conversation(&group, None).await.expect("create");
+    let grown = [user("mia"), user("noah"), user("olga"), user("pia")];
+    let changed = store.set_members(&group, &grown).await.expect("set").expect("changed");
+    assert_eq!(changed.members, grown);
+    assert_eq!(
+        store
+            .conversation(&group.id)
+            .await
+            .expect("read")
+            .expect("there")
+            .members,
+        grown
+    );
+    let listed = |u: &'static str| async move {
+        store
+            .conversations_of(&user(u))
+            .await
+            .expect("list")
+            .iter()
+            .any(|c| c.conversation_id.as_str() == "group-m")
+    };
+    assert!(listed("pia").await, "a new member has a membership");
+    // From a stale read: nothing changes.
+    let stale = store.set_members(&group, &[user("mia")]).await.expect("set");
+    assert!(stale.is_none(), "the members moved on since that read");
+    let shrunk = [user("mia"), user("olga"), user("pia")];
+    store
+        .set_members(&changed, &shrunk)
+        .await
+        .expect("set")
+        .expect("changed");
+    assert!(!listed("noah").await, "a removed member has none");
+    let title = Title::parse("Renamed").expect("title");
+    let renamed = store
+        .set_title(&group.id, Some(&title))
+        .await
+        .expect("rename")
+        .expect("there");
+    assert_eq!((renamed.title, renamed.members), (Some(title), shrunk.to_vec()));
+    let cleared = store.set_title(&group.id, None).await.expect("rename").expect("there");
+    assert_eq!(cleared.title, None);
+    let nowhere = ConversationId::parse("no-such").expect("id");
+    assert!(store.set_title(&nowhere, None).await.expect("rename").is_none());
 }
 
 pub async fn a_message_is_stored_once_and_unread_once_per_recipient(store: &impl Store) {
@@ -515,6 +570,7 @@ macro_rules! port_contract_tests {
             a_conversation_is_listed_for_its_members_only,
             a_retried_create_returns_the_first_conversation,
             a_pair_has_one_direct_conversation,
+            members_change_only_from_what_was_read_and_titles_change,
             a_message_is_stored_once_and_unread_once_per_recipient,
             the_last_message_never_moves_back,
             storing_a_message_makes_it_the_last_unless_a_later_one_is,

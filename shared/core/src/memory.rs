@@ -9,7 +9,7 @@ use relaychat_schema::kafka::RawRecord;
 use relaychat_schema::protocol::{ConversationSummary, MessageView};
 use relaychat_schema::{
     ChatMessage, ClientMessageId, ConnectionId, ConversationId, DeliveryStatus, DeviceToken, DisplayName,
-    MessageContent, MessageId, MessageStatusUpdate, Notification, SCHEMA_VERSION, TypingIndicator, UserId,
+    MessageContent, MessageId, MessageStatusUpdate, Notification, SCHEMA_VERSION, Title, TypingIndicator, UserId,
 };
 
 use crate::Error;
@@ -579,6 +579,24 @@ impl ConversationStore for Memory {
     }
     async fn conversation(&self, id: &ConversationId) -> Result<Option<Conversation>, Error> {
         Ok(self.state().conversations.get(id.as_str()).cloned())
+    }
+    async fn set_members(&self, current: &Conversation, members: &[UserId]) -> Result<Option<Conversation>, Error> {
+        let mut s = self.state();
+        let Some(stored) = s.conversations.get_mut(current.id.as_str()) else {
+            return Ok(None);
+        };
+        if stored.members != current.members {
+            return Ok(None);
+        }
+        stored.members = members.to_vec();
+        Ok(Some(stored.clone()))
+    }
+    async fn set_title(&self, id: &ConversationId, title: Option<&Title>) -> Result<Option<Conversation>, Error> {
+        let mut s = self.state();
+        Ok(s.conversations.get_mut(id.as_str()).map(|c| {
+            c.title = title.cloned();
+            c.clone()
+        }))
     }
     async fn conversations_of(&self, user: &UserId) -> Result<Vec<ConversationSummary>, Error> {
         let s = self.state();

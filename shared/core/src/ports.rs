@@ -347,6 +347,20 @@ pub trait ConversationStore: Sync {
         request: Option<&ClientMessageId>,
     ) -> impl Future<Output = Result<Conversation, Error>> + Send;
     fn conversation(&self, id: &ConversationId) -> impl Future<Output = Result<Option<Conversation>, Error>> + Send;
+    /// Makes `members` the conversation's members (memberships for the new, none left for the
+    /// removed), if its members are still `current.members`; `Ok(None)` when they changed
+    /// meanwhile (read it again), or when it is gone.
+    fn set_members(
+        &self,
+        current: &Conversation,
+        members: &[UserId],
+    ) -> impl Future<Output = Result<Option<Conversation>, Error>> + Send;
+    /// Sets or clears its title; `Ok(None)` when there is no such conversation.
+    fn set_title(
+        &self,
+        id: &ConversationId,
+        title: Option<&Title>,
+    ) -> impl Future<Output = Result<Option<Conversation>, Error>> + Send;
     /// The user's conversations with unread counts and last messages, in any order (the rules
     /// order and page them: `actions::conversation_page`).
     fn conversations_of(&self, user: &UserId) -> impl Future<Output = Result<Vec<ConversationSummary>, Error>> + Send;

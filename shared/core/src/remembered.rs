@@ -1,16 +1,20 @@
-//! Lookups whose answer never changes for the life of what they name, remembered in the execution
-//! environment so a request does not pay a round trip for them again:
+//! Lookups remembered in the execution environment so a request does not pay a round trip for
+//! them again:
 //! - a connection's identity, fixed at `$connect` (still served only until its token expires);
-//! - a conversation and its members, which no action changes.
+//! - a conversation and its members, for `MEMBERS_TTL`: members change (addMembers,
+//!   removeMember, leaveConversation), and another execution environment learns of it within that
+//!   time. This one forgets at once what it changed itself, and a change that finds the members
+//!   moved on reads them again.
 //!
-//! Staleness is safe by construction; an action that changed members would have to forget the
-//! conversation here. Each memory holds at most `CAPACITY` entries and starts afresh when full.
+//! Each memory holds at most `CAPACITY` entries and starts afresh when full.
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use relaychat_schema::protocol::{ConversationSummary, MessageView};
-use relaychat_schema::{ClientMessageId, ConnectionId, ConversationId, MessageId, UserId};
+use relaychat_schema::{ClientMessageId, ConnectionId, ConversationId, MessageId, Title, UserId};
+use tokio::time::Instant;
 
 use crate::Error;
 use crate::limits::{Budget, Limited};
@@ -22,11 +26,15 @@ use crate::ports::{
 use crate::bounded::BoundedMap;
 pub use crate::bounded::CAPACITY;
 
+/// How long a conversation's members are trusted once read: a member removed elsewhere may still
+/// send through this execution environment for up to this long.
+pub const MEMBERS_TTL: Duration = Duration::from_secs(5);
+
 /// A store whose immutable lookups are remembered (see the module).
 pub struct Remembered<S> {
     inner: S,
     identities: BoundedMap<ConnectionId, Identity>,
-    conversations: BoundedMap<ConversationId, Conversation>,
+    conversations: BoundedMap<ConversationId, (Instant, Conversation)>,
 }
 
 impl<S> Remembered<S> {
@@ -80,18 +88,31 @@ impl<S: ConversationStore + Send> ConversationStore for Remembered<S> {
         request: Option<&ClientMessageId>,
     ) -> Result<Conversation, Error> {
         let created = self.inner.create_conversation(conversation, request).await?;
-        self.conversations.put(created.id.clone(), created.clone());
+        self.conversations
+            .put(created.id.clone(), (Instant::now(), created.clone()));
         Ok(created)
     }
     async fn conversation(&self, id: &ConversationId) -> Result<Option<Conversation>, Error> {
-        if let Some(c) = self.conversations.get(id) {
+        if let Some((at, c)) = self.conversations.get(id)
+            && at.elapsed() < MEMBERS_TTL
+        {
             return Ok(Some(c));
         }
         let found = self.inner.conversation(id).await?;
-        if let Some(c) = &found {
-            self.conversations.put(id.clone(), c.clone());
+        match &found {
+            Some(c) => self.conversations.put(id.clone(), (Instant::now(), c.clone())),
+            None => self.conversations.forget(id),
         }
         Ok(found)
+    }
+    async fn set_members(&self, current: &Conversation, members: &[UserId]) -> Result<Option<Conversation>, Error> {
+        // Changed or not, what this memory holds may be stale now.
+        self.conversations.forget(&current.id);
+        self.inner.set_members(current, members).await
+    }
+    async fn set_title(&self, id: &ConversationId, title: Option<&Title>) -> Result<Option<Conversation>, Error> {
+        self.conversations.forget(id);
+        self.inner.set_title(id, title).await
     }
     async fn conversations_of(&self, user: &UserId) -> Result<Vec<ConversationSummary>, Error> {
         self.inner.conversations_of(user).await
@@ -203,6 +224,41 @@ mod tests {
             store.conversation(&unknown).await.unwrap(),
             None,
             "an unknown one is not remembered"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn members_are_trusted_for_a_while_and_a_change_here_is_seen_at_once() {
+        let store = Remembered::new(Fake::default());
+        let c = Conversation {
+            id: ConversationId::parse("c1").unwrap(),
+            title: None,
+            members: vec![user("alice"), user("bob"), user("carol")],
+            created_by: user("alice"),
+            created_at: Utc::now(),
+        };
+        store.inner().create_conversation(&c, None).await.unwrap();
+        store.conversation(&c.id).await.unwrap();
+        // Changed behind this memory's back (another execution environment).
+        let without_carol = [user("alice"), user("bob")];
+        store.inner().set_members(&c, &without_carol).await.unwrap();
+        assert_eq!(
+            store.conversation(&c.id).await.unwrap().unwrap().members.len(),
+            3,
+            "still trusted"
+        );
+        tokio::time::advance(MEMBERS_TTL).await;
+        assert_eq!(
+            store.conversation(&c.id).await.unwrap().unwrap().members,
+            without_carol,
+            "read again"
+        );
+        // Changed through this memory: seen at once.
+        let current = store.conversation(&c.id).await.unwrap().unwrap();
+        store.set_members(&current, &[user("alice")]).await.unwrap();
+        assert_eq!(
+            store.conversation(&c.id).await.unwrap().unwrap().members,
+            [user("alice")]
         );
     }
 }

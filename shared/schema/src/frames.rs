@@ -44,15 +44,30 @@ pub enum ServerFrame<'a> {
         #[serde(skip_serializing_if = "Option::is_none")]
         last_seen: Option<DateTime<Utc>>,
     },
-    /// A conversation you are a member of was created (by `createdBy`, maybe you on another
-    /// device): the `createConversation` reply's fields, pushed to every member.
+    /// A conversation you are (or were, until this change) a member of was created or changed
+    /// (`change`, by `by`, maybe you on another device): its members and title now.
     #[serde(rename_all = "camelCase")]
     Conversation {
         conversation_id: &'a ConversationId,
         members: &'a [UserId],
         title: Option<&'a crate::Title>,
-        created_by: &'a UserId,
+        change: ConversationChange,
+        by: &'a UserId,
+        /// With `created` only.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        created_by: Option<&'a UserId>,
     },
+}
+
+/// What happened to a conversation (`conversation` frames).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum ConversationChange {
+    Created,
+    Renamed,
+    MembersAdded,
+    MemberRemoved,
+    Left,
 }
 
 impl<'a> ServerFrame<'a> {

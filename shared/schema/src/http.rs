@@ -24,7 +24,7 @@ pub struct Route {
 }
 
 /// Every route, as the template deploys them and docs/openapi.yaml documents them.
-pub const ROUTES: [Route; 10] = [
+pub const ROUTES: [Route; 14] = [
     Route {
         key: "GET /conversations",
         action: "listConversations",
@@ -58,6 +58,34 @@ pub const ROUTES: [Route; 10] = [
         action: "markRead",
         query: &[],
         body: true,
+        idempotency_field: None,
+    },
+    Route {
+        key: "PATCH /conversations/{conversationId}",
+        action: "renameConversation",
+        query: &[],
+        body: true,
+        idempotency_field: None,
+    },
+    Route {
+        key: "POST /conversations/{conversationId}/members",
+        action: "addMembers",
+        query: &[],
+        body: true,
+        idempotency_field: None,
+    },
+    Route {
+        key: "DELETE /conversations/{conversationId}/members/{userId}",
+        action: "removeMember",
+        query: &[],
+        body: false,
+        idempotency_field: None,
+    },
+    Route {
+        key: "POST /conversations/{conversationId}/leave",
+        action: "leaveConversation",
+        query: &[],
+        body: false,
         idempotency_field: None,
     },
     Route {
@@ -219,9 +247,22 @@ impl HttpResponse {
         Self::json(204, String::new())
     }
 
+    /// The answer to `route`: its reply as a resource, or 204 for none.
+    pub fn answer(route: &Route, reply: Option<&Reply>) -> Self {
+        match reply {
+            None => Self::no_content(),
+            Some(reply @ Reply::Conversation { .. }) if route.action != "createConversation" => Self {
+                status: 200,
+                ..Self::reply(reply)
+            },
+            Some(reply) => Self::reply(reply),
+        }
+    }
+
     /// A reply as its resource: the frame's fields without its `type`.
     pub fn reply(reply: &Reply) -> Self {
         let status = match reply {
+            // Created (a conversation changed is answered by `answer` with 200).
             Reply::Conversation { .. } => 201,
             // Accepted: the broker has it; persisting and delivering follow.
             Reply::Ack { .. } => 202,

@@ -36,6 +36,8 @@ pub enum ErrorCode {
     NotAMember,
     /// No such conversation.
     NotFound,
+    /// A member, but not allowed this (removing another member is the creator's).
+    Forbidden,
     /// Too many typing indicators from this connection.
     RateLimited,
     /// The connection is not registered (expired or never connected).
@@ -52,7 +54,7 @@ impl ErrorCode {
         match self {
             Self::InvalidJson | Self::InvalidRequest | Self::EmptyContent => 400,
             Self::Unauthorized => 401,
-            Self::NotAMember => 403,
+            Self::NotAMember | Self::Forbidden => 403,
             Self::NotFound | Self::UnknownAction => 404,
             // RFC 9110 calls 413 "Content Too Large": the body, or the message in it.
             Self::MessageTooLarge | Self::ContentTooLong => 413,
@@ -146,6 +148,25 @@ pub enum Command {
     /// Whether these users are online (those who share a conversation with the caller).
     GetPresence {
         users: Vec<UserId>,
+    },
+    /// Sets (or, with none, clears) a conversation's title. Members only.
+    RenameConversation {
+        conversation_id: ConversationId,
+        title: Option<Title>,
+    },
+    /// Adds users to a group. Members only; not to a conversation of two (a direct one).
+    AddMembers {
+        conversation_id: ConversationId,
+        members: Vec<UserId>,
+    },
+    /// Takes a member out of a group: the creator may remove anyone, anyone themself.
+    RemoveMember {
+        conversation_id: ConversationId,
+        user_id: UserId,
+    },
+    /// The caller leaves a group.
+    LeaveConversation {
+        conversation_id: ConversationId,
     },
     /// A conversation's daily counters (from analytics) for its last `days` days, today included.
     ConversationStats {
@@ -349,6 +370,44 @@ impl Command {
                 token: DeviceToken::parse(required(f.token, "token")?)?,
             },
             "unread" => Command::Unread,
+            "renameConversation" => Command::RenameConversation {
+                conversation_id: conversation(f.conversation_id)?,
+                title: string(f.title, "title")?
+                    .filter(|t| !t.trim().is_empty())
+                    .map(Title::parse)
+                    .transpose()?,
+            },
+            "addMembers" => {
+                let members = match f.members {
+                    Some(Value::Array(items)) if !items.is_empty() && items.len() < MAX_MEMBERS => items,
+                    Some(Value::Array(_)) => {
+                        return Err(invalid(
+                            "members",
+                            &format!("must hold 1 to {} user ids", MAX_MEMBERS - 1),
+                        ));
+                    }
+                    Some(_) => return Err(invalid("members", "must be an array of user ids")),
+                    None => return Err(invalid("members", "is required")),
+                };
+                let members = members
+                    .into_iter()
+                    .map(|m| match m {
+                        Value::String(s) => UserId::parse(s).map_err(Refusal::from),
+                        _ => Err(invalid("members", "must be an array of user ids")),
+                    })
+                    .collect::<Result<Vec<_>, _>>()?;
+                Command::AddMembers {
+                    conversation_id: conversation(f.conversation_id)?,
+                    members,
+                }
+            }
+            "removeMember" => Command::RemoveMember {
+                conversation_id: conversation(f.conversation_id)?,
+                user_id: UserId::parse(required(f.user_id, "userId")?)?,
+            },
+            "leaveConversation" => Command::LeaveConversation {
+                conversation_id: conversation(f.conversation_id)?,
+            },
             "conversationStats" => Command::ConversationStats {
                 conversation_id: conversation(f.conversation_id)?,
                 days: match f.days {
@@ -406,6 +465,10 @@ impl Command {
             Self::Unread => "unread",
             Self::GetPresence { .. } => "getPresence",
             Self::ConversationStats { .. } => "conversationStats",
+            Self::RenameConversation { .. } => "renameConversation",
+            Self::AddMembers { .. } => "addMembers",
+            Self::RemoveMember { .. } => "removeMember",
+            Self::LeaveConversation { .. } => "leaveConversation",
         }
     }
 }

@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 
-use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem};
+use aws_sdk_dynamodb::types::{AttributeValue, Delete, Put, ReturnValue, TransactWriteItem, Update};
 use chrono::{DateTime, Utc};
 use relaychat_core::Error;
 use relaychat_core::ports::{Conversation, ConversationStore};
@@ -200,6 +200,74 @@ impl ConversationStore for DynamoStore {
         Ok(out
             .item()
             .and_then(|i| super::readable("conversation", i, conversation_from)))
+    }
+
+    async fn set_members(&self, current: &Conversation, members: &[UserId]) -> Result<Option<Conversation>, Error> {
+        const OP: &str = "change members";
+        let list = |users: &[UserId]| AttributeValue::L(users.iter().map(|m| s(m.as_str())).collect());
+        // The guard: the members are still those `current` read (else someone changed them).
+        let update = Update::builder()
+            .table_name(self.tables.conversations())
+            .key("conversationId", s(current.id.as_str()))
+            .update_expression("SET #members = :new")
+            .condition_expression("#members = :old")
+            .expression_attribute_names("#members", "members")
+            .expression_attribute_values(":new", list(members))
+            .expression_attribute_values(":old", list(&current.members))
+            .build()
+            .map_err(|e| Error::rejected(OP, e))?;
+        let mut writes = vec![TransactWriteItem::builder().update(update).build()];
+        let now = Utc::now();
+        for joined in members.iter().filter(|m| !current.members.contains(m)) {
+            let put = Put::builder()
+                .table_name(self.tables.memberships())
+                .item("userId", s(joined.as_str()))
+                .item("conversationId", s(current.id.as_str()))
+                .item("unread", n(0))
+                .item("joinedAt", time(now))
+                .build()
+                .map_err(|e| Error::rejected(OP, e))?;
+            writes.push(TransactWriteItem::builder().put(put).build());
+        }
+        for left in current.members.iter().filter(|m| !members.contains(m)) {
+            let delete = Delete::builder()
+                .table_name(self.tables.memberships())
+                .key("userId", s(left.as_str()))
+                .key("conversationId", s(current.id.as_str()))
+                .build()
+                .map_err(|e| Error::rejected(OP, e))?;
+            writes.push(TransactWriteItem::builder().delete(delete).build());
+        }
+        if !self.guarded_transaction(writes, OP).await? {
+            return Ok(None);
+        }
+        Ok(Some(Conversation {
+            members: members.to_vec(),
+            ..current.clone()
+        }))
+    }
+
+    async fn set_title(&self, id: &ConversationId, title: Option<&Title>) -> Result<Option<Conversation>, Error> {
+        let request = self
+            .client
+            .update_item()
+            .table_name(self.tables.conversations())
+            .key("conversationId", s(id.as_str()))
+            .condition_expression("attribute_exists(conversationId) AND attribute_exists(members)")
+            .return_values(ReturnValue::AllNew);
+        let request = match title {
+            Some(t) => request
+                .update_expression("SET title = :t")
+                .expression_attribute_values(":t", s(t.as_str())),
+            None => request.update_expression("REMOVE title"),
+        };
+        match request.send().await {
+            Ok(out) => Ok(out
+                .attributes()
+                .and_then(|i| super::readable("conversation", i, conversation_from))),
+            Err(e) if super::is_condition_failed(&e) => Ok(None),
+            Err(e) => Err(classify("rename conversation", e)),
+        }
     }
 
     async fn conversations_of(&self, user: &UserId) -> Result<Vec<ConversationSummary>, Error> {
