@@ -11,7 +11,7 @@ use relaychat_adapters::kafka::KafkaPublisher;
 use relaychat_adapters::lambda::HttpFunction;
 use relaychat_adapters::{ConfigError, Deps};
 use relaychat_core::actions::{Sender, perform};
-use relaychat_core::announce::{Announcement, announce_conversation, change_of};
+use relaychat_core::announce::{announce_reply, change_of};
 use relaychat_core::ports::{
     AnalyticsStore, ConnectionDirectory, ConnectionRegistry, ConversationStore, DeviceStore, FramePoster, Identity,
     PresenceStore, Publisher,
@@ -19,7 +19,7 @@ use relaychat_core::ports::{
 use relaychat_core::remembered::Remembered;
 use relaychat_schema::Topics;
 use relaychat_schema::http::{HttpRequest, HttpResponse, Route};
-use relaychat_schema::protocol::{ErrorCode, Refusal, Reply};
+use relaychat_schema::protocol::{ErrorCode, Refusal};
 use relaychat_schema::{DisplayName, UserId};
 use tracing::{Instrument, info_span, warn};
 
@@ -99,25 +99,8 @@ where
         let reply = perform(&self.store, &self.publisher, &self.topics, &sender, command, Utc::now())
             .instrument(span)
             .await?;
-        if let (
-            Some((change, former)),
-            Some(Reply::Conversation {
-                conversation_id,
-                members,
-                title,
-            }),
-        ) = (change, &reply)
-        {
-            let conversation = Announcement {
-                id: conversation_id,
-                members,
-                title: title.as_ref(),
-                change,
-                by: &sender.identity.user,
-                former: former.as_ref(),
-            };
-            announce_conversation(&self.store, &self.poster, &conversation, None).await;
-        }
+        let by = &sender.identity.user;
+        announce_reply(&self.store, &self.poster, change, reply.as_ref(), by, None).await;
         Ok(HttpResponse::answer(route, reply.as_ref()))
     }
 }

@@ -9,7 +9,7 @@ use relaychat_adapters::dynamo::DynamoStore;
 use relaychat_adapters::kafka::KafkaPublisher;
 use relaychat_adapters::{ConfigError, Deps};
 use relaychat_core::actions::{Sender, perform, refusal_for};
-use relaychat_core::announce::{Announcement, announce_conversation, change_of};
+use relaychat_core::announce::{announce_reply, change_of};
 use relaychat_core::function::WebSocketFunction;
 use relaychat_core::ports::{
     AnalyticsStore, ConnectionDirectory, ConnectionRegistry, ConversationStore, DeviceStore, FramePoster,
@@ -76,25 +76,16 @@ where
         let result = perform(&self.store, &self.publisher, &self.topics, &sender, command, Utc::now())
             .instrument(span)
             .await;
-        if let (
-            Some((change, former)),
-            Ok(Some(Reply::Conversation {
-                conversation_id,
-                members,
-                title,
-            })),
-        ) = (change, &result)
-        {
-            let conversation = Announcement {
-                id: conversation_id,
-                members,
-                title: title.as_ref(),
-                change,
-                by: &sender.identity.user,
-                former: former.as_ref(),
-            };
-            announce_conversation(&self.store, &self.poster, &conversation, Some(&connection)).await;
-        }
+        let by = &sender.identity.user;
+        announce_reply(
+            &self.store,
+            &self.poster,
+            change,
+            result.as_ref().ok().and_then(Option::as_ref),
+            by,
+            Some(&connection),
+        )
+        .await;
         if let Err(refusal) = &result {
             warn!(code = ?refusal.code, message = %refusal.message, "action refused");
         }

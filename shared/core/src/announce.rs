@@ -5,7 +5,7 @@
 //! `listConversations`.
 
 use relaychat_schema::frames::{ConversationChange, ServerFrame};
-use relaychat_schema::protocol::Command;
+use relaychat_schema::protocol::{Command, Reply};
 use relaychat_schema::{ConnectionId, ConversationId, Title, UserId};
 use tracing::warn;
 
@@ -35,6 +35,38 @@ pub fn change_of(command: &Command, sender: &UserId) -> Option<(ConversationChan
         Command::LeaveConversation { .. } => Some((ConversationChange::Left, Some(sender.clone()))),
         _ => None,
     }
+}
+
+/// Announces the conversation an action's reply shows, if the action changed one (`change`, from
+/// [`change_of`] before it ran); how many connections took it.
+pub async fn announce_reply(
+    directory: &impl ConnectionDirectory,
+    poster: &impl FramePoster,
+    change: Option<(ConversationChange, Option<UserId>)>,
+    reply: Option<&Reply>,
+    by: &UserId,
+    except: Option<&ConnectionId>,
+) -> usize {
+    let (
+        Some((change, former)),
+        Some(Reply::Conversation {
+            conversation_id,
+            members,
+            title,
+        }),
+    ) = (change, reply)
+    else {
+        return 0;
+    };
+    let conversation = Announcement {
+        id: conversation_id,
+        members,
+        title: title.as_ref(),
+        change,
+        by,
+        former: former.as_ref(),
+    };
+    announce_conversation(directory, poster, &conversation, except).await
 }
 
 /// Posts the `conversation` frame to every member's (and a former member's) connections but

@@ -214,6 +214,17 @@ fn page_limit(v: Option<Value>) -> Result<u32, Refusal> {
     }
 }
 
+/// User ids from a JSON list (`field` names it in refusals).
+fn user_ids(items: Vec<Value>, field: &str) -> Result<Vec<UserId>, Refusal> {
+    items
+        .into_iter()
+        .map(|item| match item {
+            Value::String(s) => UserId::parse(s).map_err(Refusal::from),
+            _ => Err(invalid(field, "must be an array of user ids")),
+        })
+        .collect()
+}
+
 fn invalid(field: &str, why: &str) -> Refusal {
     Refusal::new(ErrorCode::InvalidRequest, format!("{field}: {why}"))
 }
@@ -304,13 +315,7 @@ impl Command {
                         &format!("must hold 1 to {} other users", MAX_MEMBERS - 1),
                     ));
                 }
-                let members = members
-                    .into_iter()
-                    .map(|m| match m {
-                        Value::String(s) => UserId::parse(s).map_err(Refusal::from),
-                        _ => Err(invalid("members", "must be an array of user ids")),
-                    })
-                    .collect::<Result<Vec<_>, _>>()?;
+                let members = user_ids(members, "members")?;
                 let title = string(f.title, "title")?.map(Title::parse).transpose()?;
                 let client_request_id = string(f.client_request_id, "clientRequestId")?
                     .map(ClientMessageId::parse)
@@ -389,13 +394,7 @@ impl Command {
                     Some(_) => return Err(invalid("members", "must be an array of user ids")),
                     None => return Err(invalid("members", "is required")),
                 };
-                let members = members
-                    .into_iter()
-                    .map(|m| match m {
-                        Value::String(s) => UserId::parse(s).map_err(Refusal::from),
-                        _ => Err(invalid("members", "must be an array of user ids")),
-                    })
-                    .collect::<Result<Vec<_>, _>>()?;
+                let members = user_ids(members, "members")?;
                 Command::AddMembers {
                     conversation_id: conversation(f.conversation_id)?,
                     members,
@@ -433,13 +432,7 @@ impl Command {
                         &format!("must hold 1 to {MAX_PRESENCE_USERS} user ids"),
                     ));
                 }
-                let users = users
-                    .into_iter()
-                    .map(|u| match u {
-                        Value::String(s) => UserId::parse(s).map_err(Refusal::from),
-                        _ => Err(invalid("users", "must be an array of user ids")),
-                    })
-                    .collect::<Result<Vec<_>, _>>()?;
+                let users = user_ids(users, "users")?;
                 Command::GetPresence { users }
             }
             other => {

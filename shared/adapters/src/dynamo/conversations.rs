@@ -112,28 +112,20 @@ impl ConversationStore for DynamoStore {
                 .map_err(|e| Error::rejected(OP, e))
         };
         let mut writes = Vec::with_capacity(c.members.len() + 2);
-        // The request key is the guard: a retried request finds it and creates nothing.
-        if let Some(request) = request {
-            let marker: Item = [
-                ("conversationId", s(request_key(&c.created_by, request))),
-                ("createdConversationId", s(c.id.as_str())),
-                ("expiresAt", ttl_after(c.created_at, REQUEST_KEY_TTL_SECONDS)),
-            ]
-            .into_iter()
-            .map(|(k, v)| (k.to_owned(), v))
-            .collect();
-            writes.push(put(
-                self.tables.conversations(),
-                marker,
-                "attribute_not_exists(conversationId)",
-            )?);
-        }
-        // The pair's marker makes a direct conversation one per pair.
-        if let Some(pair) = c.direct_pair() {
-            let marker: Item = [("conversationId", s(pair)), ("createdConversationId", s(c.id.as_str()))]
+        // Marker rows naming the conversation: the request key is the guard (a retried request
+        // finds it and creates nothing); the pair's makes a direct conversation one per pair.
+        let request_marker = request.map(|r| {
+            let expires = ttl_after(c.created_at, REQUEST_KEY_TTL_SECONDS);
+            (request_key(&c.created_by, r), Some(expires))
+        });
+        for (key, expires) in request_marker.into_iter().chain(c.direct_pair().map(|p| (p, None))) {
+            let mut marker: Item = [("conversationId", s(key)), ("createdConversationId", s(c.id.as_str()))]
                 .into_iter()
                 .map(|(k, v)| (k.to_owned(), v))
                 .collect();
+            if let Some(expires) = expires {
+                marker.insert("expiresAt".into(), expires);
+            }
             writes.push(put(
                 self.tables.conversations(),
                 marker,
