@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use relaychat_bench::ms;
 
-const FUNCTIONS: [&str; 11] = [
+const FUNCTIONS: [&str; 12] = [
     "ws-connect",
     "ws-disconnect",
     "ws-message",
@@ -25,6 +25,7 @@ const FUNCTIONS: [&str; 11] = [
     "deliver-message",
     "update-status",
     "relay-typing",
+    "update-presence",
     "push-notification",
     "analytics",
 ];

@@ -2,6 +2,8 @@
 //! function built once by its crate's `build`, then one invocation per event. Every `main.rs` is
 //! one call to [`serve_kafka`], [`serve_websocket`], [`serve_http`] or [`serve_authorizer`].
 
+use std::pin::Pin;
+
 use aws_lambda_events::apigw::{ApiGatewayV2CustomAuthorizerV2Request, ApiGatewayWebsocketProxyRequest};
 use lambda_http::{Body, Request, Response};
 use lambda_runtime::{Error, LambdaEvent, run, service_fn};
@@ -14,20 +16,32 @@ fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread().enable_all().build()
 }
 
+/// What every `serve_*` does: tracing, the dependencies from the environment, the function built
+/// once, then `serve` with it until the runtime stops.
+fn serve_built<F, Built>(
+    build: impl FnOnce(Deps) -> Built,
+    serve: impl for<'f> FnOnce(&'f F) -> Pin<Box<dyn Future<Output = Result<(), Error>> + 'f>>,
+) -> Result<(), Error>
+where
+    Built: Future<Output = Result<F, ConfigError>>,
+{
+    runtime()?.block_on(async move {
+        telemetry::init();
+        let function = build(Deps::from_env().await?).await?;
+        serve(&function).await
+    })
+}
+
 /// Serves a function behind an event-source mapping.
 pub fn serve_kafka<F, Built>(build: impl FnOnce(Deps) -> Built) -> Result<(), Error>
 where
     F: KafkaFunction,
     Built: Future<Output = Result<F, ConfigError>>,
 {
-    runtime()?.block_on(async move {
-        telemetry::init();
-        let function = build(Deps::from_env().await?).await?;
-        let function = &function;
-        run(service_fn(move |event: LambdaEvent<MskEvent>| async move {
+    serve_built(build, |function: &F| {
+        Box::pin(run(service_fn(move |event: LambdaEvent<MskEvent>| async move {
             Ok::<_, Error>(function.invoke(&event.payload).await)
-        }))
-        .await
+        })))
     })
 }
 
@@ -37,16 +51,12 @@ where
     F: WebSocketFunction,
     Built: Future<Output = Result<F, ConfigError>>,
 {
-    runtime()?.block_on(async move {
-        telemetry::init();
-        let function = build(Deps::from_env().await?).await?;
-        let function = &function;
-        run(service_fn(
+    serve_built(build, |function: &F| {
+        Box::pin(run(service_fn(
             move |event: LambdaEvent<ApiGatewayWebsocketProxyRequest>| async move {
                 Ok::<_, Error>(function.invoke(&event.payload).await)
             },
-        ))
-        .await
+        )))
     })
 }
 
@@ -62,14 +72,10 @@ where
     F: HttpFunction,
     Built: Future<Output = Result<F, ConfigError>>,
 {
-    runtime()?.block_on(async move {
-        telemetry::init();
-        let function = build(Deps::from_env().await?).await?;
-        let function = &function;
-        lambda_http::run(service_fn(move |request: Request| async move {
+    serve_built(build, |function: &F| {
+        Box::pin(lambda_http::run(service_fn(move |request: Request| async move {
             Ok::<_, Error>(function.invoke(request).await)
-        }))
-        .await
+        })))
     })
 }
 
@@ -79,15 +85,11 @@ where
     F: AuthorizerFunction,
     Built: Future<Output = Result<F, ConfigError>>,
 {
-    runtime()?.block_on(async move {
-        telemetry::init();
-        let function = build(Deps::from_env().await?).await?;
-        let function = &function;
-        run(service_fn(
+    serve_built(build, |function: &F| {
+        Box::pin(run(service_fn(
             move |event: LambdaEvent<ApiGatewayV2CustomAuthorizerV2Request>| async move {
                 Ok::<_, Error>(function.invoke(&event.payload).await)
             },
-        ))
-        .await
+        )))
     })
 }
