@@ -63,7 +63,7 @@ pub async fn build(deps: Deps) -> Result<Deployed, ConfigError> {
     Ok(DeliverMessage {
         poster: deps.connections_api()?,
         dead_letters: deps.dead_letters(NAME),
-        directory: deps.connection_directory(),
+        directory: deps.connection_directory()?,
         publisher: deps.publisher,
         topics: deps.topics,
     })

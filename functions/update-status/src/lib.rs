@@ -76,7 +76,7 @@ pub async fn build(deps: Deps) -> Result<Deployed, ConfigError> {
     Ok(UpdateStatus {
         poster: deps.connections_api()?,
         dead_letters: deps.dead_letters(NAME),
-        directory: deps.connection_directory(),
+        directory: deps.connection_directory()?,
         store: deps.store,
         publisher: deps.publisher,
         topics: deps.topics,
