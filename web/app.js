@@ -269,10 +269,10 @@ function onError(f) {
 function addMessage(c, f) {
   if (state.byId.has(f.messageId)) return;
   const mine = f.senderId === state.me.user;
-  // History carries no receipts, so our own stored messages start at SENT.
+  // History gives our own messages the status every other member has reached (else SENT).
   const m = { key: f.messageId, messageId: f.messageId, conversationId: c.conversationId,
               senderId: f.senderId, senderName: f.senderName, content: f.content, sentAt: f.sentAt,
-              mine, status: mine ? 'SENT' : null, receipts: new Map() };
+              mine, status: mine ? (f.status || 'SENT') : null, receipts: new Map() };
   c.messages.set(m.key, m);
   state.byId.set(m.messageId, m);
   if (f.senderName) state.names.set(f.senderId, f.senderName);

@@ -322,6 +322,19 @@ async fn members_create_send_read_and_page_over_http_as_over_the_socket() {
         .await;
     assert_eq!(read.status, StatusCode::NO_CONTENT, "{}", read.text);
     unread_becomes(&api, &bob_token, 0).await;
+    // alice's history shows her message READ (the receipts update-status writes).
+    let mut status = Value::Null;
+    for _ in 0..150 {
+        let history = api
+            .call(Some(&alice), Method::GET, (MESSAGES, &[&conversation]), "", &[], None)
+            .await;
+        status = history.body["messages"][0]["status"].clone();
+        if status == "READ" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(status, "READ", "the sender's history carries the receipt");
 
     // Devices.
     let registered = api

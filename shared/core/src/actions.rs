@@ -4,8 +4,8 @@
 use chrono::{DateTime, Utc};
 use relaychat_schema::events::MAX_MEMBERS;
 use relaychat_schema::protocol::{
-    Command, ConversationSummary, ErrorCode, MAX_SUMMARY_MEMBERS, REPLY_ITEMS_BUDGET, Refusal, Reply, UnreadCount,
-    fitting,
+    Command, ConversationSummary, ErrorCode, MAX_SUMMARY_MEMBERS, MessageView, REPLY_ITEMS_BUDGET, Refusal, Reply,
+    UnreadCount, fitting,
 };
 use relaychat_schema::{
     AnalyticsEvent, AnalyticsKind, ChatMessage, ConnectionId, ConversationId, DeliveryStatus, MessageId,
@@ -17,7 +17,7 @@ use crate::Error;
 use crate::limits::{Budget, Limited};
 use crate::ports::{
     AnalyticsStore, ConnectionDirectory, ConnectionRegistry, Conversation, ConversationStore, Device, DeviceStore,
-    Identity, PresenceStore, PublishEvent, Publisher,
+    Identity, MAX_RECEIPT_LOOKUPS, PresenceStore, PublishEvent, Publisher,
 };
 
 /// Where an action came from.
@@ -228,7 +228,7 @@ where
             before,
             limit,
         } => {
-            member_of(store, sender, &conversation_id).await?;
+            let conversation = member_of(store, sender, &conversation_id).await?;
             let (mut messages, mut next_before) = store
                 .history(&conversation_id, before, limit)
                 .await
@@ -239,6 +239,7 @@ where
                 messages.truncate(fit);
                 next_before = messages.last().map(|m| m.message_id);
             }
+            with_receipt_statuses(store, &conversation, user, &mut messages).await?;
             Ok(Some(Reply::History {
                 conversation_id,
                 messages,
@@ -379,6 +380,35 @@ pub fn conversation_page(
         None
     };
     (page, next)
+}
+
+/// Sets the status the other members have reached on the asker's own messages of a history page,
+/// newest first, as far as `MAX_RECEIPT_LOOKUPS` reaches.
+async fn with_receipt_statuses<S: ConversationStore>(
+    store: &S,
+    conversation: &Conversation,
+    asker: &UserId,
+    messages: &mut [MessageView],
+) -> Result<(), Refusal> {
+    let others: Vec<UserId> = conversation.members.iter().filter(|m| *m != asker).cloned().collect();
+    let room = MAX_RECEIPT_LOOKUPS / others.len().max(1);
+    let own: Vec<MessageId> = messages
+        .iter()
+        .filter(|m| m.sender_id == *asker)
+        .map(|m| m.message_id)
+        .take(room)
+        .collect();
+    if own.is_empty() || others.is_empty() {
+        return Ok(());
+    }
+    let statuses = store
+        .receipt_statuses(&own, &others)
+        .await
+        .map_err(|e| refusal_for(&e))?;
+    for m in messages.iter_mut() {
+        m.status = statuses.get(&m.message_id).copied();
+    }
+    Ok(())
 }
 
 fn conversation_reply(c: Conversation) -> Reply {
@@ -897,6 +927,35 @@ mod tests {
             run(&mem, "alice", &add).await.unwrap_err().code,
             ErrorCode::InvalidRequest
         );
+    }
+
+    #[tokio::test]
+    async fn history_shows_the_asker_the_status_of_their_own_messages_only() {
+        use crate::memory::sample_message;
+        use crate::ports::{MessageStore, Receipts};
+        let mem = Memory::default();
+        let conv = create(&mem).await;
+        let mine = sample_message(conv.as_str(), "alice", &["alice", "bob"]);
+        let theirs = sample_message(conv.as_str(), "bob", &["alice", "bob"]);
+        for m in [&mine, &theirs] {
+            mem.insert_message(m).await.unwrap();
+        }
+        mem.advance_receipt(
+            mine.message_id,
+            &conv,
+            &user("bob"),
+            DeliveryStatus::Delivered,
+            Utc::now(),
+        )
+        .await
+        .unwrap();
+        let ask = format!(r#"{{"action":"history","conversationId":"{conv}"}}"#);
+        let Some(Reply::History { messages, .. }) = run(&mem, "alice", &ask).await.unwrap() else {
+            panic!("expected history")
+        };
+        let status_of = |id| messages.iter().find(|m| m.message_id == id).map(|m| m.status);
+        assert_eq!(status_of(mine.message_id), Some(Some(DeliveryStatus::Delivered)));
+        assert_eq!(status_of(theirs.message_id), Some(None), "not alice's to know");
     }
 
     #[tokio::test]

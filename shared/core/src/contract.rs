@@ -7,7 +7,7 @@
 
 use chrono::{Duration, Utc};
 use relaychat_schema::{
-    ChatMessage, ClientMessageId, ConnectionId, ConversationId, DisplayName, MessageId, Title, UserId,
+    ChatMessage, ClientMessageId, ConnectionId, ConversationId, DeliveryStatus, DisplayName, MessageId, Title, UserId,
 };
 
 use relaychat_schema::protocol::ConversationSummary;
@@ -16,13 +16,20 @@ use crate::limits::{Budget, Limited};
 use crate::memory::sample_message;
 use crate::ports::{
     AnalyticsStore, Announced, ConnectionDirectory, ConnectionRegistry, Conversation, ConversationStore, Counted,
-    CounterKey, Identity, Inserted, MessageStore, PresenceStore, ReadState,
+    CounterKey, Identity, Inserted, MessageStore, PresenceStore, ReadState, Receipts,
 };
 use relaychat_schema::protocol::PresenceStatus;
 
 /// Everything the contract exercises.
 pub trait Store:
-    MessageStore + ReadState + ConversationStore + ConnectionRegistry + ConnectionDirectory + AnalyticsStore + PresenceStore
+    MessageStore
+    + ReadState
+    + ConversationStore
+    + ConnectionRegistry
+    + ConnectionDirectory
+    + AnalyticsStore
+    + PresenceStore
+    + Receipts
 {
 }
 
@@ -34,6 +41,7 @@ impl<S> Store for S where
         + ConnectionDirectory
         + AnalyticsStore
         + PresenceStore
+        + Receipts
 {
 }
 
@@ -212,6 +220,48 @@ pub async fn members_change_only_from_what_was_read_and_titles_change(store: &im
     assert_eq!(cleared.title, None);
     let nowhere = ConversationId::parse("no-such").expect("id");
     assert!(store.set_title(&nowhere, None).await.expect("rename").is_none());
+}
+
+pub async fn a_message_has_the_status_every_recipient_reached(store: &impl Store) {
+    let m = sample_message("c-receipts", "alice", &["alice", "bob", "carol"]);
+    store.insert_message(&m).await.expect("insert");
+    let (bob, carol) = (user("bob"), user("carol"));
+    let status = || async {
+        store
+            .receipt_statuses(&[m.message_id], &[bob.clone(), carol.clone()])
+            .await
+    };
+    assert_eq!(status().await.expect("statuses")[&m.message_id], DeliveryStatus::Sent);
+    for who in [&bob, &carol] {
+        store
+            .advance_receipt(
+                m.message_id,
+                &m.conversation_id,
+                who,
+                DeliveryStatus::Delivered,
+                Utc::now(),
+            )
+            .await
+            .expect("receipt");
+    }
+    assert_eq!(
+        status().await.expect("statuses")[&m.message_id],
+        DeliveryStatus::Delivered
+    );
+    store
+        .mark_read(&m.conversation_id, &bob, &[m.message_id], Utc::now())
+        .await
+        .expect("read");
+    assert_eq!(
+        status().await.expect("statuses")[&m.message_id],
+        DeliveryStatus::Delivered,
+        "READ only once every recipient read it"
+    );
+    store
+        .mark_read(&m.conversation_id, &carol, &[m.message_id], Utc::now())
+        .await
+        .expect("read");
+    assert_eq!(status().await.expect("statuses")[&m.message_id], DeliveryStatus::Read);
 }
 
 pub async fn a_message_is_stored_once_and_unread_once_per_recipient(store: &impl Store) {
@@ -570,6 +620,7 @@ macro_rules! port_contract_tests {
             a_conversation_is_listed_for_its_members_only,
             a_retried_create_returns_the_first_conversation,
             a_pair_has_one_direct_conversation,
+            a_message_has_the_status_every_recipient_reached,
             members_change_only_from_what_was_read_and_titles_change,
             a_message_is_stored_once_and_unread_once_per_recipient,
             the_last_message_never_moves_back,

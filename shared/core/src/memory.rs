@@ -591,6 +591,29 @@ impl ConversationStore for Memory {
         stored.members = members.to_vec();
         Ok(Some(stored.clone()))
     }
+    async fn receipt_statuses(
+        &self,
+        messages: &[MessageId],
+        recipients: &[UserId],
+    ) -> Result<HashMap<MessageId, DeliveryStatus>, Error> {
+        let s = self.state();
+        Ok(messages
+            .iter()
+            .map(|m| {
+                let reached = recipients
+                    .iter()
+                    .map(|r| {
+                        s.receipts
+                            .get(&(*m, r.to_string()))
+                            .copied()
+                            .unwrap_or(DeliveryStatus::Sent)
+                    })
+                    .min()
+                    .unwrap_or(DeliveryStatus::Sent);
+                (*m, reached)
+            })
+            .collect())
+    }
     async fn set_title(&self, id: &ConversationId, title: Option<&Title>) -> Result<Option<Conversation>, Error> {
         let mut s = self.state();
         Ok(s.conversations.get_mut(id.as_str()).map(|c| {
@@ -647,6 +670,7 @@ fn view(m: &ChatMessage) -> MessageView {
         sender_name: m.sender_name.to_string(),
         content: m.content.to_string(),
         sent_at: m.sent_at,
+        status: None,
     }
 }
 

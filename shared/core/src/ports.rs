@@ -1,7 +1,7 @@
 //! The narrow interfaces the rules need from the outside world. Adapters (DynamoDB,
 //! `@connections`, Kafka, FCM) implement them in `relaychat-adapters`; `memory` has fakes.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
 
 use chrono::{DateTime, Utc};
@@ -312,6 +312,10 @@ pub trait ConnectionRegistry: Sync {
     ) -> impl Future<Output = Result<bool, Error>> + Send;
 }
 
+/// Most message × recipient receipts one `history` page looks up (a page of 100 messages in a
+/// 1:1, fewer messages in a group: the newest of the asker's own first).
+pub const MAX_RECEIPT_LOOKUPS: usize = 300;
+
 /// A conversation and its members.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Conversation {
@@ -355,6 +359,13 @@ pub trait ConversationStore: Sync {
         current: &Conversation,
         members: &[UserId],
     ) -> impl Future<Output = Result<Option<Conversation>, Error>> + Send;
+    /// For each of `messages`, the status all of `recipients` have reached (SENT where any has
+    /// no receipt). At most `MAX_RECEIPT_LOOKUPS` message × recipient pairs are asked for.
+    fn receipt_statuses(
+        &self,
+        messages: &[MessageId],
+        recipients: &[UserId],
+    ) -> impl Future<Output = Result<HashMap<MessageId, DeliveryStatus>, Error>> + Send;
     /// Sets or clears its title; `Ok(None)` when there is no such conversation.
     fn set_title(
         &self,

@@ -8,12 +8,12 @@
 //!
 //! Each memory holds at most `CAPACITY` entries and starts afresh when full.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use relaychat_schema::protocol::{ConversationSummary, MessageView};
-use relaychat_schema::{ClientMessageId, ConnectionId, ConversationId, MessageId, Title, UserId};
+use relaychat_schema::{ClientMessageId, ConnectionId, ConversationId, DeliveryStatus, MessageId, Title, UserId};
 use tokio::time::Instant;
 
 use crate::Error;
@@ -109,6 +109,13 @@ impl<S: ConversationStore + Send> ConversationStore for Remembered<S> {
         // Changed or not, what this memory holds may be stale now.
         self.conversations.forget(&current.id);
         self.inner.set_members(current, members).await
+    }
+    async fn receipt_statuses(
+        &self,
+        messages: &[MessageId],
+        recipients: &[UserId],
+    ) -> Result<HashMap<MessageId, DeliveryStatus>, Error> {
+        self.inner.receipt_statuses(messages, recipients).await
     }
     async fn set_title(&self, id: &ConversationId, title: Option<&Title>) -> Result<Option<Conversation>, Error> {
         self.conversations.forget(id);

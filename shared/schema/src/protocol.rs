@@ -476,6 +476,10 @@ pub struct MessageView {
     pub sender_name: String,
     pub content: String,
     pub sent_at: DateTime<Utc>,
+    /// In `history`, on the asker's own messages: the status every other member has reached
+    /// (SENT, DELIVERED or READ). Absent on others' messages (and where it was not looked up).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<crate::DeliveryStatus>,
 }
 
 /// One entry of `listConversations`.

@@ -5,9 +5,9 @@ use std::collections::HashMap;
 use aws_sdk_dynamodb::types::{AttributeValue, Delete, Put, ReturnValue, TransactWriteItem, Update};
 use chrono::{DateTime, Utc};
 use relaychat_core::Error;
-use relaychat_core::ports::{Conversation, ConversationStore};
+use relaychat_core::ports::{Conversation, ConversationStore, MAX_RECEIPT_LOOKUPS};
 use relaychat_schema::protocol::{ConversationSummary, MessageView};
-use relaychat_schema::{ClientMessageId, ConversationId, MessageId, Title, UserId};
+use relaychat_schema::{ClientMessageId, ConversationId, DeliveryStatus, MessageId, Title, UserId};
 
 use super::{DynamoStore, Item, get_n, get_s, n, query_items, s, time, ttl_after};
 use crate::aws::classify;
@@ -36,6 +36,7 @@ fn message_view(conversation: &ConversationId, item: &Item) -> Option<MessageVie
         sender_name: get_s(item, "senderName").unwrap_or_default().to_owned(),
         content: get_s(item, "content").unwrap_or_default().to_owned(),
         sent_at: parse_time(get_s(item, "sentAt")),
+        status: None,
     })
 }
 
@@ -237,6 +238,56 @@ impl ConversationStore for DynamoStore {
             members: members.to_vec(),
             ..current.clone()
         }))
+    }
+
+    async fn receipt_statuses(
+        &self,
+        messages: &[MessageId],
+        recipients: &[UserId],
+    ) -> Result<HashMap<MessageId, DeliveryStatus>, Error> {
+        let keys: Vec<Item> = messages
+            .iter()
+            .flat_map(|m| {
+                recipients.iter().map(move |r| {
+                    [("messageId", s(m.to_string())), ("userId", s(r.as_str()))]
+                        .into_iter()
+                        .map(|(k, v)| (k.to_owned(), v))
+                        .collect()
+                })
+            })
+            .take(MAX_RECEIPT_LOOKUPS)
+            .collect();
+        let table = self.tables.receipts();
+        let mut reached: HashMap<(MessageId, String), DeliveryStatus> = HashMap::new();
+        for item in self.batch_get_keys(&table, keys, "read receipts").await? {
+            let (Some(m), Some(u)) = (get_s(&item, "messageId"), get_s(&item, "userId")) else {
+                continue;
+            };
+            let status = match get_s(&item, "status") {
+                Some("READ") => DeliveryStatus::Read,
+                Some("DELIVERED") => DeliveryStatus::Delivered,
+                _ => continue,
+            };
+            if let Ok(m) = m.parse() {
+                reached.insert((m, u.to_owned()), status);
+            }
+        }
+        Ok(messages
+            .iter()
+            .map(|m| {
+                let all = recipients
+                    .iter()
+                    .map(|r| {
+                        reached
+                            .get(&(*m, r.to_string()))
+                            .copied()
+                            .unwrap_or(DeliveryStatus::Sent)
+                    })
+                    .min()
+                    .unwrap_or(DeliveryStatus::Sent);
+                (*m, all)
+            })
+            .collect())
     }
 
     async fn set_title(&self, id: &ConversationId, title: Option<&Title>) -> Result<Option<Conversation>, Error> {

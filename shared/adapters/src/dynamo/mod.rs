@@ -33,8 +33,7 @@ pub struct DynamoStore {
 const BATCH_GET_ROUNDS: u32 = 5;
 
 impl DynamoStore {
-    /// The items of `table` whose `key_name` is one of `keys` (those that exist): BatchGetItem,
-    /// 100 keys a call, unprocessed keys asked for again with a short pause, a few times.
+    /// The items of `table` whose `key_name` is one of `keys` (those that exist).
     pub(crate) async fn batch_get(
         &self,
         table: &str,
@@ -42,12 +41,24 @@ impl DynamoStore {
         keys: &[&str],
         op: &'static str,
     ) -> Result<Vec<Item>, Error> {
+        let keys = keys
+            .iter()
+            .map(|k| [(key_name.to_owned(), s(*k))].into_iter().collect())
+            .collect();
+        self.batch_get_keys(table, keys, op).await
+    }
+
+    /// The items of `table` with these keys (those that exist): BatchGetItem, 100 keys a call,
+    /// unprocessed keys asked for again with a short pause, a few times.
+    pub(crate) async fn batch_get_keys(
+        &self,
+        table: &str,
+        keys: Vec<Item>,
+        op: &'static str,
+    ) -> Result<Vec<Item>, Error> {
         let mut items = Vec::with_capacity(keys.len());
         for chunk in keys.chunks(100) {
-            let mut pending: Vec<Item> = chunk
-                .iter()
-                .map(|k| [(key_name.to_owned(), s(*k))].into_iter().collect())
-                .collect();
+            let mut pending: Vec<Item> = chunk.to_vec();
             let mut round = 0;
             while !pending.is_empty() {
                 if round == BATCH_GET_ROUNDS {
