@@ -242,6 +242,35 @@ async fn members_create_send_read_and_page_over_http_as_over_the_socket() {
         (Some("SENT"), Some("h-1"))
     );
     let message_id = sent.body["messageId"].as_str().expect("an id").to_owned();
+    // A retry with the key is the same message; the key used for another one is a conflict.
+    let retried = api
+        .call(
+            Some(&alice),
+            Method::POST,
+            (MESSAGES, &[&conversation]),
+            "",
+            &[("idempotency-key", "h-1")],
+            Some(json!({"content": "hello over http"}).to_string()),
+        )
+        .await;
+    assert_eq!(
+        (retried.status, retried.body["messageId"].as_str()),
+        (StatusCode::ACCEPTED, Some(message_id.as_str()))
+    );
+    let conflict = api
+        .call(
+            Some(&alice),
+            Method::POST,
+            (MESSAGES, &[&conversation]),
+            "",
+            &[("idempotency-key", "h-1")],
+            Some(json!({"content": "something else"}).to_string()),
+        )
+        .await;
+    assert_eq!(
+        (conflict.status, conflict.body["code"].as_str()),
+        (StatusCode::CONFLICT, Some("conflict"))
+    );
     let live = bob.expect("message", |v| v["type"] == "message").await;
     assert_eq!(
         (

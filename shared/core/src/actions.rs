@@ -17,7 +17,7 @@ use crate::Error;
 use crate::limits::{Budget, Limited};
 use crate::ports::{
     AnalyticsStore, ConnectionDirectory, ConnectionRegistry, Conversation, ConversationStore, Device, DeviceStore,
-    Identity, MAX_RECEIPT_LOOKUPS, PresenceStore, PublishEvent, Publisher,
+    Identity, MAX_RECEIPT_LOOKUPS, PresenceStore, PublishEvent, Publisher, SendClaim,
 };
 
 /// Where an action came from.
@@ -151,15 +151,44 @@ where
             within_budget(store, sender, Limited::SendMessage, now)
                 .await
                 .map_err(|r| r.with_client_message_id(client_message_id.clone()))?;
+            let (message_id, sent_at) = match (&sender.origin, &client_message_id) {
+                // Over HTTP the key makes a retried request the same message.
+                (Origin::Http, Some(key)) => {
+                    let claim = SendClaim {
+                        sender: user.clone(),
+                        key: key.clone(),
+                        conversation_id: conversation_id.clone(),
+                        content: content.to_string(),
+                        message_id: MessageId::new(),
+                        sent_at: now,
+                    };
+                    match store.claim_send(&claim).await.map_err(|e| refusal_for(&e))? {
+                        None => (claim.message_id, claim.sent_at),
+                        Some(earlier)
+                            if earlier.conversation_id == claim.conversation_id && earlier.content == claim.content =>
+                        {
+                            (earlier.message_id, earlier.sent_at)
+                        }
+                        Some(_) => {
+                            return Err(Refusal::new(
+                                ErrorCode::Conflict,
+                                "this idempotency key was used for another message",
+                            )
+                            .with_client_message_id(client_message_id.clone()));
+                        }
+                    }
+                }
+                _ => (MessageId::new(), now),
+            };
             let message = ChatMessage {
                 schema_version: SCHEMA_VERSION,
-                message_id: MessageId::new(),
+                message_id,
                 conversation_id,
                 sender_id: user.clone(),
                 sender_name: sender.identity.name.clone(),
                 content,
                 client_message_id: client_message_id.clone(),
-                sent_at: now,
+                sent_at,
                 recipients: conversation.members,
             };
             // The ack promises the message is durable: only after the broker confirmed the write.
@@ -956,6 +985,41 @@ mod tests {
         let status_of = |id| messages.iter().find(|m| m.message_id == id).map(|m| m.status);
         assert_eq!(status_of(mine.message_id), Some(Some(DeliveryStatus::Delivered)));
         assert_eq!(status_of(theirs.message_id), Some(None), "not alice's to know");
+    }
+
+    #[tokio::test]
+    async fn over_http_an_idempotency_key_makes_a_retry_the_same_message() {
+        let mem = Memory::default();
+        let conv = create(&mem).await;
+        let alice = Sender::http(sender("alice").identity);
+        let send = |content: &str| {
+            Command::parse(&format!(
+                r#"{{"action":"sendMessage","conversationId":"{conv}","content":"{content}","clientMessageId":"k-1"}}"#
+            ))
+            .unwrap()
+        };
+        let ack = |reply: Result<Option<Reply>, Refusal>| match reply {
+            Ok(Some(Reply::Ack { message_id, .. })) => message_id,
+            other => panic!("{other:?}"),
+        };
+        let topics = Topics::default();
+        let first = ack(perform(&mem, &mem, &topics, &alice, send("hi"), Utc::now()).await);
+        let again = ack(perform(&mem, &mem, &topics, &alice, send("hi"), Utc::now()).await);
+        assert_eq!(first, again, "the retry is the same message");
+        let published = mem.published("chat-messages");
+        assert!(
+            published.iter().all(|p| p.1["messageId"] == first.to_string()),
+            "published again, same id"
+        );
+        let refused = perform(&mem, &mem, &topics, &alice, send("something else"), Utc::now())
+            .await
+            .unwrap_err();
+        assert_eq!(refused.code, ErrorCode::Conflict);
+        // Over the socket the id is the client's own label, as before: a new message each time.
+        let body =
+            format!(r#"{{"action":"sendMessage","conversationId":"{conv}","content":"hi","clientMessageId":"k-1"}}"#);
+        let over_socket = ack(run(&mem, "alice", &body).await);
+        assert_ne!(over_socket, first);
     }
 
     #[tokio::test]

@@ -16,7 +16,7 @@ use crate::limits::{Budget, Limited};
 use crate::memory::sample_message;
 use crate::ports::{
     AnalyticsStore, Announced, ConnectionDirectory, ConnectionRegistry, Conversation, ConversationStore, Counted,
-    CounterKey, Identity, Inserted, MessageStore, PresenceStore, ReadState, Receipts,
+    CounterKey, Identity, Inserted, MessageStore, PresenceStore, ReadState, Receipts, SendClaim,
 };
 use relaychat_schema::protocol::PresenceStatus;
 
@@ -262,6 +262,38 @@ pub async fn a_message_has_the_status_every_recipient_reached(store: &impl Store
         .await
         .expect("read");
     assert_eq!(status().await.expect("statuses")[&m.message_id], DeliveryStatus::Read);
+}
+
+pub async fn an_idempotency_key_is_claimed_once_per_sender(store: &impl Store) {
+    let claim = SendClaim {
+        sender: user("quinn"),
+        key: ClientMessageId::parse("k-1").expect("key"),
+        conversation_id: ConversationId::parse("c-claims").expect("id"),
+        content: "hello".into(),
+        message_id: MessageId::new(),
+        sent_at: Utc::now(),
+    };
+    assert_eq!(store.claim_send(&claim).await.expect("claim"), None, "the first claim");
+    let retry = SendClaim {
+        message_id: MessageId::new(),
+        ..claim.clone()
+    };
+    let earlier = store.claim_send(&retry).await.expect("claim").expect("claimed before");
+    assert_eq!(earlier.message_id, claim.message_id);
+    assert_eq!(
+        (earlier.conversation_id, earlier.content),
+        (claim.conversation_id.clone(), claim.content.clone())
+    );
+    assert_eq!(earlier.sent_at.timestamp_millis(), claim.sent_at.timestamp_millis());
+    let someone_else = SendClaim {
+        sender: user("rita"),
+        ..retry
+    };
+    assert_eq!(
+        store.claim_send(&someone_else).await.expect("claim"),
+        None,
+        "keys are per sender"
+    );
 }
 
 pub async fn a_message_is_stored_once_and_unread_once_per_recipient(store: &impl Store) {
@@ -621,6 +653,7 @@ macro_rules! port_contract_tests {
             a_retried_create_returns_the_first_conversation,
             a_pair_has_one_direct_conversation,
             a_message_has_the_status_every_recipient_reached,
+            an_idempotency_key_is_claimed_once_per_sender,
             members_change_only_from_what_was_read_and_titles_change,
             a_message_is_stored_once_and_unread_once_per_recipient,
             the_last_message_never_moves_back,

@@ -48,6 +48,7 @@ struct State {
     requests: HashMap<(String, String), ConversationId>,
     presence: HashMap<String, Announced>,
     direct: HashMap<String, ConversationId>,
+    send_claims: HashMap<(String, String), SendClaim>,
 }
 
 /// Every port at once, over plain collections.
@@ -590,6 +591,15 @@ impl ConversationStore for Memory {
         }
         stored.members = members.to_vec();
         Ok(Some(stored.clone()))
+    }
+    async fn claim_send(&self, claim: &SendClaim) -> Result<Option<SendClaim>, Error> {
+        let mut s = self.state();
+        let k = key(&claim.sender, &claim.key);
+        if let Some(earlier) = s.send_claims.get(&k) {
+            return Ok(Some(earlier.clone()));
+        }
+        s.send_claims.insert(k, claim.clone());
+        Ok(None)
     }
     async fn receipt_statuses(
         &self,

@@ -316,6 +316,17 @@ pub trait ConnectionRegistry: Sync {
 /// 1:1, fewer messages in a group: the newest of the asker's own first).
 pub const MAX_RECEIPT_LOOKUPS: usize = 300;
 
+/// An HTTP send's idempotency key and the message it stands for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SendClaim {
+    pub sender: UserId,
+    pub key: ClientMessageId,
+    pub conversation_id: ConversationId,
+    pub content: String,
+    pub message_id: MessageId,
+    pub sent_at: DateTime<Utc>,
+}
+
 /// A conversation and its members.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Conversation {
@@ -359,6 +370,9 @@ pub trait ConversationStore: Sync {
         current: &Conversation,
         members: &[UserId],
     ) -> impl Future<Output = Result<Option<Conversation>, Error>> + Send;
+    /// Claims an HTTP send's idempotency key for this message, for a day; `Some(earlier)` when
+    /// the key was claimed before (by `claim.sender`), with what it was claimed for.
+    fn claim_send(&self, claim: &SendClaim) -> impl Future<Output = Result<Option<SendClaim>, Error>> + Send;
     /// For each of `messages`, the status all of `recipients` have reached (SENT where any has
     /// no receipt). At most `MAX_RECEIPT_LOOKUPS` message × recipient pairs are asked for.
     fn receipt_statuses(

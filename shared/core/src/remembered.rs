@@ -20,7 +20,7 @@ use crate::Error;
 use crate::limits::{Budget, Limited};
 use crate::ports::{
     AnalyticsStore, Announced, ConnectionDirectory, ConnectionRegistry, Conversation, ConversationStore, Counted,
-    Device, DeviceStore, Identity, PresenceStore,
+    Device, DeviceStore, Identity, PresenceStore, SendClaim,
 };
 
 use crate::bounded::BoundedMap;
@@ -109,6 +109,9 @@ impl<S: ConversationStore + Send> ConversationStore for Remembered<S> {
         // Changed or not, what this memory holds may be stale now.
         self.conversations.forget(&current.id);
         self.inner.set_members(current, members).await
+    }
+    async fn claim_send(&self, claim: &SendClaim) -> Result<Option<SendClaim>, Error> {
+        self.inner.claim_send(claim).await
     }
     async fn receipt_statuses(
         &self,

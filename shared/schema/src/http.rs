@@ -335,6 +335,7 @@ fn reason(status: u16) -> &'static str {
         401 => "Unauthorized",
         403 => "Forbidden",
         404 => "Not Found",
+        409 => "Conflict",
         413 => "Content Too Large",
         429 => "Too Many Requests",
         503 => "Service Unavailable",

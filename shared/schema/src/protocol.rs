@@ -38,6 +38,8 @@ pub enum ErrorCode {
     NotFound,
     /// A member, but not allowed this (removing another member is the creator's).
     Forbidden,
+    /// An idempotency key already used for another request (HTTP: another message).
+    Conflict,
     /// Too many typing indicators from this connection.
     RateLimited,
     /// The connection is not registered (expired or never connected).
@@ -56,6 +58,7 @@ impl ErrorCode {
             Self::Unauthorized => 401,
             Self::NotAMember | Self::Forbidden => 403,
             Self::NotFound | Self::UnknownAction => 404,
+            Self::Conflict => 409,
             // RFC 9110 calls 413 "Content Too Large": the body, or the message in it.
             Self::MessageTooLarge | Self::ContentTooLong => 413,
             Self::RateLimited => 429,

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use aws_sdk_dynamodb::types::{AttributeValue, Delete, Put, ReturnValue, TransactWriteItem, Update};
 use chrono::{DateTime, Utc};
 use relaychat_core::Error;
-use relaychat_core::ports::{Conversation, ConversationStore, MAX_RECEIPT_LOOKUPS};
+use relaychat_core::ports::{Conversation, ConversationStore, MAX_RECEIPT_LOOKUPS, SendClaim};
 use relaychat_schema::protocol::{ConversationSummary, MessageView};
 use relaychat_schema::{ClientMessageId, ConversationId, DeliveryStatus, MessageId, Title, UserId};
 
@@ -238,6 +238,56 @@ impl ConversationStore for DynamoStore {
             members: members.to_vec(),
             ..current.clone()
         }))
+    }
+
+    async fn claim_send(&self, claim: &SendClaim) -> Result<Option<SendClaim>, Error> {
+        const OP: &str = "claim an idempotency key";
+        let key = format!("send#{}#{}", claim.sender, claim.key);
+        let put = self
+            .client
+            .put_item()
+            .table_name(self.tables.conversations())
+            .item("conversationId", s(&key))
+            .item("sentConversationId", s(claim.conversation_id.as_str()))
+            .item("content", s(&claim.content))
+            .item("messageId", s(claim.message_id.to_string()))
+            .item("sentAt", time(claim.sent_at))
+            .item("expiresAt", ttl_after(claim.sent_at, REQUEST_KEY_TTL_SECONDS))
+            .condition_expression("attribute_not_exists(conversationId)")
+            .send()
+            .await;
+        match put {
+            Ok(_) => return Ok(None),
+            Err(e) if super::is_condition_failed(&e) => {}
+            Err(e) => return Err(classify(OP, e)),
+        }
+        let out = self
+            .client
+            .get_item()
+            .table_name(self.tables.conversations())
+            .key("conversationId", s(&key))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| classify(OP, e))?;
+        let earlier = out.item().and_then(|i| {
+            super::readable("idempotency key", i, |i| {
+                Some(SendClaim {
+                    sender: claim.sender.clone(),
+                    key: claim.key.clone(),
+                    conversation_id: ConversationId::parse(get_s(i, "sentConversationId")?).ok()?,
+                    content: get_s(i, "content")?.to_owned(),
+                    message_id: get_s(i, "messageId")?.parse().ok()?,
+                    sent_at: DateTime::parse_from_rfc3339(get_s(i, "sentAt")?)
+                        .ok()?
+                        .with_timezone(&Utc),
+                })
+            })
+        });
+        // Gone between the two calls (expired): the key is free again, but not claimed by this try.
+        earlier
+            .map(Some)
+            .ok_or_else(|| Error::unavailable(OP, "the key expired while being read; try again"))
     }
 
     async fn receipt_statuses(
