@@ -42,6 +42,10 @@ async fn dev() -> Result<(), Box<dyn std::error::Error>> {
     println!("  web page     http://{}/", running.http);
     println!("  websocket    ws://{}/local?token=JWT", running.ws);
     println!("  dev token    http://{}/dev/token?user=alice&name=Alice", running.http);
+    println!(
+        "  HTTP API     http://{}/api  (Authorization: Bearer <dev token>; docs/openapi.yaml)",
+        running.http
+    );
     println!("  status/lag   http://{}/dev/status", running.http);
     println!("  kafka        {}", running.brokers);
     println!("  dynamodb     {}", running.dynamodb_endpoint);
