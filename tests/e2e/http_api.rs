@@ -137,6 +137,21 @@ impl Api {
         answer
     }
 
+    /// `POST /conversations/{id}/messages` with an idempotency key.
+    async fn send_with_key(&self, token: &str, conversation: &str, key: &str, content: &str) -> Answer {
+        let body = Some(json!({ "content": content }).to_string());
+        let headers = [("idempotency-key", key)];
+        self.call(
+            Some(token),
+            Method::POST,
+            (MESSAGES, &[conversation]),
+            "",
+            &headers,
+            body,
+        )
+        .await
+    }
+
     /// The answer is one the document describes for this operation.
     fn check(&self, method: &Method, template: &str, answer: &Answer) {
         let what = format!("{method} {template} -> {}", answer.status.as_u16());
@@ -226,16 +241,7 @@ async fn members_create_send_read_and_page_over_http_as_over_the_socket() {
     let conversation = created.body["conversationId"].as_str().expect("an id").to_owned();
 
     // Sent over HTTP: 202 with the ack, and bob's socket gets the message live.
-    let sent = api
-        .call(
-            Some(&alice),
-            Method::POST,
-            (MESSAGES, &[&conversation]),
-            "",
-            &[("idempotency-key", "h-1")],
-            Some(json!({"content": "hello over http"}).to_string()),
-        )
-        .await;
+    let sent = api.send_with_key(&alice, &conversation, "h-1", "hello over http").await;
     assert_eq!(sent.status, StatusCode::ACCEPTED, "{}", sent.text);
     assert_eq!(
         (sent.body["status"].as_str(), sent.body["clientMessageId"].as_str()),
@@ -243,30 +249,12 @@ async fn members_create_send_read_and_page_over_http_as_over_the_socket() {
     );
     let message_id = sent.body["messageId"].as_str().expect("an id").to_owned();
     // A retry with the key is the same message; the key used for another one is a conflict.
-    let retried = api
-        .call(
-            Some(&alice),
-            Method::POST,
-            (MESSAGES, &[&conversation]),
-            "",
-            &[("idempotency-key", "h-1")],
-            Some(json!({"content": "hello over http"}).to_string()),
-        )
-        .await;
+    let retried = api.send_with_key(&alice, &conversation, "h-1", "hello over http").await;
     assert_eq!(
         (retried.status, retried.body["messageId"].as_str()),
         (StatusCode::ACCEPTED, Some(message_id.as_str()))
     );
-    let conflict = api
-        .call(
-            Some(&alice),
-            Method::POST,
-            (MESSAGES, &[&conversation]),
-            "",
-            &[("idempotency-key", "h-1")],
-            Some(json!({"content": "something else"}).to_string()),
-        )
-        .await;
+    let conflict = api.send_with_key(&alice, &conversation, "h-1", "something else").await;
     assert_eq!(
         (conflict.status, conflict.body["code"].as_str()),
         (StatusCode::CONFLICT, Some("conflict"))
