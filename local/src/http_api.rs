@@ -23,7 +23,7 @@ use base64::Engine as _;
 use chrono::Utc;
 use lambda_http::request::LambdaRequest;
 use percent_encoding::percent_decode_str;
-use relaychat_schema::http::match_path;
+use relaychat_schema::http::match_route;
 use serde_json::{Value, json};
 use tracing::{error, info};
 
@@ -83,11 +83,7 @@ impl HttpGateway {
     /// The route whose key matches the request, with its decoded path parameters.
     fn route(&self, method: &Method, path: &str) -> Option<Matched<'_>> {
         self.routes.iter().find_map(|(key, route)| {
-            let (route_method, template) = key.split_once(' ')?;
-            if route_method != "ANY" && !route_method.eq_ignore_ascii_case(method.as_str()) {
-                return None;
-            }
-            let params = match_path(template, path)?
+            let params = match_route(key, method.as_str(), path)?
                 .into_iter()
                 .map(|(name, value)| {
                     (

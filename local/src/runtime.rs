@@ -18,10 +18,7 @@ use tokio::task::JoinHandle;
 use tracing::{error, info};
 
 use crate::esm::{Esm, MappingStats, Stats};
-use crate::functions::{
-    SharedHttpFunction, SharedKafkaFunction, SharedWebSocketFunction, authorizer_function, http_function,
-    kafka_function, websocket_function,
-};
+use crate::functions::{SharedKafkaFunction, authorizer_function, http_function, kafka_function, websocket_function};
 use crate::gateway::{DEFAULT_IDLE_TIMEOUT, Gateway, Route};
 use crate::http_api::{HttpGateway, HttpRoute};
 use crate::infra::{Infra, InfraConfig, create_tables, create_topics, port_or_free};
@@ -211,22 +208,14 @@ pub async fn start(config: LocalConfig) -> Result<Running, RuntimeError> {
 
     // The WebSocket API.
     let connections = Connections::default();
-    let mut routes = BTreeMap::new();
-    let mut built: BTreeMap<String, SharedWebSocketFunction> = BTreeMap::new();
-    for (route, function) in &template.websocket.routes {
-        let f = match built.get(function) {
-            Some(f) => f.clone(),
-            None => {
-                let f = websocket_function(function, &deps)
-                    .await?
-                    .ok_or_else(|| RuntimeError::UnknownFunction(function.clone()))?;
-                built.insert(function.clone(), f.clone());
-                f
-            }
-        };
-        let timeout = Duration::from_secs(template.timeouts.get(function).copied().unwrap_or(3));
-        routes.insert(route.clone(), Route { function: f, timeout });
-    }
+    let routes = route_functions(&template.websocket.routes, &template.timeouts, |name| {
+        let deps = &deps;
+        async move { websocket_function(&name, deps).await }
+    })
+    .await?
+    .into_iter()
+    .map(|(route, (function, timeout))| (route, Route { function, timeout }))
+    .collect();
     let gateway = Gateway {
         stage: config.stage.clone(),
         api_id: "local".into(),
@@ -244,22 +233,14 @@ pub async fn start(config: LocalConfig) -> Result<Running, RuntimeError> {
         stats: stats.clone(),
     };
     // The HTTP API, under /api on the same port.
-    let mut http_routes = BTreeMap::new();
-    let mut http_built: BTreeMap<String, SharedHttpFunction> = BTreeMap::new();
-    for (key, function) in &template.http.routes {
-        let f = match http_built.get(function) {
-            Some(f) => f.clone(),
-            None => {
-                let f = http_function(function, &deps)
-                    .await?
-                    .ok_or_else(|| RuntimeError::UnknownFunction(function.clone()))?;
-                http_built.insert(function.clone(), f.clone());
-                f
-            }
-        };
-        let timeout = Duration::from_secs(template.timeouts.get(function).copied().unwrap_or(3));
-        http_routes.insert(key.clone(), HttpRoute { function: f, timeout });
-    }
+    let http_routes = route_functions(&template.http.routes, &template.timeouts, |name| {
+        let deps = &deps;
+        async move { http_function(&name, deps).await }
+    })
+    .await?
+    .into_iter()
+    .map(|(key, (function, timeout))| (key, HttpRoute { function, timeout }))
+    .collect();
     let authorizer = match &template.http.authorizer {
         Some(name) => Some(
             authorizer_function(name, &deps)
@@ -290,6 +271,35 @@ pub async fn start(config: LocalConfig) -> Result<Running, RuntimeError> {
         publisher,
         infra,
     })
+}
+
+/// Each route's function (built once, however many routes it serves) with its template `Timeout`
+/// (3 s, Lambda's default, when the template sets none).
+async fn route_functions<F: Clone, Built>(
+    routes: &BTreeMap<String, String>,
+    timeouts: &BTreeMap<String, u64>,
+    build: impl Fn(String) -> Built,
+) -> Result<BTreeMap<String, (F, Duration)>, RuntimeError>
+where
+    Built: Future<Output = Result<Option<F>, relaychat_adapters::ConfigError>>,
+{
+    let mut built: BTreeMap<&String, F> = BTreeMap::new();
+    let mut out = BTreeMap::new();
+    for (route, function) in routes {
+        let f = match built.get(function) {
+            Some(f) => f.clone(),
+            None => {
+                let f = build(function.clone())
+                    .await?
+                    .ok_or_else(|| RuntimeError::UnknownFunction(function.clone()))?;
+                built.insert(function, f.clone());
+                f
+            }
+        };
+        let timeout = Duration::from_secs(timeouts.get(function).copied().unwrap_or(3));
+        out.insert(route.clone(), (f, timeout));
+    }
+    Ok(out)
 }
 
 async fn serve(port: u16, router: axum::Router) -> Result<(SocketAddr, JoinHandle<()>), RuntimeError> {

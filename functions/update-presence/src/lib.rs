@@ -7,12 +7,12 @@ use std::time::Duration;
 use relaychat_adapters::connections_api::ConnectionsApi;
 use relaychat_adapters::dynamo::DynamoStore;
 use relaychat_adapters::kafka::KafkaDeadLetters;
-use relaychat_adapters::{ConfigError, Deps, optional};
+use relaychat_adapters::{ConfigError, Deps, optional_millis};
 use relaychat_core::Error;
 use relaychat_core::batch::{EachEvent, run_batch};
 use relaychat_core::function::KafkaFunction;
 use relaychat_core::ports::{ConnectionDirectory, ConversationStore, DeadLetters, FramePoster, PresenceStore};
-use relaychat_core::presence::{PresencePorts, grace_from, settle};
+use relaychat_core::presence::{DEFAULT_GRACE, PresencePorts, settle};
 use relaychat_schema::{KafkaBatchResponse, MskEvent, PresenceChange};
 
 /// The function's name: its consumer group, and its dead-letter topic `update-presence-dlq`.
@@ -62,10 +62,7 @@ pub type Deployed = UpdatePresence<DynamoStore, ConnectionsApi, KafkaDeadLetters
 
 /// The one place update-presence is wired: Lambda's `main.rs` and the local runtime both build it here.
 pub async fn build(deps: Deps) -> Result<Deployed, ConfigError> {
-    let grace = grace_from(optional("PRESENCE_GRACE_MS").as_deref()).map_err(|reason| ConfigError::Invalid {
-        name: "PRESENCE_GRACE_MS",
-        reason,
-    })?;
+    let grace = optional_millis("PRESENCE_GRACE_MS", DEFAULT_GRACE)?;
     Ok(UpdatePresence {
         poster: deps.connections_api()?,
         dead_letters: deps.dead_letters(NAME),

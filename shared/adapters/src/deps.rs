@@ -3,8 +3,6 @@
 //! its own servers. Each function crate's `build` takes what it needs from here, so a function is
 //! wired in one place whichever runtime runs it.
 
-use std::time::Duration;
-
 use aws_config::SdkConfig;
 use relaychat_core::recent::{self, RecentConnections};
 use relaychat_schema::Topics;
@@ -46,7 +44,7 @@ impl Deps {
     /// remembered): see `relaychat_core::recent` for what that staleness can and cannot cost. A
     /// value that is not a whole number of milliseconds stops the function at start.
     pub fn connection_directory(&self) -> Result<RecentConnections<DynamoStore>, ConfigError> {
-        let ttl = connection_cache_ttl(crate::optional("CONNECTION_CACHE_MS").as_deref())?;
+        let ttl = crate::optional_millis("CONNECTION_CACHE_MS", recent::DEFAULT_TTL)?;
         Ok(RecentConnections::new(self.store.clone(), ttl))
     }
 
@@ -74,34 +72,5 @@ impl Deps {
     /// FCM, if a service account is configured.
     pub async fn push_service(&self) -> Result<PushService, ConfigError> {
         PushService::from_env(&self.aws).await
-    }
-}
-
-/// `CONNECTION_CACHE_MS`: unset, the default; else a whole number of milliseconds.
-fn connection_cache_ttl(ms: Option<&str>) -> Result<Duration, ConfigError> {
-    match ms {
-        None => Ok(recent::DEFAULT_TTL),
-        Some(ms) => ms
-            .trim()
-            .parse::<u64>()
-            .map(Duration::from_millis)
-            .map_err(|_| ConfigError::Invalid {
-                name: "CONNECTION_CACHE_MS",
-                reason: format!("{ms:?} is not a whole number of milliseconds"),
-            }),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_connection_cache_is_read_in_milliseconds_or_refused() {
-        assert_eq!(connection_cache_ttl(None).unwrap(), recent::DEFAULT_TTL);
-        assert_eq!(connection_cache_ttl(Some("0")).unwrap(), Duration::ZERO);
-        assert_eq!(connection_cache_ttl(Some(" 250 ")).unwrap(), Duration::from_millis(250));
-        let refused = connection_cache_ttl(Some("1s")).unwrap_err();
-        assert!(refused.to_string().contains("CONNECTION_CACHE_MS"), "{refused}");
     }
 }

@@ -8,7 +8,7 @@ mod deps;
 pub use deps::Deps;
 pub mod dynamo;
 mod error;
-pub use error::{optional, required};
+pub use error::{optional, optional_millis, required};
 pub mod fcm;
 pub mod kafka;
 pub mod lambda;

@@ -170,18 +170,6 @@ pub fn connection_changed<P: Publisher>(
     }
 }
 
-/// The grace from `PRESENCE_GRACE_MS`-style text (milliseconds), else the default.
-pub fn grace_from(ms: Option<&str>) -> Result<Duration, String> {
-    match ms {
-        None => Ok(DEFAULT_GRACE),
-        Some(text) => text
-            .trim()
-            .parse::<u64>()
-            .map(Duration::from_millis)
-            .map_err(|_| format!("{text:?} is not a whole number of milliseconds")),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -311,12 +299,5 @@ mod tests {
                 .unwrap()
                 .is_empty()
         );
-    }
-
-    #[test]
-    fn the_grace_is_read_in_milliseconds_or_refused() {
-        assert_eq!(grace_from(None), Ok(DEFAULT_GRACE));
-        assert_eq!(grace_from(Some("500")), Ok(Duration::from_millis(500)));
-        assert!(grace_from(Some("3s")).is_err());
     }
 }

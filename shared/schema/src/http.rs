@@ -129,28 +129,21 @@ impl Route {
     pub fn find(key: &str) -> Option<&'static Route> {
         ROUTES.iter().find(|r| r.key == key)
     }
+}
 
-    pub fn method(&self) -> &'static str {
-        self.key.split_once(' ').map_or("", |(m, _)| m)
+/// The path parameters of a request (`method`, `path`) if it is the route `key`'s
+/// (`GET /conversations/{conversationId}`; a method of `ANY` takes every method).
+pub fn match_route<'k, 'p>(key: &'k str, method: &str, path: &'p str) -> Option<Vec<(&'k str, &'p str)>> {
+    let (route_method, template) = key.split_once(' ')?;
+    if route_method != "ANY" && !route_method.eq_ignore_ascii_case(method) {
+        return None;
     }
-
-    /// The path template, `/conversations/{conversationId}/messages`.
-    pub fn path(&self) -> &'static str {
-        self.key.split_once(' ').map_or("", |(_, p)| p)
-    }
-
-    /// The path parameters of `path` (a request's path, decoded), if it is this route's.
-    pub fn matches<'p>(&self, method: &str, path: &'p str) -> Option<Vec<(&'static str, &'p str)>> {
-        if !method.eq_ignore_ascii_case(self.method()) {
-            return None;
-        }
-        match_path(self.path(), path)
-    }
+    match_path(template, path)
 }
 
 /// The parameters of `path` if it has the shape of `template` (`/conversations/{conversationId}`):
 /// the same segments, each `{name}` standing for one non-empty segment.
-pub fn match_path<'t, 'p>(template: &'t str, path: &'p str) -> Option<Vec<(&'t str, &'p str)>> {
+fn match_path<'t, 'p>(template: &'t str, path: &'p str) -> Option<Vec<(&'t str, &'p str)>> {
     let template: Vec<&str> = template.trim_matches('/').split('/').collect();
     let actual: Vec<&str> = path.trim_matches('/').split('/').collect();
     if template.len() != actual.len() {
@@ -353,15 +346,16 @@ mod tests {
 
     #[test]
     fn a_path_matches_its_route_and_yields_its_parameters() {
-        let history = route("GET /conversations/{conversationId}/messages");
+        let history = route("GET /conversations/{conversationId}/messages").key;
         assert_eq!(
-            history.matches("GET", "/conversations/c1/messages"),
+            match_route(history, "GET", "/conversations/c1/messages"),
             Some(vec![("conversationId", "c1")])
         );
-        assert_eq!(history.matches("POST", "/conversations/c1/messages"), None);
-        assert_eq!(history.matches("GET", "/conversations//messages"), None);
-        assert_eq!(history.matches("GET", "/conversations/c1"), None);
-        assert_eq!(route("GET /unread").matches("get", "/unread/"), Some(vec![]));
+        assert_eq!(match_route(history, "POST", "/conversations/c1/messages"), None);
+        assert_eq!(match_route(history, "GET", "/conversations//messages"), None);
+        assert_eq!(match_route(history, "GET", "/conversations/c1"), None);
+        assert_eq!(match_route(route("GET /unread").key, "get", "/unread/"), Some(vec![]));
+        assert_eq!(match_route("ANY /unread", "DELETE", "/unread"), Some(vec![]));
     }
 
     #[test]
