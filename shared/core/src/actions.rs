@@ -8,8 +8,8 @@ use relaychat_schema::protocol::{
     UnreadCount, fitting,
 };
 use relaychat_schema::{
-    AnalyticsEvent, AnalyticsKind, ChatMessage, ConnectionId, ConversationId, DeliveryStatus, MessageId,
-    MessageStatusUpdate, SCHEMA_VERSION, Topics, TypingIndicator, UserId,
+    AnalyticsEvent, AnalyticsKind, ChatMessage, ClientMessageId, ConnectionId, ConversationId, DeliveryStatus,
+    MessageContent, MessageId, MessageStatusUpdate, SCHEMA_VERSION, Topics, TypingIndicator, UserId,
 };
 use tracing::{error, warn};
 
@@ -151,35 +151,10 @@ where
             within_budget(store, sender, Limited::SendMessage, now)
                 .await
                 .map_err(|r| r.with_client_message_id(client_message_id.clone()))?;
-            let (message_id, sent_at) = match (&sender.origin, &client_message_id) {
-                // Over HTTP the key makes a retried request the same message.
-                (Origin::Http, Some(key)) => {
-                    let claim = SendClaim {
-                        sender: user.clone(),
-                        key: key.clone(),
-                        conversation_id: conversation_id.clone(),
-                        content: content.to_string(),
-                        message_id: MessageId::new(),
-                        sent_at: now,
-                    };
-                    match store.claim_send(&claim).await.map_err(|e| refusal_for(&e))? {
-                        None => (claim.message_id, claim.sent_at),
-                        Some(earlier)
-                            if earlier.conversation_id == claim.conversation_id && earlier.content == claim.content =>
-                        {
-                            (earlier.message_id, earlier.sent_at)
-                        }
-                        Some(_) => {
-                            return Err(Refusal::new(
-                                ErrorCode::Conflict,
-                                "this idempotency key was used for another message",
-                            )
-                            .with_client_message_id(client_message_id.clone()));
-                        }
-                    }
-                }
-                _ => (MessageId::new(), now),
-            };
+            let (message_id, sent_at) =
+                message_identity(store, sender, &conversation_id, &content, &client_message_id, now)
+                    .await
+                    .map_err(|r| r.with_client_message_id(client_message_id.clone()))?;
             let message = ChatMessage {
                 schema_version: SCHEMA_VERSION,
                 message_id,
@@ -409,6 +384,39 @@ pub fn conversation_page(
         None
     };
     (page, next)
+}
+
+/// The id and time of a message being sent. Over HTTP its idempotency key makes a retried request
+/// the same message (the key used for another message is a conflict); otherwise a new one.
+async fn message_identity<S: ConversationStore>(
+    store: &S,
+    sender: &Sender,
+    conversation_id: &ConversationId,
+    content: &MessageContent,
+    client_message_id: &Option<ClientMessageId>,
+    now: DateTime<Utc>,
+) -> Result<(MessageId, DateTime<Utc>), Refusal> {
+    let (Origin::Http, Some(key)) = (&sender.origin, client_message_id) else {
+        return Ok((MessageId::new(), now));
+    };
+    let claim = SendClaim {
+        sender: sender.identity.user.clone(),
+        key: key.clone(),
+        conversation_id: conversation_id.clone(),
+        content: content.to_string(),
+        message_id: MessageId::new(),
+        sent_at: now,
+    };
+    match store.claim_send(&claim).await.map_err(|e| refusal_for(&e))? {
+        None => Ok((claim.message_id, claim.sent_at)),
+        Some(earlier) if earlier.conversation_id == claim.conversation_id && earlier.content == claim.content => {
+            Ok((earlier.message_id, earlier.sent_at))
+        }
+        Some(_) => Err(Refusal::new(
+            ErrorCode::Conflict,
+            "this idempotency key was used for another message",
+        )),
+    }
 }
 
 /// Sets the status the other members have reached on the asker's own messages of a history page,
