@@ -4,12 +4,12 @@ use std::time::{Duration, Instant};
 
 use relaychat_core::Error;
 use relaychat_core::batch::EachEvent;
-use relaychat_core::delivery::deliver_message;
-use relaychat_core::persist::persist_message;
+use relaychat_core::delivery::deliver_event;
+use relaychat_core::persist::persist_event;
 use relaychat_core::ports::{ConnectionDirectory, FramePoster, MessageStore, Publisher};
 use relaychat_schema::events::TopicEvent;
 use relaychat_schema::kafka::{EventSource, msk_event_json};
-use relaychat_schema::{ChatMessage, DecodedRecord, RecordId, Topics};
+use relaychat_schema::{ChatEvent, ChatMessage, DecodedRecord, RecordId, Topics};
 
 /// A chat message of about `content_chars` characters of content, in one of `conversations`.
 pub fn chat_message(n: usize, conversations: usize, content_chars: usize) -> ChatMessage {
@@ -73,9 +73,9 @@ pub fn ms(d: Duration) -> f64 {
 pub struct Persist<'a, S>(pub &'a S);
 
 impl<S: MessageStore> EachEvent for Persist<'_, S> {
-    type Event = ChatMessage;
-    async fn handle_event(&self, m: &ChatMessage) -> Result<(), Error> {
-        persist_message(self.0, m).await.map(|_| ())
+    type Event = ChatEvent;
+    async fn handle_event(&self, event: &ChatEvent) -> Result<(), Error> {
+        persist_event(self.0, event).await
     }
 }
 
@@ -83,8 +83,8 @@ impl<S: MessageStore> EachEvent for Persist<'_, S> {
 pub struct Deliver<'a, S>(pub &'a S, pub Topics);
 
 impl<S: ConnectionDirectory + FramePoster + Publisher> EachEvent for Deliver<'_, S> {
-    type Event = ChatMessage;
-    async fn handle_event(&self, m: &ChatMessage) -> Result<(), Error> {
-        deliver_message(self.0, self.0, self.0, &self.1, m).await.map(|_| ())
+    type Event = ChatEvent;
+    async fn handle_event(&self, event: &ChatEvent) -> Result<(), Error> {
+        deliver_event(self.0, self.0, self.0, &self.1, event).await
     }
 }

@@ -865,9 +865,18 @@ Resources:
                     ("MembershipsTable", "PutItem"),
                     ("MembershipsTable", "Query"),
                     ("MessagesTable", "Query"),
+                    ("MessagesTable", "GetItem"),
                     ("DevicesTable", "PutItem"),
                     ("DevicesTable", "GetItem"),
                     ("DevicesTable", "DeleteItem"),
+                ],
+            ),
+            (
+                "HttpApiFunction",
+                &[
+                    ("ConversationsTable", "GetItem"),
+                    ("MessagesTable", "Query"),
+                    ("MessagesTable", "GetItem"),
                 ],
             ),
             (
@@ -899,6 +908,7 @@ Resources:
                 &[
                     ("ReceiptsTable", "PutItem"),
                     ("MessagesTable", "PutItem"),
+                    ("MessagesTable", "UpdateItem"),
                     ("MembershipsTable", "UpdateItem"),
                     ("ConversationsTable", "UpdateItem"),
                 ],

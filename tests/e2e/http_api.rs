@@ -177,12 +177,16 @@ impl Api {
             );
             return;
         };
-        let (media, media_type) = content.iter().next().expect("a media type");
-        assert!(
-            answer.content_type.starts_with(media.as_str()),
-            "{what}: content type {} where the document says {media}",
-            answer.content_type
-        );
+        let Some((_, media_type)) = content
+            .iter()
+            .find(|(media, _)| answer.content_type.starts_with(media.as_str()))
+        else {
+            panic!(
+                "{what}: content type {} where the document says {:?}",
+                answer.content_type,
+                content.keys().collect::<Vec<_>>()
+            );
+        };
         let schema = media_type["schema"]["$ref"]
             .as_str()
             .map(|r| json!({ "$ref": format!("urn:relaychat:openapi{r}") }))
@@ -199,6 +203,7 @@ impl Api {
 const CONVERSATIONS: &str = "/conversations";
 const MESSAGES: &str = "/conversations/{conversationId}/messages";
 const READ: &str = "/conversations/{conversationId}/read";
+const MESSAGE: &str = "/conversations/{conversationId}/messages/{messageId}";
 const UNREAD: &str = "/unread";
 const STATS: &str = "/conversations/{conversationId}/stats";
 
@@ -564,5 +569,137 @@ async fn strangers_bad_tokens_and_bad_input_get_the_protocols_refusals() {
         statuses.contains(&429) && statuses.iter().filter(|s| **s == 202).count() <= 20,
         "at most 10 sends a second (two windows at most), then 429: {statuses:?}"
     );
+    running.stop().await;
+}
+
+/// Polls history as `token` until its newest message satisfies `want`.
+async fn newest_becomes(api: &Api, token: &str, conversation: &str, want: impl Fn(&Value) -> bool) -> Value {
+    let mut last = Value::Null;
+    for _ in 0..150 {
+        last = api
+            .call(
+                Some(token),
+                Method::GET,
+                (MESSAGES, &[conversation]),
+                "?limit=1",
+                &[],
+                None,
+            )
+            .await
+            .body;
+        if want(&last["messages"][0]) {
+            return last["messages"][0].clone();
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("the newest message never became as wanted: {last}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sender_edits_and_deletes_over_http_and_members_see_it_live_and_in_history() {
+    let (running, _topics) = start_runtime().await;
+    let api = Api::new(&running);
+    let (alice, bob_token) = (
+        token(&running, "alice", "Alice").await,
+        token(&running, "bob", "Bob").await,
+    );
+    let mut bob = Client::connect(&running, "bob", "Bob").await;
+    let conversation = bob.create_conversation(&["alice", "carol"]).await;
+    let sent = api.send_with_key(&alice, &conversation, "e-1", "helo").await;
+    let id = sent.body["messageId"].as_str().expect("an id").to_owned();
+    bob.expect("the message", |v| {
+        v["type"] == "message" && v["messageId"] == id.as_str()
+    })
+    .await;
+    newest_becomes(&api, &bob_token, &conversation, |m| m["messageId"] == id.as_str()).await;
+    let edit = |token: &str, text: &str| {
+        let body = Some(json!({ "content": text }).to_string());
+        let (api, token, conversation, id) = (&api, token.to_owned(), conversation.clone(), id.clone());
+        async move {
+            api.call(
+                Some(&token),
+                Method::PATCH,
+                (MESSAGE, &[&conversation, &id]),
+                "",
+                &[],
+                body,
+            )
+            .await
+        }
+    };
+
+    // Refusals: another member, bad text, an unknown message.
+    let not_hers = edit(&bob_token, "hijacked").await;
+    assert_eq!(
+        (not_hers.status, not_hers.body["code"].as_str()),
+        (StatusCode::FORBIDDEN, Some("forbidden"))
+    );
+    let empty = edit(&alice, "  ").await;
+    assert_eq!(empty.body["code"], "empty_content", "{}", empty.text);
+    let unknown = api
+        .call(
+            Some(&alice),
+            Method::DELETE,
+            (MESSAGE, &[&conversation, "01JDQ3ZK6M0000000000000000"]),
+            "",
+            &[],
+            None,
+        )
+        .await;
+    assert_eq!(unknown.status, StatusCode::NOT_FOUND, "{}", unknown.text);
+
+    // alice edits: bob's socket gets the frame, history the text and the time.
+    let edited = edit(&alice, "hello").await;
+    assert_eq!(
+        (edited.status, edited.body["content"].as_str()),
+        (StatusCode::OK, Some("hello"))
+    );
+    let live = bob.expect("the edit", |v| v["type"] == "messageEdited").await;
+    assert_eq!(
+        (
+            live["messageId"].as_str(),
+            live["content"].as_str(),
+            live["senderId"].as_str()
+        ),
+        (Some(id.as_str()), Some("hello"), Some("alice"))
+    );
+    let stored = newest_becomes(&api, &bob_token, &conversation, |m| m["content"] == "hello").await;
+    assert!(stored["editedAt"].is_string(), "{stored}");
+
+    // alice deletes: a tombstone everywhere; deleting again answers the same; editing conflicts.
+    let path = [conversation.as_str(), id.as_str()];
+    let delete = || api.call(Some(&alice), Method::DELETE, (MESSAGE, &path), "", &[], None);
+    let deleted = delete().await;
+    assert_eq!(deleted.status, StatusCode::OK, "{}", deleted.text);
+    let live = bob.expect("the deletion", |v| v["type"] == "messageDeleted").await;
+    assert_eq!(live["messageId"], id.as_str());
+    let tombstone = newest_becomes(&api, &bob_token, &conversation, |m| m["deletedAt"].is_string()).await;
+    assert_eq!(tombstone["content"], "", "{tombstone}");
+    let listed = api
+        .call(Some(&bob_token), Method::GET, (CONVERSATIONS, &[]), "", &[], None)
+        .await;
+    assert_eq!(
+        listed.body["conversations"][0]["lastMessage"]["content"], "",
+        "{}",
+        listed.text
+    );
+    let again = delete().await;
+    assert_eq!(
+        (
+            again.status,
+            again.body["deletedAt"].as_str().map(|t| t[..19].to_owned())
+        ),
+        (
+            StatusCode::OK,
+            deleted.body["deletedAt"].as_str().map(|t| t[..19].to_owned())
+        )
+    );
+    let late = edit(&alice, "too late").await;
+    assert_eq!(
+        (late.status, late.body["code"].as_str()),
+        (StatusCode::CONFLICT, Some("conflict"))
+    );
+
+    bob.close().await;
     running.stop().await;
 }

@@ -4,6 +4,7 @@
 mod chat;
 mod client;
 mod conversations;
+mod edits;
 mod esm;
 mod gateway;
 mod http_api;

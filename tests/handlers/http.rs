@@ -47,6 +47,7 @@ async fn api(
         publisher: publisher(),
         poster: connections_api().await.1,
         topics: topics.clone(),
+        rules: Default::default(),
     }
 }
 

@@ -99,6 +99,7 @@ async fn every_action_sample_gets_its_reply_and_its_record() {
         publisher: publisher(),
         poster: connections_api().await.1,
         topics: topics.clone(),
+        rules: Default::default(),
     };
     let run = |name: &'static str| {
         let function = &function;
@@ -185,6 +186,7 @@ async fn an_unregistered_connection_is_told_to_reconnect() {
         publisher: publisher(),
         poster: connections_api().await.1,
         topics: fresh_topics().await,
+        rules: Default::default(),
     };
     let reply = body(&function.invoke(&ws_sample("ws-message-list-conversations.json")).await).unwrap();
     assert_eq!(reply["code"], "unauthorized");
@@ -202,6 +204,7 @@ async fn when_the_broker_is_down_the_sender_gets_unavailable_and_can_go_on() {
         publisher: KafkaPublisher::new(&settings).unwrap(),
         poster: connections_api().await.1,
         topics,
+        rules: Default::default(),
     };
     let refused = body(&function.invoke(&ws_sample("ws-message-send-message.json")).await).unwrap();
     assert_eq!(

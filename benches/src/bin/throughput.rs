@@ -16,12 +16,14 @@ use relaychat_core::Error;
 use relaychat_core::batch::run_batch;
 use relaychat_core::memory::Memory;
 use relaychat_core::ports::{
-    ConnectionDirectory, DeadLetters, FramePoster, Inserted, MessageStore, PostOutcome, Publisher,
+    ChangeOutcome, ConnectionDirectory, DeadLetters, FramePoster, Inserted, MessageStore, PostOutcome, Publisher,
 };
 use relaychat_schema::MskEvent;
 use relaychat_schema::events::TopicEvent;
 use relaychat_schema::kafka::{EventSource, RawRecord, msk_event};
-use relaychat_schema::{ChatMessage, ConnectionId, ConversationId, DecodedRecord, MessageId, RecordId, Topics, UserId};
+use relaychat_schema::{
+    ChatMessage, ConnectionId, ConversationId, DecodedRecord, MessageChange, MessageId, RecordId, Topics, UserId,
+};
 
 /// The in-memory fakes behind a fixed latency per call, counting the calls.
 struct Delayed {
@@ -45,6 +47,10 @@ impl MessageStore for Delayed {
     async fn set_last_message(&self, m: &ChatMessage) -> Result<(), Error> {
         self.call().await;
         self.mem.set_last_message(m).await
+    }
+    async fn apply_change(&self, change: &MessageChange) -> Result<ChangeOutcome, Error> {
+        self.call().await;
+        self.mem.apply_change(change).await
     }
     async fn messages_between(
         &self,

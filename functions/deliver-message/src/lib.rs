@@ -1,6 +1,7 @@
 //! deliver-message: `chat-messages` → each recipient's live connections (`@connections`); a
 //! DELIVERED event on `message-status-events` for recipients reached, a `notifications` event for
-//! the others. Stale connections (410 Gone) are removed.
+//! the others; edits and deletions as frames to every member. Stale connections (410 Gone) are
+//! removed.
 
 use relaychat_adapters::connections_api::ConnectionsApi;
 use relaychat_adapters::dynamo::DynamoStore;
@@ -9,12 +10,12 @@ use relaychat_adapters::kafka::KafkaPublisher;
 use relaychat_adapters::{ConfigError, Deps};
 use relaychat_core::Error;
 use relaychat_core::batch::{EachEvent, run_batch};
-use relaychat_core::delivery::deliver_message;
+use relaychat_core::delivery::deliver_event;
 use relaychat_core::function::KafkaFunction;
 use relaychat_core::ports::{ConnectionDirectory, DeadLetters, FramePoster, Publisher};
 use relaychat_core::recent::RecentConnections;
 use relaychat_schema::MskEvent;
-use relaychat_schema::{ChatMessage, KafkaBatchResponse, Topics};
+use relaychat_schema::{ChatEvent, KafkaBatchResponse, Topics};
 
 /// The function's name: its consumer group, and its dead-letter topic `deliver-message-dlq`.
 pub const NAME: &str = "deliver-message";
@@ -46,12 +47,10 @@ where
     P: Publisher,
     D: DeadLetters,
 {
-    type Event = ChatMessage;
+    type Event = ChatEvent;
 
-    async fn handle_event(&self, message: &ChatMessage) -> Result<(), Error> {
-        deliver_message(&self.directory, &self.poster, &self.publisher, &self.topics, message)
-            .await
-            .map(|_| ())
+    async fn handle_event(&self, event: &ChatEvent) -> Result<(), Error> {
+        deliver_event(&self.directory, &self.poster, &self.publisher, &self.topics, event).await
     }
 }
 

@@ -10,7 +10,7 @@ use relaychat_adapters::dynamo::DynamoStore;
 use relaychat_adapters::kafka::KafkaPublisher;
 use relaychat_adapters::lambda::HttpFunction;
 use relaychat_adapters::{ConfigError, Deps};
-use relaychat_core::actions::{Sender, perform};
+use relaychat_core::actions::{Rules, Sender, perform};
 use relaychat_core::announce::{announce_reply, change_of};
 use relaychat_core::ports::{
     AnalyticsStore, ConnectionDirectory, ConnectionRegistry, ConversationStore, DeviceStore, FramePoster, Identity,
@@ -39,6 +39,7 @@ pub struct HttpApi<S, P, F> {
     /// `@connections` of the WebSocket API: a new conversation is announced to its members.
     pub poster: F,
     pub topics: Topics,
+    pub rules: Rules,
 }
 
 impl<S, P, F> HttpApi<S, P, F>
@@ -96,9 +97,17 @@ where
         let span = info_span!("request", route = route.key, user = %identity.user);
         let sender = Sender::http(identity);
         let change = change_of(&command, &sender.identity.user);
-        let reply = perform(&self.store, &self.publisher, &self.topics, &sender, command, Utc::now())
-            .instrument(span)
-            .await?;
+        let reply = perform(
+            &self.store,
+            &self.publisher,
+            &self.topics,
+            &self.rules,
+            &sender,
+            command,
+            Utc::now(),
+        )
+        .instrument(span)
+        .await?;
         let by = &sender.identity.user;
         announce_reply(&self.store, &self.poster, change, reply.as_ref(), by, None).await;
         Ok(HttpResponse::answer(route, reply.as_ref()))
@@ -154,6 +163,7 @@ pub type Deployed = HttpApi<Remembered<DynamoStore>, KafkaPublisher, Connections
 pub async fn build(deps: Deps) -> Result<Deployed, ConfigError> {
     Ok(HttpApi {
         poster: deps.connections_api()?,
+        rules: deps.rules()?,
         store: Remembered::new(deps.store),
         publisher: deps.publisher,
         topics: deps.topics,

@@ -1,5 +1,6 @@
 //! persist-message: `chat-messages` → DynamoDB (the message, the conversation's last message and
-//! the recipients' unread counts), exactly once per message however often it is delivered.
+//! the recipients' unread counts; edits and deletions), exactly once per message however often
+//! it is delivered.
 
 use relaychat_adapters::dynamo::DynamoStore;
 use relaychat_adapters::kafka::KafkaDeadLetters;
@@ -7,10 +8,10 @@ use relaychat_adapters::{ConfigError, Deps};
 use relaychat_core::Error;
 use relaychat_core::batch::{EachEvent, run_batch};
 use relaychat_core::function::KafkaFunction;
-use relaychat_core::persist::persist_message;
+use relaychat_core::persist::persist_event;
 use relaychat_core::ports::{DeadLetters, MessageStore};
 use relaychat_schema::MskEvent;
-use relaychat_schema::{ChatMessage, KafkaBatchResponse};
+use relaychat_schema::{ChatEvent, KafkaBatchResponse};
 
 /// The function's name: its consumer group, and its dead-letter topic `persist-message-dlq`.
 pub const NAME: &str = "persist-message";
@@ -31,10 +32,10 @@ impl<S: MessageStore, D: DeadLetters> PersistMessage<S, D> {
 }
 
 impl<S: MessageStore, D: DeadLetters> EachEvent for PersistMessage<S, D> {
-    type Event = ChatMessage;
+    type Event = ChatEvent;
 
-    async fn handle_event(&self, message: &ChatMessage) -> Result<(), Error> {
-        persist_message(&self.store, message).await.map(|_| ())
+    async fn handle_event(&self, event: &ChatEvent) -> Result<(), Error> {
+        persist_event(&self.store, event).await
     }
 }
 

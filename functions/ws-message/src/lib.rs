@@ -8,7 +8,7 @@ use relaychat_adapters::connections_api::ConnectionsApi;
 use relaychat_adapters::dynamo::DynamoStore;
 use relaychat_adapters::kafka::KafkaPublisher;
 use relaychat_adapters::{ConfigError, Deps};
-use relaychat_core::actions::{Sender, perform, refusal_for};
+use relaychat_core::actions::{Rules, Sender, perform, refusal_for};
 use relaychat_core::announce::{announce_reply, change_of};
 use relaychat_core::function::WebSocketFunction;
 use relaychat_core::ports::{
@@ -33,6 +33,7 @@ pub struct WsMessage<S, P, F> {
     /// `@connections`: a new conversation is announced to its members.
     pub poster: F,
     pub topics: Topics,
+    pub rules: Rules,
 }
 
 impl<S, P, F> WsMessage<S, P, F>
@@ -73,9 +74,17 @@ where
         let span = info_span!("action", action = command.action(), user = %identity.user, %connection);
         let sender = Sender::socket(connection.clone(), identity);
         let change = change_of(&command, &sender.identity.user);
-        let result = perform(&self.store, &self.publisher, &self.topics, &sender, command, Utc::now())
-            .instrument(span)
-            .await;
+        let result = perform(
+            &self.store,
+            &self.publisher,
+            &self.topics,
+            &self.rules,
+            &sender,
+            command,
+            Utc::now(),
+        )
+        .instrument(span)
+        .await;
         let by = &sender.identity.user;
         announce_reply(
             &self.store,
@@ -101,6 +110,7 @@ pub type Deployed = WsMessage<Remembered<DynamoStore>, KafkaPublisher, Connectio
 pub async fn build(deps: Deps) -> Result<Deployed, ConfigError> {
     Ok(WsMessage {
         poster: deps.connections_api()?,
+        rules: deps.rules()?,
         store: Remembered::new(deps.store),
         publisher: deps.publisher,
         topics: deps.topics,

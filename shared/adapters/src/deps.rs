@@ -4,6 +4,7 @@
 //! wired in one place whichever runtime runs it.
 
 use aws_config::SdkConfig;
+use relaychat_core::actions::{DEFAULT_EDIT_WINDOW, Rules};
 use relaychat_core::recent::{self, RecentConnections};
 use relaychat_schema::Topics;
 
@@ -46,6 +47,17 @@ impl Deps {
     pub fn connection_directory(&self) -> Result<RecentConnections<DynamoStore>, ConfigError> {
         let ttl = crate::optional_millis("CONNECTION_CACHE_MS", recent::DEFAULT_TTL)?;
         Ok(RecentConnections::new(self.store.clone(), ttl))
+    }
+
+    /// The actions' rules: how long a sender may edit a message (`EDIT_WINDOW_MS`, default 15
+    /// minutes). A value that is not a whole number of milliseconds stops the function at start.
+    pub fn rules(&self) -> Result<Rules, ConfigError> {
+        let window = crate::optional_millis("EDIT_WINDOW_MS", DEFAULT_EDIT_WINDOW)?;
+        let edit_window = chrono::Duration::from_std(window).map_err(|_| ConfigError::Invalid {
+            name: "EDIT_WINDOW_MS",
+            reason: "too long".into(),
+        })?;
+        Ok(Rules { edit_window })
     }
 
     /// The `@connections` API of the WebSocket stage.

@@ -8,8 +8,8 @@ use relaychat_schema::protocol::{
     UnreadCount, fitting,
 };
 use relaychat_schema::{
-    AnalyticsEvent, AnalyticsKind, ChatMessage, ClientMessageId, ConnectionId, ConversationId, DeliveryStatus,
-    MessageContent, MessageId, MessageStatusUpdate, SCHEMA_VERSION, Topics, TypingIndicator, UserId,
+    AnalyticsEvent, AnalyticsKind, Change, ChatMessage, ClientMessageId, ConnectionId, ConversationId, DeliveryStatus,
+    MessageChange, MessageContent, MessageId, MessageStatusUpdate, SCHEMA_VERSION, Topics, TypingIndicator, UserId,
 };
 use tracing::{error, warn};
 
@@ -60,6 +60,24 @@ impl Sender {
     }
 }
 
+/// What a deployment may set about the actions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rules {
+    /// How long after sending a message its sender may edit it (`EDIT_WINDOW_MS`).
+    pub edit_window: chrono::Duration,
+}
+
+/// The edit window when none is set: 15 minutes, as the common messengers allow.
+pub const DEFAULT_EDIT_WINDOW: std::time::Duration = std::time::Duration::from_secs(15 * 60);
+
+impl Default for Rules {
+    fn default() -> Self {
+        Self {
+            edit_window: chrono::Duration::from_std(DEFAULT_EDIT_WINDOW).unwrap_or_default(),
+        }
+    }
+}
+
 /// How a failed dependency looks to the client: retryable → `unavailable`, anything else →
 /// `internal` (logged with its chain).
 pub fn refusal_for(e: &Error) -> Refusal {
@@ -77,6 +95,7 @@ pub async fn perform<S, P>(
     store: &S,
     publisher: &P,
     topics: &Topics,
+    rules: &Rules,
     sender: &Sender,
     command: Command,
     now: DateTime<Utc>,
@@ -177,6 +196,82 @@ where
                 conversation_id: message.conversation_id,
                 status: DeliveryStatus::Sent,
                 sent_at: message.sent_at,
+            }))
+        }
+        Command::EditMessage {
+            conversation_id,
+            message_id,
+            content,
+        } => {
+            let conversation = member_of(store, sender, &conversation_id).await?;
+            within_budget(store, sender, Limited::SendMessage, now).await?;
+            let stored = own_message(store, sender, &conversation_id, message_id).await?;
+            if stored.deleted_at.is_some() {
+                return Err(Refusal::new(ErrorCode::Conflict, "the message was deleted"));
+            }
+            if now - stored.sent_at > rules.edit_window {
+                return Err(Refusal::new(
+                    ErrorCode::Forbidden,
+                    format!(
+                        "a message can be edited for {} minutes after it was sent",
+                        rules.edit_window.num_minutes()
+                    ),
+                ));
+            }
+            let change = MessageChange {
+                schema_version: SCHEMA_VERSION,
+                message_id,
+                conversation_id,
+                sender_id: user.clone(),
+                change: Change::Edited {
+                    content: content.clone(),
+                },
+                changed_at: now,
+                recipients: conversation.members,
+            };
+            publisher
+                .publish_event(topics, &change)
+                .await
+                .map_err(|e| refusal_for(&e))?;
+            Ok(Some(Reply::MessageEdited {
+                conversation_id: change.conversation_id,
+                message_id,
+                content,
+                edited_at: now,
+            }))
+        }
+        Command::DeleteMessage {
+            conversation_id,
+            message_id,
+        } => {
+            let conversation = member_of(store, sender, &conversation_id).await?;
+            within_budget(store, sender, Limited::SendMessage, now).await?;
+            let stored = own_message(store, sender, &conversation_id, message_id).await?;
+            // Deleting again changes nothing: the first deletion stands.
+            if let Some(deleted_at) = stored.deleted_at {
+                return Ok(Some(Reply::MessageDeleted {
+                    conversation_id,
+                    message_id,
+                    deleted_at,
+                }));
+            }
+            let change = MessageChange {
+                schema_version: SCHEMA_VERSION,
+                message_id,
+                conversation_id,
+                sender_id: user.clone(),
+                change: Change::Deleted,
+                changed_at: now,
+                recipients: conversation.members,
+            };
+            publisher
+                .publish_event(topics, &change)
+                .await
+                .map_err(|e| refusal_for(&e))?;
+            Ok(Some(Reply::MessageDeleted {
+                conversation_id: change.conversation_id,
+                message_id,
+                deleted_at: now,
             }))
         }
         Command::Typing {
@@ -510,6 +605,27 @@ async fn change_members<S: ConversationStore>(
     ))
 }
 
+/// A stored message of the conversation that the sender sent: the only messages they may change.
+async fn own_message<S: ConversationStore>(
+    store: &S,
+    sender: &Sender,
+    conversation: &ConversationId,
+    id: MessageId,
+) -> Result<MessageView, Refusal> {
+    let message = store
+        .message(conversation, id)
+        .await
+        .map_err(|e| refusal_for(&e))?
+        .ok_or_else(|| Refusal::new(ErrorCode::NotFound, format!("no message {id} in {conversation}")))?;
+    if message.sender_id != sender.identity.user {
+        return Err(Refusal::new(
+            ErrorCode::Forbidden,
+            "only its sender may change a message",
+        ));
+    }
+    Ok(message)
+}
+
 /// Takes one unit of the connection's budget for `action`, or refuses with `rate_limited`.
 async fn within_budget<S: ConnectionRegistry>(
     store: &S,
@@ -576,6 +692,7 @@ mod tests {
     use super::*;
     use crate::memory::{Memory, user};
     use relaychat_schema::DisplayName;
+    use relaychat_schema::events::TopicEvent;
 
     fn sender(name: &str) -> Sender {
         Sender::socket(
@@ -592,7 +709,16 @@ mod tests {
     async fn run(mem: &Memory, who: &str, body: &str) -> Result<Option<Reply>, Refusal> {
         let sender = sender(who);
         connected(mem, &sender).await;
-        perform(mem, mem, &Topics::default(), &sender, Command::parse(body)?, Utc::now()).await
+        perform(
+            mem,
+            mem,
+            &Topics::default(),
+            &Rules::default(),
+            &sender,
+            Command::parse(body)?,
+            Utc::now(),
+        )
+        .await
     }
 
     /// Registers the sender's connection, as `$connect` does.
@@ -745,7 +871,18 @@ mod tests {
             let mem = &mem;
             let body = body.to_owned();
             let who = who.to_owned();
-            async move { perform(mem, mem, &Topics::default(), &sender(&who), Command::parse(&body)?, now).await }
+            async move {
+                perform(
+                    mem,
+                    mem,
+                    &Topics::default(),
+                    &Rules::default(),
+                    &sender(&who),
+                    Command::parse(&body)?,
+                    now,
+                )
+                .await
+            }
         };
         for who in ["alice", "bob"] {
             let s = sender(who);
@@ -803,6 +940,81 @@ mod tests {
             run(&mem, "bob", create).await,
             Ok(Some(Reply::Conversation { .. }))
         ));
+    }
+
+    #[tokio::test]
+    async fn only_the_sender_edits_within_the_window_and_deletes_once() {
+        // GIVEN alice's stored message in her conversation with bob
+        let mem = Memory::default();
+        let conv = create(&mem).await;
+        let m = crate::memory::sample_message(conv.as_str(), "alice", &["alice", "bob"]);
+        crate::persist::persist_message(&mem, &m).await.unwrap();
+        let id = m.message_id;
+        let edit =
+            format!(r#"{{"action":"editMessage","conversationId":"{conv}","messageId":"{id}","content":"fixed"}}"#);
+        let delete = format!(r#"{{"action":"deleteMessage","conversationId":"{conv}","messageId":"{id}"}}"#);
+        // WHEN bob, an outsider, or anyone about an unknown message tries: THEN each is refused
+        assert_eq!(run(&mem, "bob", &edit).await.unwrap_err().code, ErrorCode::Forbidden);
+        assert_eq!(run(&mem, "bob", &delete).await.unwrap_err().code, ErrorCode::Forbidden);
+        assert_eq!(
+            run(&mem, "mallory", &edit).await.unwrap_err().code,
+            ErrorCode::NotAMember
+        );
+        let unknown = edit.replace(&id.to_string(), &MessageId::new().to_string());
+        assert_eq!(
+            run(&mem, "alice", &unknown).await.unwrap_err().code,
+            ErrorCode::NotFound
+        );
+        // AND past the window even alice is refused
+        let alice = sender("alice");
+        let narrow = Rules {
+            edit_window: chrono::Duration::minutes(1),
+        };
+        let late = m.sent_at + chrono::Duration::minutes(2);
+        let refused = perform(
+            &mem,
+            &mem,
+            &Topics::default(),
+            &narrow,
+            &alice,
+            Command::parse(&edit).unwrap(),
+            late,
+        )
+        .await
+        .unwrap_err();
+        assert_eq!(refused.code, ErrorCode::Forbidden);
+        assert!(
+            mem.published("chat-messages").is_empty(),
+            "nothing refused was published"
+        );
+        // WHEN alice edits in time: THEN the edit goes to chat-messages, keyed by the conversation
+        let Some(Reply::MessageEdited { content, .. }) = run(&mem, "alice", &edit).await.unwrap() else {
+            panic!("an edit reply")
+        };
+        assert_eq!(content.as_str(), "fixed");
+        let published = mem.published("chat-messages");
+        assert_eq!(published.len(), 1);
+        assert_eq!(published[0].0, conv.to_string());
+        assert_eq!(
+            (published[0].1["change"].as_str(), published[0].1["content"].as_str()),
+            (Some("edited"), Some("fixed"))
+        );
+        assert_eq!(published[0].1["recipients"], serde_json::json!(["alice", "bob"]));
+        // WHEN she deletes it (and it is stored), then deletes again and tries an edit
+        let Some(Reply::MessageDeleted { deleted_at, .. }) = run(&mem, "alice", &delete).await.unwrap() else {
+            panic!("a deletion reply")
+        };
+        let stored =
+            relaychat_schema::ChatEvent::from_json(&serde_json::to_vec(&mem.published("chat-messages")[1].1).unwrap())
+                .unwrap();
+        crate::persist::persist_event(&mem, &stored).await.unwrap();
+        let Some(Reply::MessageDeleted { deleted_at: again, .. }) = run(&mem, "alice", &delete).await.unwrap() else {
+            panic!("a deletion reply")
+        };
+        // THEN the second deletion is the first one, published once; an edit of a tombstone conflicts
+        assert_eq!(again.timestamp_millis(), deleted_at.timestamp_millis());
+        assert_eq!(mem.published("chat-messages").len(), 2);
+        assert_eq!(run(&mem, "alice", &edit).await.unwrap_err().code, ErrorCode::Conflict);
     }
 
     #[tokio::test]
@@ -864,6 +1076,7 @@ mod tests {
                 &mem,
                 &mem,
                 &Topics::default(),
+                &Rules::default(),
                 &mallory,
                 Command::parse(&body).unwrap(),
                 Utc::now(),
@@ -1011,17 +1224,25 @@ mod tests {
             other => panic!("{other:?}"),
         };
         let topics = Topics::default();
-        let first = ack(perform(&mem, &mem, &topics, &alice, send("hi"), Utc::now()).await);
-        let again = ack(perform(&mem, &mem, &topics, &alice, send("hi"), Utc::now()).await);
+        let first = ack(perform(&mem, &mem, &topics, &Rules::default(), &alice, send("hi"), Utc::now()).await);
+        let again = ack(perform(&mem, &mem, &topics, &Rules::default(), &alice, send("hi"), Utc::now()).await);
         assert_eq!(first, again, "the retry is the same message");
         let published = mem.published("chat-messages");
         assert!(
             published.iter().all(|p| p.1["messageId"] == first.to_string()),
             "published again, same id"
         );
-        let refused = perform(&mem, &mem, &topics, &alice, send("something else"), Utc::now())
-            .await
-            .unwrap_err();
+        let refused = perform(
+            &mem,
+            &mem,
+            &topics,
+            &Rules::default(),
+            &alice,
+            send("something else"),
+            Utc::now(),
+        )
+        .await
+        .unwrap_err();
         assert_eq!(refused.code, ErrorCode::Conflict);
         // Over the socket the id is the client's own label, as before: a new message each time.
         let body =
@@ -1137,11 +1358,19 @@ mod tests {
         let max = Limited::SendMessage.limit().max;
         let now = Utc::now();
         for _ in 0..max {
-            perform(&mem, &mem, &Topics::default(), &alice, send.clone(), now)
-                .await
-                .expect("within the budget");
+            perform(
+                &mem,
+                &mem,
+                &Topics::default(),
+                &Rules::default(),
+                &alice,
+                send.clone(),
+                now,
+            )
+            .await
+            .expect("within the budget");
         }
-        let refused = perform(&mem, &mem, &Topics::default(), &alice, send, now)
+        let refused = perform(&mem, &mem, &Topics::default(), &Rules::default(), &alice, send, now)
             .await
             .unwrap_err();
         assert_eq!(refused.code, ErrorCode::RateLimited);

@@ -7,7 +7,8 @@ use std::collections::BTreeSet;
 use chrono::{DateTime, Utc};
 use relaychat_schema::protocol::DailyStats;
 use relaychat_schema::{
-    AnalyticsEvent, AnalyticsKind, ChatMessage, ConversationId, DecodedRecord, MessageId, SchemaError,
+    AnalyticsEvent, AnalyticsKind, Change, ChatEvent, ChatMessage, ConversationId, DecodedRecord, MessageChange,
+    MessageId, SchemaError,
 };
 use tracing::{debug, warn};
 
@@ -52,6 +53,8 @@ pub async fn conversation_stats(
                 date,
                 messages: field("messages"),
                 reads: field(AnalyticsKind::MessageRead.as_str()),
+                edits: field(EDITS),
+                deletions: field(DELETIONS),
             }
         })
         .collect())
@@ -73,6 +76,30 @@ pub fn counters_for_message(m: &ChatMessage) -> Vec<CounterKey> {
     ]
 }
 
+/// The fields edits and deletions count in (a conversation's and a user's rows).
+const EDITS: &str = "edits";
+const DELETIONS: &str = "deletions";
+
+/// What a change to a message counts, under its own identity: each edit once, and a message's
+/// deletion once however often it was asked for.
+pub fn counted_change(c: &MessageChange) -> Counted {
+    let d = day(c.changed_at);
+    let (id, field) = match &c.change {
+        Change::Edited { .. } => (
+            format!("edit#{}#{}", c.message_id, c.changed_at.timestamp_micros()),
+            EDITS,
+        ),
+        Change::Deleted => (format!("deletion#{}", c.message_id), DELETIONS),
+    };
+    Counted {
+        id,
+        keys: vec![
+            key(conversation_row(&c.conversation_id, &d), field),
+            key(format!("user#{}#{d}", c.sender_id), field),
+        ],
+    }
+}
+
 /// The counters an analytics event adds to.
 pub fn counters_for_event(e: &AnalyticsEvent) -> Vec<CounterKey> {
     let d = day(e.at);
@@ -83,11 +110,13 @@ pub fn counters_for_event(e: &AnalyticsEvent) -> Vec<CounterKey> {
     keys
 }
 
-/// What analytics reads from a record: a chat message (from `chat-messages`) or an analytics
-/// event (from `analytics-events`), told apart by shape, so renamed topics need no configuration.
+/// What analytics reads from a record: a chat message or a change to one (from `chat-messages`)
+/// or an analytics event (from `analytics-events`), told apart by shape, so renamed topics need
+/// no configuration.
 #[derive(Debug, Clone)]
 pub enum Countable {
     Message(ChatMessage),
+    Change(MessageChange),
     Event(AnalyticsEvent),
 }
 
@@ -102,18 +131,23 @@ impl FromRecord for Countable {
             {
                 Err(e)
             }
-            Err(_) => record.parse::<ChatMessage>().map(Self::Message),
+            Err(_) => record.parse::<ChatEvent>().map(|event| match event {
+                ChatEvent::Message(m) => Self::Message(m),
+                ChatEvent::Change(c) => Self::Change(c),
+            }),
         }
     }
     fn message_id(&self) -> Option<MessageId> {
         match self {
             Self::Message(m) => Some(m.message_id),
+            Self::Change(c) => Some(c.message_id),
             Self::Event(_) => None,
         }
     }
     fn conversation_id(&self) -> Option<&ConversationId> {
         match self {
             Self::Message(m) => Some(&m.conversation_id),
+            Self::Change(c) => Some(&c.conversation_id),
             Self::Event(e) => e.conversation_id.as_ref(),
         }
     }
@@ -126,6 +160,7 @@ pub fn counted(countable: &Countable) -> Counted {
             id: format!("message#{}", m.message_id),
             keys: counters_for_message(m),
         },
+        Countable::Change(c) => counted_change(c),
         Countable::Event(e) => Counted {
             id: format!("event#{}", e.event_id),
             keys: counters_for_event(e),
@@ -143,6 +178,11 @@ pub async fn count_events<S: AnalyticsStore>(
     let mut chunk = Chunk::default();
     for (index, parsed) in events.iter().enumerate() {
         let c = counted(&parsed.event);
+        // The same identity twice in one apply (a message published again, a deletion asked
+        // for twice) counts once; DynamoDB would also refuse a transaction writing one item twice.
+        if chunk.records.iter().any(|r| r.id == c.id) {
+            continue;
+        }
         if !chunk.records.is_empty() && chunk.items_with(&c) > MAX_ITEMS_PER_APPLY {
             apply(store, std::mem::take(&mut chunk)).await?;
         }
@@ -259,6 +299,49 @@ mod tests {
         assert_eq!(mem.counter(&format!("user#alice#{d}"), "messagesSent"), 2);
         assert_eq!(mem.counter(&format!("user#bob#{d}"), "messagesSent"), 1);
         assert_eq!(mem.dead_letters().len(), 3, "dead-lettered on each read: at least once");
+    }
+
+    #[tokio::test]
+    async fn edits_count_each_and_a_deletion_once_and_the_stats_show_them() {
+        // GIVEN a message, two edits of it and its deletion asked for twice, each batch replayed
+        let mem = Memory::default();
+        let m = noon(sample_message("c1", "alice", &["bob"]));
+        let change = |change: Change, secs: i64| MessageChange {
+            schema_version: m.schema_version,
+            message_id: m.message_id,
+            conversation_id: m.conversation_id.clone(),
+            sender_id: m.sender_id.clone(),
+            change,
+            changed_at: m.sent_at + chrono::Duration::seconds(secs),
+            recipients: m.recipients.clone(),
+        };
+        let edit = |secs| {
+            change(
+                Change::Edited {
+                    content: relaychat_schema::MessageContent::parse("again").unwrap(),
+                },
+                secs,
+            )
+            .to_json()
+        };
+        let values = vec![
+            m.to_json(),
+            edit(1),
+            edit(2),
+            change(Change::Deleted, 3).to_json(),
+            change(Change::Deleted, 4).to_json(),
+        ];
+        for _ in 0..2 {
+            let resp = count_batch(&event_of(&values, 0), &mem).await;
+            assert!(resp.batch_item_failures.is_empty(), "{resp:?}");
+        }
+        // THEN one message, two edits and one deletion, in the conversation's stats of that day
+        let stats = conversation_stats(&mem, &m.conversation_id, 1, m.sent_at)
+            .await
+            .unwrap();
+        assert_eq!((stats[0].messages, stats[0].edits, stats[0].deletions), (1, 2, 1));
+        assert_eq!(mem.counter(&format!("user#alice#{NOON_DAY}"), "edits"), 2);
+        assert!(mem.dead_letters().is_empty());
     }
 
     #[tokio::test]

@@ -7,7 +7,8 @@
 
 use chrono::{Duration, Utc};
 use relaychat_schema::{
-    ChatMessage, ClientMessageId, ConnectionId, ConversationId, DeliveryStatus, DisplayName, MessageId, Title, UserId,
+    Change, ChatMessage, ClientMessageId, ConnectionId, ConversationId, DeliveryStatus, DisplayName, MessageChange,
+    MessageContent, MessageId, Title, UserId,
 };
 
 use relaychat_schema::protocol::ConversationSummary;
@@ -15,8 +16,8 @@ use relaychat_schema::protocol::ConversationSummary;
 use crate::limits::{Budget, Limited};
 use crate::memory::sample_message;
 use crate::ports::{
-    AnalyticsStore, Announced, ConnectionDirectory, ConnectionRegistry, Conversation, ConversationStore, Counted,
-    CounterKey, Identity, Inserted, MessageStore, PresenceStore, ReadState, Receipts, SendClaim,
+    AnalyticsStore, Announced, ChangeOutcome, ConnectionDirectory, ConnectionRegistry, Conversation, ConversationStore,
+    Counted, CounterKey, Identity, Inserted, MessageStore, PresenceStore, ReadState, Receipts, SendClaim,
 };
 use relaychat_schema::protocol::PresenceStatus;
 
@@ -360,6 +361,119 @@ pub async fn storing_a_message_makes_it_the_last_unless_a_later_one_is(store: &i
     assert_eq!(unread(store, "bob", &c).await, 2, "older and late, both from alice");
 }
 
+/// A change to `m` at `secs` seconds after it was sent.
+fn change(m: &ChatMessage, change: Change, secs: i64) -> MessageChange {
+    MessageChange {
+        schema_version: m.schema_version,
+        message_id: m.message_id,
+        conversation_id: m.conversation_id.clone(),
+        sender_id: m.sender_id.clone(),
+        change,
+        changed_at: m.sent_at + Duration::seconds(secs),
+        recipients: m.recipients.clone(),
+    }
+}
+
+fn edited(text: &str) -> Change {
+    Change::Edited {
+        content: MessageContent::parse(text).expect("test content"),
+    }
+}
+
+pub async fn the_latest_edit_stands_until_the_deletion_in_history_and_the_last_message(store: &impl Store) {
+    let c = conversation(&["alice", "bob"]);
+    store.create_conversation(&c, None).await.expect("create");
+    let (first, last) = (message(&c, "alice"), message(&c, "alice"));
+    stored(store, &first).await;
+    stored(store, &last).await;
+    let apply = |ch: MessageChange| async move { store.apply_change(&ch).await.expect("apply_change") };
+    let conversation_id = &c.id;
+    let view = |m: &ChatMessage| {
+        let id = m.message_id;
+        async move {
+            store
+                .message(conversation_id, id)
+                .await
+                .expect("message")
+                .expect("stored")
+        }
+    };
+    // Edits: the later one stands, whichever arrives first; a replay is applied again.
+    assert_eq!(apply(change(&last, edited("second"), 2)).await, ChangeOutcome::Applied);
+    assert_eq!(
+        apply(change(&last, edited("first"), 1)).await,
+        ChangeOutcome::Superseded
+    );
+    assert_eq!(apply(change(&last, edited("second"), 2)).await, ChangeOutcome::Applied);
+    let v = view(&last).await;
+    let millis = |t: Option<chrono::DateTime<Utc>>| t.map(|t| t.timestamp_millis());
+    assert_eq!(
+        (v.content.as_str(), millis(v.edited_at)),
+        ("second", millis(Some(last.sent_at + Duration::seconds(2))))
+    );
+    let preview = summary(store, "bob", &c)
+        .await
+        .and_then(|s| s.last_message)
+        .expect("a last message");
+    assert_eq!((preview.content.as_str(), preview.edited_at), ("second", v.edited_at));
+    // An edit of a message that is not the last leaves the last one alone.
+    assert_eq!(
+        apply(change(&first, edited("earlier"), 1)).await,
+        ChangeOutcome::Applied
+    );
+    assert_eq!(view(&first).await.content, "earlier");
+    let preview = summary(store, "bob", &c)
+        .await
+        .and_then(|s| s.last_message)
+        .expect("a last message");
+    assert_eq!(
+        (preview.message_id, preview.content.as_str()),
+        (last.message_id, "second")
+    );
+    // A deletion: the text goes, in history and the last message; later edits change nothing.
+    assert_eq!(apply(change(&last, Change::Deleted, 3)).await, ChangeOutcome::Applied);
+    assert_eq!(
+        apply(change(&last, edited("after"), 4)).await,
+        ChangeOutcome::Superseded
+    );
+    assert_eq!(
+        apply(change(&last, Change::Deleted, 5)).await,
+        ChangeOutcome::Superseded
+    );
+    let (history, _) = store.history(&c.id, None, 10).await.expect("history");
+    let tombstone = &history[0];
+    assert_eq!(
+        (
+            tombstone.message_id,
+            tombstone.content.as_str(),
+            millis(tombstone.deleted_at)
+        ),
+        (last.message_id, "", millis(Some(last.sent_at + Duration::seconds(3))))
+    );
+    assert_eq!(history[1].content, "earlier");
+    let preview = summary(store, "alice", &c)
+        .await
+        .and_then(|s| s.last_message)
+        .expect("a last message");
+    assert_eq!(
+        (preview.content.as_str(), preview.deleted_at),
+        ("", tombstone.deleted_at)
+    );
+    // Nothing to change: missing, in any conversation.
+    let stranger = message(&c, "alice");
+    assert_eq!(
+        apply(change(&stranger, Change::Deleted, 1)).await,
+        ChangeOutcome::Missing
+    );
+    assert!(
+        store
+            .message(&c.id, stranger.message_id)
+            .await
+            .expect("message")
+            .is_none()
+    );
+}
+
 pub async fn history_pages_newest_first_to_the_oldest(store: &impl Store) {
     let c = conversation(&["alice", "bob"]);
     store.create_conversation(&c, None).await.expect("create");
@@ -659,6 +773,7 @@ macro_rules! port_contract_tests {
             the_last_message_never_moves_back,
             storing_a_message_makes_it_the_last_unless_a_later_one_is,
             history_pages_newest_first_to_the_oldest,
+            the_latest_edit_stands_until_the_deletion_in_history_and_the_last_message,
             the_read_cursor_only_moves_forward_and_recounts_unread,
             a_message_stored_behind_the_cursor_is_read_not_unread,
             connections_are_found_by_user_until_removed,

@@ -5,7 +5,8 @@ use chrono::Utc;
 use futures::future::try_join_all;
 use relaychat_schema::frames::ServerFrame;
 use relaychat_schema::{
-    ChatMessage, DeliveryStatus, MessageStatusUpdate, Notification, SCHEMA_VERSION, Topics, UserId,
+    ChatEvent, ChatMessage, DeliveryStatus, MessageChange, MessageStatusUpdate, Notification, SCHEMA_VERSION, Topics,
+    UserId,
 };
 use tracing::debug;
 
@@ -17,6 +18,43 @@ use crate::ports::{ConnectionDirectory, FramePoster, PublishEvent, Publisher};
 pub struct Delivery {
     pub delivered: Vec<UserId>,
     pub notified: Vec<UserId>,
+}
+
+/// Delivers what a `chat-messages` record holds: a message, or a change to one.
+pub async fn deliver_event(
+    directory: &impl ConnectionDirectory,
+    poster: &impl FramePoster,
+    publisher: &impl Publisher,
+    topics: &Topics,
+    event: &ChatEvent,
+) -> Result<(), Error> {
+    match event {
+        ChatEvent::Message(m) => deliver_message(directory, poster, publisher, topics, m)
+            .await
+            .map(|_| ()),
+        ChatEvent::Change(c) => deliver_change(directory, poster, c).await.map(|_| ()),
+    }
+}
+
+/// Tells every member's live connections of an edit or a deletion (the sender's too: their
+/// other devices show it). No receipts and no pushes: it is not a new message. Returns the
+/// members reached.
+pub async fn deliver_change(
+    directory: &impl ConnectionDirectory,
+    poster: &impl FramePoster,
+    change: &MessageChange,
+) -> Result<Vec<UserId>, Error> {
+    let frame = ServerFrame::change(change).to_bytes();
+    let reached = try_join_all(change.recipients.iter().map(|member| {
+        let frame = &frame;
+        async move { Ok::<_, Error>((member, post_to_user(directory, poster, member, frame).await? > 0)) }
+    }))
+    .await?;
+    Ok(reached
+        .into_iter()
+        .filter(|(_, reached)| *reached)
+        .map(|(member, _)| member.clone())
+        .collect())
 }
 
 /// Delivers to all recipients concurrently. A replay posts the frame again (clients drop a
@@ -103,6 +141,37 @@ mod tests {
         assert_eq!(pushes.len(), 1);
         assert_eq!(pushes[0].1["userId"], "carol");
         assert_eq!(pushes[0].1["notificationId"], format!("msg:{}", m.message_id));
+    }
+
+    #[tokio::test]
+    async fn a_change_reaches_every_member_online_the_sender_too_and_nothing_else() {
+        // GIVEN alice on two devices, bob online and carol offline
+        let mem = Memory::default();
+        mem.connect("alice", "conn-alice-phone");
+        mem.connect("alice", "conn-alice-laptop");
+        mem.connect("bob", "conn-bob");
+        let m = sample_message("c1", "alice", &["alice", "bob", "carol"]);
+        let change = MessageChange {
+            schema_version: SCHEMA_VERSION,
+            message_id: m.message_id,
+            conversation_id: m.conversation_id.clone(),
+            sender_id: m.sender_id.clone(),
+            change: relaychat_schema::Change::Deleted,
+            changed_at: Utc::now(),
+            recipients: m.recipients.clone(),
+        };
+        // WHEN alice's deletion is delivered
+        let reached = deliver_change(&mem, &mem, &change).await.unwrap();
+        // THEN both of alice's devices and bob's got the tombstone frame; no receipts, no pushes
+        assert_eq!(reached, vec![user("alice"), user("bob")]);
+        for conn in ["conn-alice-phone", "conn-alice-laptop", "conn-bob"] {
+            let frames = mem.frames_to(conn);
+            assert_eq!(frames.len(), 1, "{conn}");
+            assert_eq!(frames[0]["type"], "messageDeleted");
+            assert_eq!(frames[0]["messageId"], m.message_id.to_string());
+        }
+        assert!(mem.published("message-status-events").is_empty());
+        assert!(mem.published("notifications").is_empty());
     }
 
     #[tokio::test]

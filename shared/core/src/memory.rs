@@ -8,8 +8,9 @@ use chrono::{DateTime, Utc};
 use relaychat_schema::kafka::RawRecord;
 use relaychat_schema::protocol::{ConversationSummary, MessageView};
 use relaychat_schema::{
-    ChatMessage, ClientMessageId, ConnectionId, ConversationId, DeliveryStatus, DeviceToken, DisplayName,
-    MessageContent, MessageId, MessageStatusUpdate, Notification, SCHEMA_VERSION, Title, TypingIndicator, UserId,
+    Change, ChatMessage, ClientMessageId, ConnectionId, ConversationId, DeliveryStatus, DeviceToken, DisplayName,
+    MessageChange, MessageContent, MessageId, MessageStatusUpdate, Notification, SCHEMA_VERSION, Title,
+    TypingIndicator, UserId,
 };
 
 use crate::Error;
@@ -19,6 +20,7 @@ use crate::ports::*;
 #[derive(Default)]
 struct State {
     messages: BTreeMap<(String, MessageId), ChatMessage>,
+    changes: HashMap<MessageId, Changed>,
     last_message: HashMap<String, MessageId>,
     unread: HashMap<(String, String), i64>,
     cursors: HashMap<(String, String), MessageId>,
@@ -49,6 +51,13 @@ struct State {
     presence: HashMap<String, Announced>,
     direct: HashMap<String, ConversationId>,
     send_claims: HashMap<(String, String), SendClaim>,
+}
+
+/// What the sender did to a stored message since.
+#[derive(Default, Clone)]
+struct Changed {
+    edited: Option<(DateTime<Utc>, String)>,
+    deleted_at: Option<DateTime<Utc>>,
 }
 
 /// Every port at once, over plain collections.
@@ -216,6 +225,29 @@ impl MessageStore for Memory {
             .or_insert(m.message_id);
         *last = (*last).max(m.message_id);
         Ok(())
+    }
+    async fn apply_change(&self, change: &MessageChange) -> Result<ChangeOutcome, Error> {
+        let mut s = self.state();
+        if !s
+            .messages
+            .contains_key(&(change.conversation_id.to_string(), change.message_id))
+        {
+            return Ok(ChangeOutcome::Missing);
+        }
+        let changed = s.changes.entry(change.message_id).or_default();
+        if changed.deleted_at.is_some() {
+            return Ok(ChangeOutcome::Superseded);
+        }
+        match &change.change {
+            Change::Deleted => changed.deleted_at = Some(change.changed_at),
+            Change::Edited { content } => {
+                if changed.edited.as_ref().is_some_and(|(at, _)| *at > change.changed_at) {
+                    return Ok(ChangeOutcome::Superseded);
+                }
+                changed.edited = Some((change.changed_at, content.to_string()));
+            }
+        }
+        Ok(ChangeOutcome::Applied)
     }
     async fn messages_between(
         &self,
@@ -646,7 +678,7 @@ impl ConversationStore for Memory {
                     .last_message
                     .get(c.id.as_str())
                     .and_then(|id| s.messages.get(&(c.id.to_string(), *id)))
-                    .map(view),
+                    .map(|m| view(&s, m)),
             })
             .collect())
     }
@@ -664,22 +696,34 @@ impl ConversationStore for Memory {
             .filter(|((c, id), _)| c == conversation.as_str() && before.is_none_or(|b| *id < b))
             .map(|(_, m)| m)
             .collect();
-        let page: Vec<MessageView> = older.iter().take(limit as usize).map(|m| view(m)).collect();
+        let page: Vec<MessageView> = older.iter().take(limit as usize).map(|m| view(&s, m)).collect();
         let next = (older.len() > page.len())
             .then(|| page.last().map(|m| m.message_id))
             .flatten();
         Ok((page, next))
     }
+    async fn message(&self, conversation: &ConversationId, id: MessageId) -> Result<Option<MessageView>, Error> {
+        let s = self.state();
+        Ok(s.messages.get(&(conversation.to_string(), id)).map(|m| view(&s, m)))
+    }
 }
 
-fn view(m: &ChatMessage) -> MessageView {
+fn view(s: &State, m: &ChatMessage) -> MessageView {
+    let changed = s.changes.get(&m.message_id).cloned().unwrap_or_default();
+    let content = match (&changed.deleted_at, &changed.edited) {
+        (Some(_), _) => String::new(),
+        (None, Some((_, text))) => text.clone(),
+        (None, None) => m.content.to_string(),
+    };
     MessageView {
         message_id: m.message_id,
         conversation_id: m.conversation_id.clone(),
         sender_id: m.sender_id.clone(),
         sender_name: m.sender_name.to_string(),
-        content: m.content.to_string(),
+        content,
         sent_at: m.sent_at,
+        edited_at: changed.edited.map(|(at, _)| at),
+        deleted_at: changed.deleted_at,
         status: None,
     }
 }

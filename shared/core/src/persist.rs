@@ -1,10 +1,38 @@
 //! persist-message: store a chat message once, however often it is delivered.
 
-use relaychat_schema::ChatMessage;
+use relaychat_schema::{ChatEvent, ChatMessage, MessageChange};
 use tracing::debug;
 
 use crate::Error;
-use crate::ports::{Inserted, MessageStore};
+use crate::ports::{ChangeOutcome, Inserted, MessageStore};
+
+/// Stores what a `chat-messages` record holds: a message, or a change to a stored one.
+pub async fn persist_event(store: &impl MessageStore, event: &ChatEvent) -> Result<(), Error> {
+    match event {
+        ChatEvent::Message(m) => persist_message(store, m).await.map(|_| ()),
+        ChatEvent::Change(c) => persist_change(store, c).await,
+    }
+}
+
+/// Applies an edit or a deletion. The WebSocket and HTTP fronts publish one only for a stored
+/// message, which its partition stored before: a missing one is an error to look into, not a
+/// record to retry for ever (it is dead-lettered with the reason).
+pub async fn persist_change(store: &impl MessageStore, change: &MessageChange) -> Result<(), Error> {
+    match store.apply_change(change).await? {
+        ChangeOutcome::Applied => Ok(()),
+        ChangeOutcome::Superseded => {
+            debug!(message_id = %change.message_id, "a later edit or the deletion is stored already");
+            Ok(())
+        }
+        ChangeOutcome::Missing => Err(Error::rejected(
+            "change message",
+            format!(
+                "message {} is not stored in {}",
+                change.message_id, change.conversation_id
+            ),
+        )),
+    }
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Persisted {
@@ -38,6 +66,8 @@ pub async fn persist_message(store: &impl MessageStore, message: &ChatMessage) -
 mod tests {
     use super::*;
     use crate::memory::{Memory, sample_message};
+    use crate::ports::ConversationStore;
+    use relaychat_schema::{Change, MessageContent};
 
     #[tokio::test]
     async fn a_replayed_message_changes_nothing() {
@@ -53,6 +83,56 @@ mod tests {
         assert_eq!(mem.unread("carol", "c1"), 1);
         assert_eq!(mem.unread("alice", "c1"), 0);
         assert_eq!(mem.last_message("c1"), Some(m.message_id));
+    }
+
+    fn change(m: &ChatMessage, change: Change, secs: i64) -> ChatEvent {
+        ChatEvent::Change(MessageChange {
+            schema_version: m.schema_version,
+            message_id: m.message_id,
+            conversation_id: m.conversation_id.clone(),
+            sender_id: m.sender_id.clone(),
+            change,
+            changed_at: m.sent_at + chrono::Duration::seconds(secs),
+            recipients: m.recipients.clone(),
+        })
+    }
+
+    fn edited(text: &str) -> Change {
+        Change::Edited {
+            content: MessageContent::parse(text).unwrap(),
+        }
+    }
+
+    #[tokio::test]
+    async fn the_latest_edit_wins_a_deletion_ends_all_and_a_change_to_nothing_is_refused() {
+        // GIVEN a stored message
+        let mem = Memory::default();
+        let m = sample_message("c1", "alice", &["bob"]);
+        persist_event(&mem, &ChatEvent::Message(m.clone())).await.unwrap();
+        // WHEN it is edited twice, the later edit arriving first, then each replayed
+        let (first, second) = (change(&m, edited("first"), 1), change(&m, edited("second"), 2));
+        for event in [&second, &first, &second, &first] {
+            persist_event(&mem, event).await.unwrap();
+        }
+        // THEN the later edit is the text
+        let view = mem.message(&m.conversation_id, m.message_id).await.unwrap().unwrap();
+        assert_eq!(view.content, "second");
+        assert_eq!(view.edited_at, Some(m.sent_at + chrono::Duration::seconds(2)));
+        // WHEN it is deleted, then an edit from before the deletion arrives
+        persist_event(&mem, &change(&m, Change::Deleted, 3)).await.unwrap();
+        persist_event(&mem, &change(&m, edited("late"), 2)).await.unwrap();
+        // THEN it is a tombstone, in history too
+        let (history, _) = mem.history(&m.conversation_id, None, 10).await.unwrap();
+        assert_eq!(
+            (history[0].content.as_str(), history[0].deleted_at),
+            ("", Some(m.sent_at + chrono::Duration::seconds(3)))
+        );
+        // AND a change to a message never stored is a permanent error (dead-lettered)
+        let stranger = sample_message("c1", "alice", &["bob"]);
+        let err = persist_event(&mem, &change(&stranger, Change::Deleted, 1))
+            .await
+            .unwrap_err();
+        assert!(!err.is_retryable(), "{err}");
     }
 
     #[tokio::test]

@@ -9,8 +9,8 @@ use relaychat_schema::events::TopicEvent;
 use relaychat_schema::kafka::RawRecord;
 use relaychat_schema::protocol::{ConversationSummary, MessageView, PresenceStatus};
 use relaychat_schema::{
-    ChatMessage, ClientMessageId, ConnectionId, ConversationId, DeliveryStatus, DeviceToken, DisplayName, MessageId,
-    Notification, Title, Topics, UserId,
+    ChatMessage, ClientMessageId, ConnectionId, ConversationId, DeliveryStatus, DeviceToken, DisplayName,
+    MessageChange, MessageId, Notification, Title, Topics, UserId,
 };
 
 use crate::Error;
@@ -26,6 +26,17 @@ pub enum Inserted {
     Repeat,
 }
 
+/// What applying a change to a stored message did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChangeOutcome {
+    /// Applied now, or applied before (a replay).
+    Applied,
+    /// A later edit, or a deletion, is there already: this one changes nothing.
+    Superseded,
+    /// No such message is stored.
+    Missing,
+}
+
 /// The messages of conversations.
 pub trait MessageStore: Sync {
     /// Stores the message and, atomically with it, adds one to the unread count of each recipient
@@ -37,6 +48,11 @@ pub trait MessageStore: Sync {
     /// Makes this the conversation's last message, unless a later one is already there (for a
     /// repeat: it heals a store that crashed between the two in an earlier version).
     fn set_last_message(&self, message: &ChatMessage) -> impl Future<Output = Result<(), Error>> + Send;
+
+    /// Applies an edit (unless a later edit or the deletion is there) or a deletion (the text
+    /// goes, a tombstone stays), to the message and, if it is the last one, to the
+    /// conversation's last message.
+    fn apply_change(&self, change: &MessageChange) -> impl Future<Output = Result<ChangeOutcome, Error>> + Send;
 
     /// Ids and senders of the first `limit` messages with `after < id <= up_to`, oldest first.
     fn messages_between(
@@ -389,6 +405,12 @@ pub trait ConversationStore: Sync {
     /// The user's conversations with unread counts and last messages, in any order (the rules
     /// order and page them: `actions::conversation_page`).
     fn conversations_of(&self, user: &UserId) -> impl Future<Output = Result<Vec<ConversationSummary>, Error>> + Send;
+    /// One message as history shows it (with its edit or deletion), if it is stored.
+    fn message(
+        &self,
+        conversation: &ConversationId,
+        id: MessageId,
+    ) -> impl Future<Output = Result<Option<MessageView>, Error>> + Send;
     /// Up to `limit` messages before `before` (or the newest), newest first, and the cursor of the
     /// next page when there may be one.
     fn history(

@@ -135,6 +135,9 @@ impl<S: ConversationStore + Send> ConversationStore for Remembered<S> {
     ) -> Result<(Vec<MessageView>, Option<MessageId>), Error> {
         self.inner.history(conversation, before, limit).await
     }
+    async fn message(&self, conversation: &ConversationId, id: MessageId) -> Result<Option<MessageView>, Error> {
+        self.inner.message(conversation, id).await
+    }
 }
 
 impl<S: DeviceStore + Send> DeviceStore for Remembered<S> {

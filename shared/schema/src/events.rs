@@ -147,6 +147,169 @@ pub struct ChatMessage {
     pub recipients: Vec<UserId>,
 }
 
+/// What a sender did to a message they sent (`MessageChange`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "change", rename_all = "camelCase")]
+pub enum Change {
+    /// The text is now `content`.
+    Edited { content: MessageContent },
+    /// The message is a tombstone: its text is gone for everyone.
+    Deleted,
+}
+
+/// `chat-messages`, keyed by conversationId like the message it changes, so it is persisted and
+/// delivered after it: the sender edited or deleted a message already stored. It never has a
+/// `sentAt` (a chat message always has): `ChatEvent` tells the two apart by that.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MessageChange {
+    pub schema_version: u32,
+    pub message_id: MessageId,
+    pub conversation_id: ConversationId,
+    /// The message's sender, who alone may change it.
+    pub sender_id: UserId,
+    #[serde(flatten)]
+    pub change: Change,
+    /// When it was changed: of two edits the later one wins, whatever order they arrive in.
+    #[serde(deserialize_with = "crate::time::deserialize")]
+    pub changed_at: DateTime<Utc>,
+    /// The members when it was changed (the sender too: their other devices show it).
+    pub recipients: Vec<UserId>,
+}
+
+impl TopicEvent for MessageChange {
+    const TOPIC: TopicKind = TopicKind::ChatMessages;
+    fn schema_version(&self) -> u32 {
+        self.schema_version
+    }
+    fn key(&self) -> &str {
+        self.conversation_id.as_str()
+    }
+    fn message_id(&self) -> Option<MessageId> {
+        Some(self.message_id)
+    }
+    fn conversation_id(&self) -> Option<&ConversationId> {
+        Some(&self.conversation_id)
+    }
+}
+
+/// What a `chat-messages` record holds: a new message, or a change to one.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(untagged)]
+pub enum ChatEvent {
+    Message(ChatMessage),
+    Change(MessageChange),
+}
+
+impl ChatEvent {
+    pub fn message_id(&self) -> MessageId {
+        match self {
+            Self::Message(m) => m.message_id,
+            Self::Change(c) => c.message_id,
+        }
+    }
+
+    pub fn conversation_id(&self) -> &ConversationId {
+        match self {
+            Self::Message(m) => &m.conversation_id,
+            Self::Change(c) => &c.conversation_id,
+        }
+    }
+}
+
+/// Reads either shape in one pass (messages are the hot path): a `change` field makes it a
+/// change, and each shape's missing fields are named as serde names them.
+impl<'de> Deserialize<'de> for ChatEvent {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        use serde::de::Error as _;
+
+        #[derive(Deserialize)]
+        #[serde(rename_all = "camelCase")]
+        enum Kind {
+            Edited,
+            Deleted,
+        }
+
+        #[derive(Deserialize)]
+        #[serde(rename_all = "camelCase")]
+        struct Wire {
+            schema_version: u32,
+            message_id: MessageId,
+            conversation_id: ConversationId,
+            sender_id: UserId,
+            #[serde(default)]
+            sender_name: Option<DisplayName>,
+            #[serde(default)]
+            content: Option<MessageContent>,
+            #[serde(default)]
+            client_message_id: Option<ClientMessageId>,
+            #[serde(default, deserialize_with = "crate::time::deserialize_optional")]
+            sent_at: Option<DateTime<Utc>>,
+            #[serde(default)]
+            change: Option<Kind>,
+            #[serde(default, deserialize_with = "crate::time::deserialize_optional")]
+            changed_at: Option<DateTime<Utc>>,
+            recipients: Vec<UserId>,
+        }
+
+        fn required<T, E: serde::de::Error>(v: Option<T>, field: &'static str) -> Result<T, E> {
+            v.ok_or_else(|| E::missing_field(field))
+        }
+
+        let w = Wire::deserialize(deserializer)?;
+        let change = match w.change {
+            None => {
+                return Ok(Self::Message(ChatMessage {
+                    schema_version: w.schema_version,
+                    message_id: w.message_id,
+                    conversation_id: w.conversation_id,
+                    sender_id: w.sender_id,
+                    sender_name: required(w.sender_name, "senderName")?,
+                    content: required(w.content, "content")?,
+                    client_message_id: w.client_message_id,
+                    sent_at: required(w.sent_at, "sentAt")?,
+                    recipients: w.recipients,
+                }));
+            }
+            Some(Kind::Edited) => Change::Edited {
+                content: required(w.content, "content")?,
+            },
+            Some(Kind::Deleted) => Change::Deleted,
+        };
+        if w.sent_at.is_some() {
+            return Err(D::Error::custom("a change has no sentAt"));
+        }
+        Ok(Self::Change(MessageChange {
+            schema_version: w.schema_version,
+            message_id: w.message_id,
+            conversation_id: w.conversation_id,
+            sender_id: w.sender_id,
+            change,
+            changed_at: required(w.changed_at, "changedAt")?,
+            recipients: w.recipients,
+        }))
+    }
+}
+
+impl TopicEvent for ChatEvent {
+    const TOPIC: TopicKind = TopicKind::ChatMessages;
+    fn schema_version(&self) -> u32 {
+        match self {
+            Self::Message(m) => m.schema_version,
+            Self::Change(c) => c.schema_version,
+        }
+    }
+    fn key(&self) -> &str {
+        ChatEvent::conversation_id(self).as_str()
+    }
+    fn message_id(&self) -> Option<MessageId> {
+        Some(ChatEvent::message_id(self))
+    }
+    fn conversation_id(&self) -> Option<&ConversationId> {
+        Some(ChatEvent::conversation_id(self))
+    }
+}
+
 /// Receipt statuses. They only move forward: SENT → DELIVERED → READ.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "UPPERCASE")]
@@ -364,6 +527,62 @@ mod tests {
         v["schemaVersion"] = serde_json::json!(2);
         let err = ChatMessage::from_json(v.to_string().as_bytes()).unwrap_err();
         assert!(matches!(err, SchemaError::UnsupportedVersion { found: 2, .. }));
+    }
+
+    #[test]
+    fn a_chat_event_is_a_message_or_a_change_and_each_names_what_it_misses() {
+        let ChatEvent::Message(m) = ChatEvent::from_json(sample_json().to_string().as_bytes()).unwrap() else {
+            panic!("a message")
+        };
+        assert_eq!(m, ChatMessage::from_json(sample_json().to_string().as_bytes()).unwrap());
+        let edit = MessageChange {
+            schema_version: SCHEMA_VERSION,
+            message_id: m.message_id,
+            conversation_id: m.conversation_id.clone(),
+            sender_id: m.sender_id.clone(),
+            change: Change::Edited {
+                content: MessageContent::parse("hi, all").unwrap(),
+            },
+            changed_at: m.sent_at,
+            recipients: m.recipients.clone(),
+        };
+        let json: serde_json::Value = serde_json::from_slice(&edit.to_json()).unwrap();
+        assert_eq!(
+            (json["change"].as_str(), json["content"].as_str()),
+            (Some("edited"), Some("hi, all"))
+        );
+        assert_eq!(
+            ChatEvent::from_json(&edit.to_json()).unwrap(),
+            ChatEvent::Change(edit.clone())
+        );
+        assert_eq!(MessageChange::from_json(&edit.to_json()).unwrap(), edit);
+        let deleted = MessageChange {
+            change: Change::Deleted,
+            ..edit.clone()
+        };
+        assert_eq!(
+            ChatEvent::from_json(&deleted.to_json()).unwrap(),
+            ChatEvent::Change(deleted)
+        );
+        // Each shape's missing field is named; a change with a sentAt is neither.
+        let mut no_text = json.clone();
+        no_text.as_object_mut().unwrap().remove("content");
+        let err = ChatEvent::from_json(no_text.to_string().as_bytes())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("missing field `content`"), "{err}");
+        let mut no_name = sample_json();
+        no_name.as_object_mut().unwrap().remove("senderName");
+        let err = ChatEvent::from_json(no_name.to_string().as_bytes())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("missing field `senderName`"), "{err}");
+        let mut both = json;
+        both["sentAt"] = serde_json::json!("2026-11-25T10:00:00Z");
+        assert!(ChatEvent::from_json(both.to_string().as_bytes()).is_err());
+        let mut unknown = sample_json();
+        unknown["change"] = serde_json::json!("pinned");
+        assert!(ChatEvent::from_json(unknown.to_string().as_bytes()).is_err());
     }
 
     #[test]

@@ -4,7 +4,7 @@
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use crate::{ChatMessage, ConversationId, DeliveryStatus, MessageId, UserId};
+use crate::{Change, ChatMessage, ConversationId, DeliveryStatus, MessageChange, MessageId, UserId};
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "type", rename_all = "camelCase")]
@@ -35,6 +35,23 @@ pub enum ServerFrame<'a> {
         conversation_id: &'a ConversationId,
         user_id: &'a UserId,
         is_typing: bool,
+    },
+    /// The sender edited a message: its text is now `content`.
+    #[serde(rename_all = "camelCase")]
+    MessageEdited {
+        message_id: MessageId,
+        conversation_id: &'a ConversationId,
+        sender_id: &'a UserId,
+        content: &'a str,
+        edited_at: DateTime<Utc>,
+    },
+    /// The sender deleted a message: show a tombstone in its place.
+    #[serde(rename_all = "camelCase")]
+    MessageDeleted {
+        message_id: MessageId,
+        conversation_id: &'a ConversationId,
+        sender_id: &'a UserId,
+        deleted_at: DateTime<Utc>,
     },
     /// A user who shares a conversation with you came online or went offline.
     #[serde(rename_all = "camelCase")]
@@ -79,6 +96,25 @@ impl<'a> ServerFrame<'a> {
             sender_name: m.sender_name.as_str(),
             content: m.content.as_str(),
             sent_at: m.sent_at,
+        }
+    }
+
+    /// The frame telling members of a change to a message.
+    pub fn change(c: &'a MessageChange) -> Self {
+        match &c.change {
+            Change::Edited { content } => Self::MessageEdited {
+                message_id: c.message_id,
+                conversation_id: &c.conversation_id,
+                sender_id: &c.sender_id,
+                content: content.as_str(),
+                edited_at: c.changed_at,
+            },
+            Change::Deleted => Self::MessageDeleted {
+                message_id: c.message_id,
+                conversation_id: &c.conversation_id,
+                sender_id: &c.sender_id,
+                deleted_at: c.changed_at,
+            },
         }
     }
 

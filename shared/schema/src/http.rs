@@ -24,7 +24,7 @@ pub struct Route {
 }
 
 /// Every route, as the template deploys them and docs/openapi.yaml documents them.
-pub const ROUTES: [Route; 14] = [
+pub const ROUTES: [Route; 16] = [
     Route {
         key: "GET /conversations",
         action: "listConversations",
@@ -52,6 +52,20 @@ pub const ROUTES: [Route; 14] = [
         query: &[],
         body: true,
         idempotency_field: Some("clientMessageId"),
+    },
+    Route {
+        key: "PATCH /conversations/{conversationId}/messages/{messageId}",
+        action: "editMessage",
+        query: &[],
+        body: true,
+        idempotency_field: None,
+    },
+    Route {
+        key: "DELETE /conversations/{conversationId}/messages/{messageId}",
+        action: "deleteMessage",
+        query: &[],
+        body: false,
+        idempotency_field: None,
     },
     Route {
         key: "POST /conversations/{conversationId}/read",
@@ -265,7 +279,9 @@ impl HttpResponse {
             | Reply::History { .. }
             | Reply::Unread { .. }
             | Reply::Presence { .. }
-            | Reply::Stats { .. } => 200,
+            | Reply::Stats { .. }
+            | Reply::MessageEdited { .. }
+            | Reply::MessageDeleted { .. } => 200,
         };
         if let Reply::Error {
             code,

@@ -16,8 +16,8 @@ pub mod topics;
 
 pub use error::SchemaError;
 pub use events::{
-    AnalyticsEvent, AnalyticsKind, ChatMessage, ConnectionChange, DeliveryStatus, MessageStatusUpdate, Notification,
-    PresenceChange, SCHEMA_VERSION, TypingIndicator,
+    AnalyticsEvent, AnalyticsKind, Change, ChatEvent, ChatMessage, ConnectionChange, DeliveryStatus, MessageChange,
+    MessageStatusUpdate, Notification, PresenceChange, SCHEMA_VERSION, TypingIndicator,
 };
 pub use ids::{ClientMessageId, ConnectionId, ConversationId, DeviceToken, MessageId, UserId};
 pub use kafka::{BatchItemFailure, DecodedRecord, KafkaBatchResponse, MskEvent, PartitionBatch, RawRecord, RecordId};

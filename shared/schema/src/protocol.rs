@@ -171,6 +171,17 @@ pub enum Command {
     LeaveConversation {
         conversation_id: ConversationId,
     },
+    /// The sender changes the text of a message they sent, within the deployment's edit window.
+    EditMessage {
+        conversation_id: ConversationId,
+        message_id: MessageId,
+        content: MessageContent,
+    },
+    /// The sender deletes a message they sent: it stays in history as a tombstone.
+    DeleteMessage {
+        conversation_id: ConversationId,
+        message_id: MessageId,
+    },
     /// A conversation's daily counters (from analytics) for its last `days` days, today included.
     ConversationStats {
         conversation_id: ConversationId,
@@ -226,6 +237,16 @@ fn user_ids(items: Vec<Value>, field: &str) -> Result<Vec<UserId>, Refusal> {
             _ => Err(invalid(field, "must be an array of user ids")),
         })
         .collect()
+}
+
+/// A message's text. Empty and too long get their own codes: clients show them differently.
+fn message_content(v: Option<Value>) -> Result<MessageContent, Refusal> {
+    let content = required(v, "content")?;
+    if content.trim().is_empty() {
+        return Err(Refusal::new(ErrorCode::EmptyContent, "content must not be empty"));
+    }
+    MessageContent::parse(content)
+        .map_err(|_| Refusal::new(ErrorCode::ContentTooLong, "content is over 4,000 characters"))
 }
 
 fn invalid(field: &str, why: &str) -> Refusal {
@@ -334,13 +355,7 @@ impl Command {
                 after: string(f.after, "after")?,
             },
             "sendMessage" => {
-                let content = required(f.content, "content")?;
-                // Empty and too long get their own codes: clients show them differently.
-                if content.trim().is_empty() {
-                    return Err(Refusal::new(ErrorCode::EmptyContent, "content must not be empty"));
-                }
-                let content = MessageContent::parse(content)
-                    .map_err(|_| Refusal::new(ErrorCode::ContentTooLong, "content is over 4,000 characters"))?;
+                let content = message_content(f.content)?;
                 Command::SendMessage {
                     conversation_id: conversation(f.conversation_id)?,
                     content,
@@ -358,6 +373,18 @@ impl Command {
                 },
             },
             "markRead" => Command::MarkRead {
+                conversation_id: conversation(f.conversation_id)?,
+                message_id: MessageId::parse(&required(f.message_id, "messageId")?)?,
+            },
+            "editMessage" => {
+                let content = message_content(f.content)?;
+                Command::EditMessage {
+                    conversation_id: conversation(f.conversation_id)?,
+                    message_id: MessageId::parse(&required(f.message_id, "messageId")?)?,
+                    content,
+                }
+            }
+            "deleteMessage" => Command::DeleteMessage {
                 conversation_id: conversation(f.conversation_id)?,
                 message_id: MessageId::parse(&required(f.message_id, "messageId")?)?,
             },
@@ -465,6 +492,8 @@ impl Command {
             Self::AddMembers { .. } => "addMembers",
             Self::RemoveMember { .. } => "removeMember",
             Self::LeaveConversation { .. } => "leaveConversation",
+            Self::EditMessage { .. } => "editMessage",
+            Self::DeleteMessage { .. } => "deleteMessage",
         }
     }
 }
@@ -477,8 +506,15 @@ pub struct MessageView {
     pub conversation_id: ConversationId,
     pub sender_id: UserId,
     pub sender_name: String,
+    /// Empty once the message is deleted.
     pub content: String,
     pub sent_at: DateTime<Utc>,
+    /// When the sender last edited it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub edited_at: Option<DateTime<Utc>>,
+    /// When the sender deleted it: a tombstone, with no text.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deleted_at: Option<DateTime<Utc>>,
     /// In `history`, on the asker's own messages: the status every other member has reached
     /// (SENT, DELIVERED or READ). Absent on others' messages (and where it was not looked up).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -532,6 +568,12 @@ pub struct DailyStats {
     pub messages: i64,
     /// Times a member marked it read.
     pub reads: i64,
+    /// Edits of its messages.
+    #[serde(default)]
+    pub edits: i64,
+    /// Messages deleted.
+    #[serde(default)]
+    pub deletions: i64,
 }
 
 /// One conversation's unread count (`unread`).
@@ -604,6 +646,21 @@ pub enum Reply {
         conversation_id: ConversationId,
         messages: Vec<MessageView>,
         next_before: Option<MessageId>,
+    },
+    /// `editMessage` done: the broker has the edit; members get a `messageEdited` frame.
+    #[serde(rename_all = "camelCase")]
+    MessageEdited {
+        conversation_id: ConversationId,
+        message_id: MessageId,
+        content: MessageContent,
+        edited_at: DateTime<Utc>,
+    },
+    /// `deleteMessage` done (or done before): members get a `messageDeleted` frame.
+    #[serde(rename_all = "camelCase")]
+    MessageDeleted {
+        conversation_id: ConversationId,
+        message_id: MessageId,
+        deleted_at: DateTime<Utc>,
     },
     DeviceRegistered,
     DeviceUnregistered,
@@ -716,6 +773,14 @@ mod tests {
                 r#"{"action":"registerDevice","token":"fcm-token","platform":"fcm"}"#,
                 "registerDevice",
             ),
+            (
+                &format!(r#"{{"action":"editMessage","conversationId":"c1","messageId":"{id}","content":"hi"}}"#),
+                "editMessage",
+            ),
+            (
+                &format!(r#"{{"action":"deleteMessage","conversationId":"c1","messageId":"{id}"}}"#),
+                "deleteMessage",
+            ),
         ];
         for (body, action) in cases {
             assert_eq!(Command::parse(body).unwrap().action(), action, "{body}");
@@ -770,6 +835,17 @@ mod tests {
             refusal(r#"{"action":"markRead","conversationId":"c1","messageId":"nope"}"#).code,
             ErrorCode::InvalidRequest
         );
+        let id = "01JDQ3ZK6M0000000000000000";
+        let edit = |content: &str| {
+            refusal(&format!(
+                r#"{{"action":"editMessage","conversationId":"c1","messageId":"{id}","content":"{content}"}}"#
+            ))
+            .code
+        };
+        assert_eq!(edit(" "), ErrorCode::EmptyContent);
+        assert_eq!(edit(&"x".repeat(4_001)), ErrorCode::ContentTooLong);
+        let no_id = refusal(r#"{"action":"deleteMessage","conversationId":"c1"}"#);
+        assert_eq!(no_id.message, "messageId: is required");
     }
 
     #[test]

@@ -36,6 +36,8 @@ fn message_view(conversation: &ConversationId, item: &Item) -> Option<MessageVie
         sender_name: get_s(item, "senderName").unwrap_or_default().to_owned(),
         content: get_s(item, "content").unwrap_or_default().to_owned(),
         sent_at: parse_time(get_s(item, "sentAt")),
+        edited_at: get_s(item, "editedAt").map(|t| parse_time(Some(t))),
+        deleted_at: get_s(item, "deletedAt").map(|t| parse_time(Some(t))),
         status: None,
     })
 }
@@ -434,5 +436,21 @@ impl ConversationStore for DynamoStore {
             .and_then(|k| get_s(k, "messageId"))
             .and_then(|id| id.parse().ok());
         Ok((messages, next))
+    }
+
+    async fn message(&self, conversation: &ConversationId, id: MessageId) -> Result<Option<MessageView>, Error> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(self.tables.messages())
+            .key("conversationId", s(conversation.as_str()))
+            .key("messageId", s(id.to_string()))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| classify("read message", e))?;
+        Ok(out
+            .item()
+            .and_then(|i| super::readable("message", i, |i| message_view(conversation, i))))
     }
 }

@@ -2,8 +2,8 @@
 
 use aws_sdk_dynamodb::types::{AttributeValue, Put, Select, TransactWriteItem, Update};
 use relaychat_core::Error;
-use relaychat_core::ports::{Inserted, MessageStore, ReadPosition, ReadState};
-use relaychat_schema::{ChatMessage, ConversationId, MessageId, UserId};
+use relaychat_core::ports::{ChangeOutcome, Inserted, MessageStore, ReadPosition, ReadState};
+use relaychat_schema::{Change, ChatMessage, ConversationId, MessageChange, MessageId, UserId};
 
 use super::{DynamoStore, Guarded, Item, get_s, is_condition_failed, n, s, time};
 use crate::aws::classify;
@@ -184,6 +184,90 @@ impl MessageStore for DynamoStore {
             Err(e) if is_condition_failed(&e) => Ok(()),
             Err(e) => Err(classify("set last message", e)),
         }
+    }
+
+    /// One conditional update of the message (its old image says why a condition failed), then,
+    /// when it stands, the same change to the conversation's last message if it is this one.
+    async fn apply_change(&self, c: &MessageChange) -> Result<ChangeOutcome, Error> {
+        use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
+        use aws_sdk_dynamodb::types::ReturnValuesOnConditionCheckFailure;
+        const OP: &str = "change message";
+        let at = time(c.changed_at);
+        let update = self
+            .client
+            .update_item()
+            .table_name(self.tables.messages())
+            .key("conversationId", s(c.conversation_id.as_str()))
+            .key("messageId", s(c.message_id.to_string()))
+            .expression_attribute_values(":at", at.clone())
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld);
+        let update = match &c.change {
+            // The later edit stands; a replay (the same time) is applied again, harmlessly.
+            Change::Edited { content } => update
+                .update_expression("SET content = :text, editedAt = :at")
+                .condition_expression(
+                    "attribute_exists(messageId) AND attribute_not_exists(deletedAt) \
+                     AND (attribute_not_exists(editedAt) OR editedAt <= :at)",
+                )
+                .expression_attribute_values(":text", s(content.as_str())),
+            // The text goes for good; the first deletion's time stays.
+            Change::Deleted => update
+                .update_expression("SET deletedAt = :at REMOVE content")
+                .condition_expression("attribute_exists(messageId) AND attribute_not_exists(deletedAt)"),
+        };
+        let (outcome, deleted_at) = match update.send().await {
+            Ok(_) => (ChangeOutcome::Applied, Some(at)),
+            Err(e) if is_condition_failed(&e) => {
+                let old = match e.as_service_error() {
+                    Some(UpdateItemError::ConditionalCheckFailedException(f)) => f.item().cloned(),
+                    _ => None,
+                };
+                match old {
+                    None => return Ok(ChangeOutcome::Missing),
+                    // Deleted before: make sure its last-message copy is a tombstone too (a
+                    // replay after a crash between the two writes).
+                    Some(old) => (ChangeOutcome::Superseded, old.get("deletedAt").cloned()),
+                }
+            }
+            Err(e) => return Err(classify(OP, e)),
+        };
+        let preview = match (&c.change, outcome) {
+            (Change::Edited { content }, ChangeOutcome::Applied) => Some(
+                self.client
+                    .update_item()
+                    .update_expression("SET lastMessage.content = :text, lastMessage.editedAt = :at")
+                    .condition_expression(
+                        "lastMessageId = :id AND attribute_not_exists(lastMessage.deletedAt) \
+                         AND (attribute_not_exists(lastMessage.editedAt) OR lastMessage.editedAt <= :at)",
+                    )
+                    .expression_attribute_values(":text", s(content.preview(200)))
+                    .expression_attribute_values(":at", time(c.changed_at)),
+            ),
+            (Change::Deleted, _) => deleted_at.map(|at| {
+                self.client
+                    .update_item()
+                    .update_expression("SET lastMessage.content = :text, lastMessage.deletedAt = :at")
+                    .condition_expression("lastMessageId = :id AND attribute_not_exists(lastMessage.deletedAt)")
+                    .expression_attribute_values(":text", s(""))
+                    .expression_attribute_values(":at", at)
+            }),
+            _ => None,
+        };
+        if let Some(preview) = preview {
+            let result = preview
+                .table_name(self.tables.conversations())
+                .key("conversationId", s(c.conversation_id.as_str()))
+                .expression_attribute_values(":id", s(c.message_id.to_string()))
+                .send()
+                .await;
+            match result {
+                // Another message is the last one (or the copy has this change already).
+                Ok(_) => {}
+                Err(e) if is_condition_failed(&e) => {}
+                Err(e) => return Err(classify("change last message", e)),
+            }
+        }
+        Ok(outcome)
     }
 
     async fn messages_between(
