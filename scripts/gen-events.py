@@ -74,6 +74,25 @@ write("persist-message-malformed.json", event([
     record("chat-messages", 0, 123, C_DIRECT, {"schemaVersion": 1, "messageId": M2, "conversationId": C_DIRECT}),
 ]))
 
+# The sender edits one message and deletes another (what editMessage / deleteMessage publish), and
+# a change to a message never stored (dead-lettered).
+def change(mid, conv, sender, kind, at, recipients, content=None):
+    c = {"schemaVersion": 1, "messageId": mid, "conversationId": conv, "senderId": sender, "change": kind,
+         "changedAt": at, "recipients": recipients}
+    if content is not None:
+        c["content"] = content
+    return c
+
+
+write("persist-message-changes.json", event([
+    record("chat-messages", 0, 124, C_DIRECT, change(M1, C_DIRECT, "alice", "edited", "2025-11-25T10:01:00.000Z",
+                                                   ["alice", "bob"], "Hi Bob! Lunch at one?")),
+    record("chat-messages", 0, 125, C_DIRECT, change(M2, C_DIRECT, "bob", "deleted", "2025-11-25T10:01:30.000Z",
+                                                   ["alice", "bob"])),
+    record("chat-messages", 0, 126, C_DIRECT, change("01KAXB6S09ZZZZZZZZZZZZZZZZ", C_DIRECT, "bob", "deleted",
+                                                   "2025-11-25T10:01:40.000Z", ["alice", "bob"])),
+]))
+
 write("update-status.json", event([
     record("message-status-events", 1, 40, "bob", {"schemaVersion": 1, "messageId": M1, "conversationId": C_DIRECT,
            "userId": "bob", "senderId": "alice", "status": "DELIVERED", "at": "2025-11-25T10:00:01.000Z"}),

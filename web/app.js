@@ -31,6 +31,7 @@ const state = {
   names: new Map(), // userId → display name seen on messages
   presence: new Map(), // userId → { status: 'online' | 'offline', lastSeen }
   typing: { sentAt: 0, conversationId: null, idle: null },
+  editing: null, // the messageId of my own message the composer is editing
 };
 
 function conversation(id) {
@@ -127,6 +128,8 @@ function onFrame(data) {
     case 'status': return onStatus(f);
     case 'typing': return onTyping(f);
     case 'presence': return onPresence(f);
+    case 'messageEdited': // the frame to every member's devices, and the reply to our own edit
+    case 'messageDeleted': return onChange(f);
     case 'error': return onError(f);
     default: return undefined; // deviceRegistered and future frames: nothing to show
   }
@@ -244,6 +247,26 @@ function onStatus(f) {
   state.early.set(f.messageId, [...(state.early.get(f.messageId) || []), f]);
 }
 
+// An edit or a deletion, from a frame, a reply, or a history page newer than what we have.
+function onChange(f) {
+  const m = state.byId.get(f.messageId);
+  if (m) applyChange(m, f);
+  const c = state.conversations.get(f.conversationId);
+  if (c?.lastMessage?.messageId === f.messageId && c.lastMessage !== m) applyChange(c.lastMessage, f);
+  if (f.conversationId === state.current) renderMessages();
+  renderConversations();
+}
+
+// A deletion is final; of two edits the later one stands, whatever order they come in.
+function applyChange(m, f) {
+  if (m.deletedAt) return;
+  if (f.deletedAt) {
+    Object.assign(m, { deletedAt: f.deletedAt, content: '' });
+  } else if (f.editedAt && (!m.editedAt || f.editedAt > m.editedAt)) {
+    Object.assign(m, { editedAt: f.editedAt, content: f.content });
+  }
+}
+
 function onTyping(f) {
   if (f.userId === state.me.user || !state.conversations.has(f.conversationId)) return;
   const c = conversation(f.conversationId);
@@ -267,12 +290,12 @@ function onError(f) {
 // ---- state changes --------------------------------------------------------------------------
 
 function addMessage(c, f) {
-  if (state.byId.has(f.messageId)) return;
+  if (state.byId.has(f.messageId)) { applyChange(state.byId.get(f.messageId), f); return; }
   const mine = f.senderId === state.me.user;
   // History gives our own messages the status every other member has reached (else SENT).
   const m = { key: f.messageId, messageId: f.messageId, conversationId: c.conversationId,
               senderId: f.senderId, senderName: f.senderName, content: f.content, sentAt: f.sentAt,
-              mine, status: mine ? (f.status || 'SENT') : null, receipts: new Map() };
+              editedAt: f.editedAt || null, deletedAt: f.deletedAt || null, mine, status: mine ? (f.status || 'SENT') : null, receipts: new Map() };
   c.messages.set(m.key, m);
   state.byId.set(m.messageId, m);
   if (f.senderName) state.names.set(f.senderId, f.senderName);
@@ -312,7 +335,7 @@ function loadHistory(id, before) {
 }
 
 function select(id) {
-  if (state.current !== id) stopTyping();
+  if (state.current !== id) { stopTyping(); if (state.editing) { stopEditing(); $('message-input').value = ''; } }
   state.current = id;
   const c = conversation(id);
   if (!c.loaded) loadHistory(id);
@@ -358,6 +381,22 @@ function sendMessage(content, retry) {
                     clientMessageId: m.clientMessageId });
   if (!ok) { m.status = 'failed'; showError('not connected: the message was not sent'); }
   renderMessages(true);
+}
+
+// The composer edits one of my messages: Enter saves it, Escape (or an empty text) gives up.
+function startEditing(m) {
+  state.editing = m.messageId;
+  const input = $('message-input');
+  input.value = m.content;
+  $('send-button').textContent = 'Save';
+  $('composer').classList.add('editing');
+  input.focus();
+}
+
+function stopEditing() {
+  state.editing = null;
+  $('send-button').textContent = 'Send';
+  $('composer').classList.remove('editing');
 }
 
 function retryMessage(m) {
@@ -423,7 +462,10 @@ function renderConversations() {
     }
     if (c.unread > 0) top.append(el('span', 'unread', String(c.unread)));
     const last = c.lastMessage;
-    li.append(top, el('div', 'preview', last ? `${displayName(last.senderId)}: ${last.content}` : 'No messages yet'));
+    const preview = !last ? 'No messages yet'
+      : last.deletedAt ? `${displayName(last.senderId)} deleted a message`
+        : `${displayName(last.senderId)}: ${last.content}`;
+    li.append(top, el('div', 'preview', preview));
     return li;
   }));
 }
@@ -444,8 +486,23 @@ function messageItem(m, i, all) {
   if (m.clientMessageId) li.dataset.clientMessageId = m.clientMessageId;
   // Name the sender once per run of their messages, as chat apps do.
   if (!m.mine && all[i - 1]?.senderId !== m.senderId) li.append(el('div', 'sender', displayName(m.senderId)));
-  li.append(el('div', 'content', m.content));
+  if (m.deletedAt) {
+    li.classList.add('deleted');
+    li.append(el('div', 'content tombstone', 'This message was deleted'));
+  } else {
+    li.append(el('div', 'content', m.content));
+  }
   const meta = el('div', 'meta', m.sentAt ? new Date(m.sentAt).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' }) : '');
+  if (m.editedAt && !m.deletedAt) meta.append(el('span', 'edited', 'edited'));
+  if (m.mine && m.messageId && !m.deletedAt) {
+    const edit = el('button', 'edit', 'Edit');
+    edit.type = 'button';
+    edit.onclick = () => startEditing(m);
+    const del = el('button', 'delete', 'Delete');
+    del.type = 'button';
+    del.onclick = () => send({ action: 'deleteMessage', conversationId: m.conversationId, messageId: m.messageId });
+    meta.append(edit, del);
+  }
   if (m.mine && m.status in RANK) {
     meta.append(el('span', 'status-icon', STATUS_ICON[m.status]), el('span', 'status', m.status));
   } else if (m.status === 'sending') {
@@ -556,6 +613,15 @@ $('composer').addEventListener('submit', (e) => {
   e.preventDefault();
   const input = $('message-input');
   const content = input.value.trim();
+  if (state.editing) {
+    const m = state.byId.get(state.editing);
+    stopEditing();
+    input.value = '';
+    if (m && content && content !== m.content) {
+      send({ action: 'editMessage', conversationId: m.conversationId, messageId: m.messageId, content });
+    }
+    return;
+  }
   if (!content || !state.current) return;
   input.value = '';
   sendMessage(content);
@@ -564,6 +630,7 @@ $('message-input').addEventListener('input', onInput);
 $('message-input').addEventListener('keydown', (e) => {
   // Enter sends, Shift+Enter adds a line.
   if (e.key === 'Enter' && !e.shiftKey && !e.isComposing) { e.preventDefault(); $('composer').requestSubmit(); }
+  if (e.key === 'Escape' && state.editing) { stopEditing(); e.target.value = ''; }
 });
 
 $('error-banner').querySelector('.dismiss').addEventListener('click', hideError);

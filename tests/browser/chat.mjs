@@ -182,6 +182,35 @@ await check("bob's reply becomes READ (alice has the conversation open)", async 
   assert.equal(await statusOf(alice, messageId), 'READ', 'statuses never move back');
 });
 
+await check('alice edits her message and bob sees the new text, marked edited', async () => {
+  await alice.click(`#messages [data-message-id="${messageId}"] .edit`);
+  await until(alice, () => document.querySelector('#message-input').value === 'hello bob');
+  await alice.fill('#message-input', 'hello again, bob');
+  await alice.press('#message-input', 'Enter');
+  const item = `#messages [data-message-id="${messageId}"]`;
+  await until(bob, (s) => document.querySelector(`${s} .content`)?.textContent === 'hello again, bob'
+    && document.querySelector(`${s} .edited`), item);
+  await until(alice, (s) => document.querySelector(`${s} .content`)?.textContent === 'hello again, bob', item);
+  assert.equal(await bob.locator('#messages [data-message-id]').count(), 2, 'edited in place, not added');
+});
+
+await check('an edit survives a reload: history has it', async () => {
+  await bob.reload(); // the saved session signs in again by itself
+  await until(bob, () => document.querySelector('#connection-state')?.textContent === 'connected');
+  await bob.click(`#conversations [data-conversation-id="${conversationId}"]`);
+  await until(bob, (s) => document.querySelector(`${s} .content`)?.textContent === 'hello again, bob'
+    && document.querySelector(`${s} .edited`), `#messages [data-message-id="${messageId}"]`);
+});
+
+await check('alice deletes it and both pages show a tombstone', async () => {
+  await alice.click(`#messages [data-message-id="${messageId}"] .delete`);
+  const item = `#messages [data-message-id="${messageId}"]`;
+  for (const page of [alice, bob]) {
+    await until(page, (s) => document.querySelector(`${s}.deleted .content`)?.textContent === 'This message was deleted', item);
+  }
+  assert.equal(await bob.locator(`${item} .edit`).count(), 0, 'only the sender may change it');
+});
+
 await check('bob closes his page and alice sees him offline', async () => {
   await bob.context().close();
   delete pages.bob;

@@ -63,3 +63,38 @@ async fn malformed_records_are_dead_lettered_with_their_reason_and_the_rest_stor
     assert!(reason(1).contains("missing field `senderId`"), "{}", reason(1));
     assert_eq!(unread(&store, "bob", DIRECT).await, 1, "the good record was stored");
 }
+
+#[tokio::test]
+async fn the_changes_sample_edits_one_message_tombstones_another_and_dead_letters_a_stranger() {
+    use relaychat_core::ports::ConversationStore;
+    let store = dynamo_store().await;
+    let dlq = dead_letters("persist-message").await;
+    let function = PersistMessage::new(store.clone(), dlq.clone());
+    assert!(
+        function
+            .invoke(&sample("persist-message.json"))
+            .await
+            .batch_item_failures
+            .is_empty()
+    );
+    for _ in 0..2 {
+        let response = function.invoke(&sample("persist-message-changes.json")).await;
+        assert!(
+            response.batch_item_failures.is_empty(),
+            "a change to nothing never blocks the partition"
+        );
+    }
+    let direct = ConversationId::parse(DIRECT).unwrap();
+    let (history, _) = store.history(&direct, None, 10).await.unwrap();
+    let by_id = |id: &str| history.iter().find(|m| m.message_id.to_string() == id).unwrap();
+    assert_eq!(
+        (by_id(M1).content.as_str(), by_id(M1).edited_at.is_some()),
+        ("Hi Bob! Lunch at one?", true)
+    );
+    assert_eq!((by_id(M2).content.as_str(), by_id(M2).deleted_at.is_some()), ("", true));
+    let dead = read_topic(dlq.topic(), 2, WAIT);
+    assert_eq!(dead.len(), 2, "dead-lettered on each delivery");
+    let reason = String::from_utf8(dead[0].header(DLQ_REASON_HEADER).unwrap().to_vec()).unwrap();
+    assert!(reason.contains("is not stored"), "{reason}");
+    assert_eq!(dead[0].header(DLQ_SOURCE_HEADER), Some(&b"chat-messages-0@126"[..]));
+}
