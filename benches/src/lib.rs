@@ -6,7 +6,7 @@ use relaychat_core::Error;
 use relaychat_core::batch::EachEvent;
 use relaychat_core::delivery::deliver_event;
 use relaychat_core::persist::persist_event;
-use relaychat_core::ports::{ConnectionDirectory, FramePoster, MessageStore, Publisher};
+use relaychat_core::ports::{ConnectionDirectory, FramePoster, MemberPages, MessageStore, Publisher};
 use relaychat_schema::events::TopicEvent;
 use relaychat_schema::kafka::{EventSource, msk_event_json};
 use relaychat_schema::{ChatEvent, ChatMessage, DecodedRecord, RecordId, Topics};
@@ -82,9 +82,9 @@ impl<S: MessageStore> EachEvent for Persist<'_, S> {
 /// deliver-message's handler, as its crate has it, on one value serving every port.
 pub struct Deliver<'a, S>(pub &'a S, pub Topics);
 
-impl<S: ConnectionDirectory + FramePoster + Publisher> EachEvent for Deliver<'_, S> {
+impl<S: MemberPages + ConnectionDirectory + FramePoster + Publisher> EachEvent for Deliver<'_, S> {
     type Event = ChatEvent;
     async fn handle_event(&self, event: &ChatEvent) -> Result<(), Error> {
-        deliver_event(self.0, self.0, self.0, &self.1, event).await
+        deliver_event(self.0, self.0, self.0, self.0, &self.1, event).await
     }
 }

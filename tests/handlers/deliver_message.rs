@@ -22,6 +22,7 @@ async fn online_members_get_frames_and_receipts_offline_ones_a_notification() {
         .await
         .unwrap();
     let function = DeliverMessage {
+        members: store.clone(),
         directory: store.clone(),
         poster: api,
         publisher: publisher(),

@@ -40,6 +40,7 @@ async fn api(
         members: vec![UserId::parse("alice").unwrap(), UserId::parse("bob").unwrap()],
         created_by: UserId::parse("alice").unwrap(),
         created_at: Utc::now(),
+        large: None,
     };
     store.create_conversation(&conversation, None).await.unwrap();
     HttpApi {

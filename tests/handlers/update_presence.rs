@@ -21,6 +21,7 @@ async fn connects_are_told_to_co_members_once_and_a_disconnect_with_a_live_conne
                 members: vec![member("alice"), member("bob")],
                 created_by: member("alice"),
                 created_at: Utc::now(),
+                large: None,
             },
             None,
         )

@@ -43,6 +43,7 @@ async fn direct_conversation(store: &DynamoStore) {
         members: vec![UserId::parse("alice").unwrap(), UserId::parse("bob").unwrap()],
         created_by: UserId::parse("alice").unwrap(),
         created_at: Utc::now(),
+        large: None,
     };
     store.create_conversation(&conversation, None).await.unwrap();
 }

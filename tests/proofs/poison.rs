@@ -38,6 +38,8 @@ fn good(conversation: &str, n: usize) -> Vec<u8> {
         client_message_id: None,
         sent_at: Utc::now(),
         recipients: vec![UserId::parse("alice").unwrap(), UserId::parse("bob").unwrap()],
+        large_group: false,
+        fanout_after: None,
     }
     .to_json()
 }

@@ -16,7 +16,8 @@ use relaychat_core::Error;
 use relaychat_core::batch::run_batch;
 use relaychat_core::memory::Memory;
 use relaychat_core::ports::{
-    ChangeOutcome, ConnectionDirectory, DeadLetters, FramePoster, Inserted, MessageStore, PostOutcome, Publisher,
+    ChangeOutcome, ConnectionDirectory, DeadLetters, FramePoster, Inserted, MemberPages, MessageStore, PostOutcome,
+    Publisher,
 };
 use relaychat_schema::MskEvent;
 use relaychat_schema::events::TopicEvent;
@@ -61,6 +62,18 @@ impl MessageStore for Delayed {
     ) -> Result<Vec<(MessageId, UserId)>, Error> {
         self.call().await;
         self.mem.messages_between(c, after, up_to, limit).await
+    }
+}
+
+impl MemberPages for Delayed {
+    async fn members_page(
+        &self,
+        c: &ConversationId,
+        after: Option<&UserId>,
+        limit: usize,
+    ) -> Result<Vec<UserId>, Error> {
+        self.call().await;
+        self.mem.members_page(c, after, limit).await
     }
 }
 

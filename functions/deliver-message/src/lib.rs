@@ -12,7 +12,7 @@ use relaychat_core::Error;
 use relaychat_core::batch::{EachEvent, run_batch};
 use relaychat_core::delivery::deliver_event;
 use relaychat_core::function::KafkaFunction;
-use relaychat_core::ports::{ConnectionDirectory, DeadLetters, FramePoster, Publisher};
+use relaychat_core::ports::{ConnectionDirectory, DeadLetters, FramePoster, MemberPages, Publisher};
 use relaychat_core::recent::RecentConnections;
 use relaychat_schema::MskEvent;
 use relaychat_schema::{ChatEvent, KafkaBatchResponse, Topics};
@@ -20,7 +20,9 @@ use relaychat_schema::{ChatEvent, KafkaBatchResponse, Topics};
 /// The function's name: its consumer group, and its dead-letter topic `deliver-message-dlq`.
 pub const NAME: &str = "deliver-message";
 
-pub struct DeliverMessage<C, F, P, D> {
+pub struct DeliverMessage<M, C, F, P, D> {
+    /// A large group's members, page by page.
+    pub members: M,
     pub directory: C,
     pub poster: F,
     pub publisher: P,
@@ -28,8 +30,9 @@ pub struct DeliverMessage<C, F, P, D> {
     pub topics: Topics,
 }
 
-impl<C, F, P, D> DeliverMessage<C, F, P, D>
+impl<M, C, F, P, D> DeliverMessage<M, C, F, P, D>
 where
+    M: MemberPages,
     C: ConnectionDirectory,
     F: FramePoster,
     P: Publisher,
@@ -40,8 +43,9 @@ where
     }
 }
 
-impl<C, F, P, D> EachEvent for DeliverMessage<C, F, P, D>
+impl<M, C, F, P, D> EachEvent for DeliverMessage<M, C, F, P, D>
 where
+    M: MemberPages,
     C: ConnectionDirectory,
     F: FramePoster,
     P: Publisher,
@@ -50,12 +54,21 @@ where
     type Event = ChatEvent;
 
     async fn handle_event(&self, event: &ChatEvent) -> Result<(), Error> {
-        deliver_event(&self.directory, &self.poster, &self.publisher, &self.topics, event).await
+        deliver_event(
+            &self.members,
+            &self.directory,
+            &self.poster,
+            &self.publisher,
+            &self.topics,
+            event,
+        )
+        .await
     }
 }
 
 /// deliver-message as deployed, on DynamoDB, @connections and Kafka.
-pub type Deployed = DeliverMessage<RecentConnections<DynamoStore>, ConnectionsApi, KafkaPublisher, KafkaDeadLetters>;
+pub type Deployed =
+    DeliverMessage<DynamoStore, RecentConnections<DynamoStore>, ConnectionsApi, KafkaPublisher, KafkaDeadLetters>;
 
 /// The one place deliver-message is wired: Lambda's `main.rs` and the local runtime both build it here.
 pub async fn build(deps: Deps) -> Result<Deployed, ConfigError> {
@@ -63,6 +76,7 @@ pub async fn build(deps: Deps) -> Result<Deployed, ConfigError> {
         poster: deps.connections_api()?,
         dead_letters: deps.dead_letters(NAME),
         directory: deps.connection_directory()?,
+        members: deps.store,
         publisher: deps.publisher,
         topics: deps.topics,
     })

@@ -2,7 +2,7 @@
 //! refusal is a `Refusal` with a stable code, turned into an `error` frame by the function.
 
 use chrono::{DateTime, Utc};
-use relaychat_schema::events::MAX_MEMBERS;
+use relaychat_schema::events::{MAX_MEMBERS, MAX_SMALL_MEMBERS};
 use relaychat_schema::protocol::{
     Command, ConversationSummary, ErrorCode, MAX_SUMMARY_MEMBERS, MessageView, REPLY_ITEMS_BUDGET, Refusal, Reply,
     UnreadCount, fitting,
@@ -117,10 +117,12 @@ where
                     all.push(m);
                 }
             }
-            if all.len() < 2 || all.len() > MAX_MEMBERS {
+            if all.len() < 2 || all.len() > MAX_SMALL_MEMBERS {
                 return Err(Refusal::new(
                     ErrorCode::InvalidRequest,
-                    format!("members: a conversation has 2 to {MAX_MEMBERS} members, you included"),
+                    format!(
+                        "members: a conversation starts with 2 to {MAX_SMALL_MEMBERS} members, you included (addMembers grows it)"
+                    ),
                 ));
             }
             within_budget(store, sender, Limited::CreateConversation, now).await?;
@@ -130,6 +132,7 @@ where
                 members: all,
                 created_by: user.clone(),
                 created_at: now,
+                large: None,
             };
             let stored = store
                 .create_conversation(&conversation, client_request_id.as_ref())
@@ -145,11 +148,7 @@ where
                     now,
                 );
             }
-            Ok(Some(Reply::Conversation {
-                conversation_id: stored.id,
-                members: stored.members,
-                title: stored.title,
-            }))
+            Ok(Some(conversation_reply(stored)))
         }
         Command::ListConversations { limit, after } => {
             let all = store.conversations_of(user).await.map_err(|e| refusal_for(&e))?;
@@ -183,7 +182,9 @@ where
                 content,
                 client_message_id: client_message_id.clone(),
                 sent_at,
+                large_group: conversation.is_large(),
                 recipients: conversation.members,
+                fanout_after: None,
             };
             // The ack promises the message is durable: only after the broker confirmed the write.
             publisher
@@ -227,7 +228,9 @@ where
                     content: content.clone(),
                 },
                 changed_at: now,
+                large_group: conversation.is_large(),
                 recipients: conversation.members,
+                fanout_after: None,
             };
             publisher
                 .publish_event(topics, &change)
@@ -262,7 +265,9 @@ where
                 sender_id: user.clone(),
                 change: Change::Deleted,
                 changed_at: now,
+                large_group: conversation.is_large(),
                 recipients: conversation.members,
+                fanout_after: None,
             };
             publisher
                 .publish_event(topics, &change)
@@ -280,6 +285,10 @@ where
         } => {
             let conversation = member_of(store, sender, &conversation_id).await?;
             within_budget(store, sender, Limited::Typing, now).await?;
+            // Typing is not relayed in a large group: thousands of frames for every keystroke.
+            if conversation.is_large() {
+                return Ok(None);
+            }
             let indicator = TypingIndicator {
                 schema_version: SCHEMA_VERSION,
                 conversation_id,
@@ -298,7 +307,7 @@ where
             conversation_id,
             message_id,
         } => {
-            member_of(store, sender, &conversation_id).await?;
+            let conversation = member_of(store, sender, &conversation_id).await?;
             let update = MessageStatusUpdate {
                 schema_version: SCHEMA_VERSION,
                 message_id,
@@ -307,6 +316,7 @@ where
                 sender_id: None,
                 status: DeliveryStatus::Read,
                 at: now,
+                large_group: conversation.is_large(),
             };
             publisher
                 .publish_event(topics, &update)
@@ -378,31 +388,14 @@ where
         Command::AddMembers {
             conversation_id,
             members,
-        } => {
-            let changed = change_members(store, sender, &conversation_id, |current| {
-                fixed_pair(current)?;
-                let mut all = current.members.clone();
-                for m in &members {
-                    if !all.contains(m) {
-                        all.push(m.clone());
-                    }
-                }
-                if all.len() > MAX_MEMBERS {
-                    return Err(Refusal::new(
-                        ErrorCode::InvalidRequest,
-                        format!("members: a conversation has at most {MAX_MEMBERS} members"),
-                    ));
-                }
-                Ok(all)
-            })
-            .await?;
-            Ok(Some(conversation_reply(changed)))
-        }
+        } => Ok(Some(conversation_reply(
+            add_members(store, sender, &conversation_id, &members).await?,
+        ))),
         Command::RemoveMember {
             conversation_id,
             user_id,
         } => {
-            let changed = change_members(store, sender, &conversation_id, |current| {
+            let changed = change_members(store, sender, &conversation_id, &user_id, |current| {
                 if *user != current.created_by && *user != user_id {
                     return Err(Refusal::new(
                         ErrorCode::Forbidden,
@@ -415,7 +408,8 @@ where
             Ok(Some(conversation_reply(changed)))
         }
         Command::LeaveConversation { conversation_id } => {
-            let changed = change_members(store, sender, &conversation_id, |current| without(current, user)).await?;
+            let changed =
+                change_members(store, sender, &conversation_id, user, |current| without(current, user)).await?;
             Ok(Some(conversation_reply(changed)))
         }
         Command::ConversationStats { conversation_id, days } => {
@@ -522,6 +516,25 @@ async fn with_receipt_statuses<S: ConversationStore>(
     asker: &UserId,
     messages: &mut [MessageView],
 ) -> Result<(), Refusal> {
+    if conversation.is_large() {
+        // Counted, not kept per reader: how many have read up to each of the asker's messages.
+        let own: Vec<MessageId> = messages
+            .iter()
+            .filter(|m| m.sender_id == *asker)
+            .map(|m| m.message_id)
+            .collect();
+        if own.is_empty() {
+            return Ok(());
+        }
+        let counts = store
+            .read_by(&conversation.id, asker, &own)
+            .await
+            .map_err(|e| refusal_for(&e))?;
+        for m in messages.iter_mut() {
+            m.read_by = counts.get(&m.message_id).copied();
+        }
+        return Ok(());
+    }
     let others: Vec<UserId> = conversation.members.iter().filter(|m| *m != asker).cloned().collect();
     let room = MAX_RECEIPT_LOOKUPS / others.len().max(1);
     let own: Vec<MessageId> = messages
@@ -545,10 +558,59 @@ async fn with_receipt_statuses<S: ConversationStore>(
 
 fn conversation_reply(c: Conversation) -> Reply {
     Reply::Conversation {
+        member_count: c.member_count(),
         conversation_id: c.id,
         members: c.members,
         title: c.title,
     }
+}
+
+/// Adds members: to a small group's list while it stays small; past `MAX_SMALL_MEMBERS` it
+/// becomes (or is) a large group, whose members are memberships only. Optimistic like every
+/// change of members.
+async fn add_members<S: ConversationStore>(
+    store: &S,
+    sender: &Sender,
+    id: &ConversationId,
+    members: &[UserId],
+) -> Result<Conversation, Refusal> {
+    for _ in 0..MEMBER_CHANGE_TRIES {
+        let current = member_of(store, sender, id).await?;
+        fixed_pair(&current)?;
+        let new: Vec<UserId> =
+            members
+                .iter()
+                .filter(|m| !current.members.contains(m))
+                .fold(Vec::new(), |mut new, m| {
+                    if !new.contains(m) {
+                        new.push(m.clone());
+                    }
+                    new
+                });
+        if new.is_empty() {
+            return Ok(current);
+        }
+        // A large group's count also counts those who turn out to be members already: never over.
+        if current.member_count() + new.len() > MAX_MEMBERS {
+            return Err(Refusal::new(
+                ErrorCode::InvalidRequest,
+                format!("members: a conversation has at most {MAX_MEMBERS} members"),
+            ));
+        }
+        let changed = if current.is_large() || current.members.len() + new.len() > MAX_SMALL_MEMBERS {
+            store.add_to_large(&current, &new).await
+        } else {
+            let all: Vec<UserId> = current.members.iter().chain(&new).cloned().collect();
+            store.set_members(&current, &all).await
+        };
+        if let Some(changed) = changed.map_err(|e| refusal_for(&e))? {
+            return Ok(changed);
+        }
+    }
+    Err(Refusal::new(
+        ErrorCode::Unavailable,
+        "the members kept changing meanwhile; try again",
+    ))
 }
 
 /// A conversation of two is a pair's direct conversation: its members never change.
@@ -562,9 +624,13 @@ fn fixed_pair(current: &Conversation) -> Result<(), Refusal> {
     Ok(())
 }
 
-/// The members without `user`, who must be one.
+/// The members without `user`, who must be one (a large group's are not listed: the store
+/// finds out).
 fn without(current: &Conversation, user: &UserId) -> Result<Vec<UserId>, Refusal> {
     fixed_pair(current)?;
+    if current.is_large() {
+        return Ok(Vec::new());
+    }
     if !current.members.contains(user) {
         return Err(Refusal::new(
             ErrorCode::NotFound,
@@ -583,10 +649,20 @@ async fn change_members<S: ConversationStore>(
     store: &S,
     sender: &Sender,
     id: &ConversationId,
+    removed: &UserId,
     change: impl Fn(&Conversation) -> Result<Vec<UserId>, Refusal>,
 ) -> Result<Conversation, Refusal> {
     for _ in 0..MEMBER_CHANGE_TRIES {
         let current = member_of(store, sender, id).await?;
+        if current.is_large() {
+            // Only checks the rule: a large group lists no members to change.
+            change(&current)?;
+            return store
+                .remove_from_large(&current, removed)
+                .await
+                .map_err(|e| refusal_for(&e))?
+                .ok_or_else(|| Refusal::new(ErrorCode::NotFound, format!("{removed} is not a member of {id}")));
+        }
         let members = change(&current)?;
         if members == current.members {
             return Ok(current);
@@ -655,7 +731,15 @@ async fn member_of<S: ConversationStore>(
         .await
         .map_err(|e| refusal_for(&e))?
         .ok_or_else(|| Refusal::new(ErrorCode::NotFound, format!("no conversation {id}")))?;
-    if !conversation.members.contains(&sender.identity.user) {
+    let member = if conversation.is_large() {
+        store
+            .is_member(id, &sender.identity.user)
+            .await
+            .map_err(|e| refusal_for(&e))?
+    } else {
+        conversation.members.contains(&sender.identity.user)
+    };
+    if !member {
         return Err(Refusal::new(
             ErrorCode::NotAMember,
             format!("you are not a member of {id}"),
@@ -1058,7 +1142,7 @@ mod tests {
 
     #[tokio::test]
     async fn list_conversations_pages_and_every_page_fits_a_reply() {
-        // GIVEN mallory added bob to 300 groups of the largest size, with long titles
+        // GIVEN mallory added bob to 300 groups of the largest size created at once, with long titles
         let mem = Memory::default();
         let others: Vec<String> = (0..97).map(|i| format!("member-with-a-long-name-{i}")).collect();
         for i in 0..300 {
@@ -1105,7 +1189,7 @@ mod tests {
             pages += 1;
             for c in &conversations {
                 assert!(c.members.len() <= MAX_SUMMARY_MEMBERS);
-                assert_eq!(c.member_count, MAX_MEMBERS);
+                assert_eq!(c.member_count, MAX_SMALL_MEMBERS);
                 assert!(seen.insert(c.conversation_id.clone()), "listed twice");
             }
             match next_cursor {

@@ -153,6 +153,17 @@ impl FromRecord for Countable {
     }
 }
 
+impl Countable {
+    /// deliver-message's continuation of a large group's fan-out, not a new record.
+    pub fn is_fanout_continuation(&self) -> bool {
+        match self {
+            Self::Message(m) => m.fanout_after.is_some(),
+            Self::Change(c) => c.fanout_after.is_some(),
+            Self::Event(_) => false,
+        }
+    }
+}
+
 /// What a record counts, under its own identity.
 pub fn counted(countable: &Countable) -> Counted {
     match countable {
@@ -177,6 +188,9 @@ pub async fn count_events<S: AnalyticsStore>(
 ) -> Result<(), (usize, Error)> {
     let mut chunk = Chunk::default();
     for (index, parsed) in events.iter().enumerate() {
+        if parsed.event.is_fanout_continuation() {
+            continue; // the rest of a large group's fan-out: counted when first read
+        }
         let c = counted(&parsed.event);
         // The same identity twice in one apply (a message published again, a deletion asked
         // for twice) counts once; DynamoDB would also refuse a transaction writing one item twice.
@@ -314,6 +328,8 @@ mod tests {
             change,
             changed_at: m.sent_at + chrono::Duration::seconds(secs),
             recipients: m.recipients.clone(),
+            large_group: false,
+            fanout_after: None,
         };
         let edit = |secs| {
             change(

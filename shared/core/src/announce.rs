@@ -19,20 +19,29 @@ pub struct Announcement<'a> {
     pub id: &'a ConversationId,
     pub members: &'a [UserId],
     pub title: Option<&'a Title>,
+    pub member_count: usize,
     pub change: ConversationChange,
     pub by: &'a UserId,
-    /// Told too, though no longer a member (removed, or left).
-    pub former: Option<&'a UserId>,
+    /// Told too: a member no longer (removed, or left), or those just added (a large group
+    /// lists no members: there they, the actor and those taken out are the ones told).
+    pub also: &'a [UserId],
 }
 
-/// What an action does to a conversation, if anything: the change, and who it takes out.
-pub fn change_of(command: &Command, sender: &UserId) -> Option<(ConversationChange, Option<UserId>)> {
+/// What an action does to a conversation, if anything: the change, and whom it names (those it
+/// adds or takes out, the actor too).
+pub fn change_of(command: &Command, sender: &UserId) -> Option<(ConversationChange, Vec<UserId>)> {
     match command {
-        Command::CreateConversation { .. } => Some((ConversationChange::Created, None)),
-        Command::RenameConversation { .. } => Some((ConversationChange::Renamed, None)),
-        Command::AddMembers { .. } => Some((ConversationChange::MembersAdded, None)),
-        Command::RemoveMember { user_id, .. } => Some((ConversationChange::MemberRemoved, Some(user_id.clone()))),
-        Command::LeaveConversation { .. } => Some((ConversationChange::Left, Some(sender.clone()))),
+        Command::CreateConversation { .. } => Some((ConversationChange::Created, vec![])),
+        Command::RenameConversation { .. } => Some((ConversationChange::Renamed, vec![sender.clone()])),
+        Command::AddMembers { members, .. } => {
+            let mut named = members.clone();
+            named.push(sender.clone());
+            Some((ConversationChange::MembersAdded, named))
+        }
+        Command::RemoveMember { user_id, .. } => {
+            Some((ConversationChange::MemberRemoved, vec![user_id.clone(), sender.clone()]))
+        }
+        Command::LeaveConversation { .. } => Some((ConversationChange::Left, vec![sender.clone()])),
         _ => None,
     }
 }
@@ -42,17 +51,18 @@ pub fn change_of(command: &Command, sender: &UserId) -> Option<(ConversationChan
 pub async fn announce_reply(
     directory: &impl ConnectionDirectory,
     poster: &impl FramePoster,
-    change: Option<(ConversationChange, Option<UserId>)>,
+    change: Option<(ConversationChange, Vec<UserId>)>,
     reply: Option<&Reply>,
     by: &UserId,
     except: Option<&ConnectionId>,
 ) -> usize {
     let (
-        Some((change, former)),
+        Some((change, named)),
         Some(Reply::Conversation {
             conversation_id,
             members,
             title,
+            member_count,
         }),
     ) = (change, reply)
     else {
@@ -64,7 +74,8 @@ pub async fn announce_reply(
         title: title.as_ref(),
         change,
         by,
-        former: former.as_ref(),
+        member_count: *member_count,
+        also: &named,
     };
     announce_conversation(directory, poster, &conversation, except).await
 }
@@ -81,17 +92,18 @@ pub async fn announce_conversation(
         conversation_id: conversation.id,
         members: conversation.members,
         title: conversation.title,
+        member_count: conversation.member_count,
         change: conversation.change,
         by: conversation.by,
         created_by: (conversation.change == ConversationChange::Created).then_some(conversation.by),
     }
     .to_bytes();
-    let audience: Vec<UserId> = conversation
-        .members
-        .iter()
-        .chain(conversation.former)
-        .cloned()
-        .collect();
+    let mut audience: Vec<UserId> = conversation.members.to_vec();
+    for user in conversation.also {
+        if !audience.contains(user) {
+            audience.push(user.clone());
+        }
+    }
     let mut reached = 0;
     for members in audience.chunks(CONCURRENCY) {
         let told = members
@@ -155,9 +167,10 @@ mod tests {
             id: &id,
             members: &members,
             title: None,
+            member_count: 3,
             change: ConversationChange::Created,
             by: &creator,
-            former: None,
+            also: &[],
         };
         let reached = announce_conversation(&mem, &mem, &conversation, Some(&asked_from)).await;
         assert_eq!(reached, 2, "alice's laptop and bob's laptop; carol is offline");
@@ -169,7 +182,7 @@ mod tests {
         assert_eq!(
             frame,
             &serde_json::json!({"type": "conversation", "conversationId": "c1", "members": ["alice", "bob", "carol"],
-                "title": null, "change": "created", "by": "alice", "createdBy": "alice"})
+                "title": null, "memberCount": 3, "change": "created", "by": "alice", "createdBy": "alice"})
         );
         assert_eq!(mem.frames_to("alice-laptop").len(), 1);
         assert!(

@@ -17,13 +17,14 @@ use crate::limits::{Budget, Limited};
 use crate::memory::sample_message;
 use crate::ports::{
     AnalyticsStore, Announced, ChangeOutcome, ConnectionDirectory, ConnectionRegistry, Conversation, ConversationStore,
-    Counted, CounterKey, Identity, Inserted, MessageStore, PresenceStore, ReadState, Receipts, SendClaim,
+    Counted, CounterKey, Identity, Inserted, MemberPages, MessageStore, PresenceStore, ReadState, Receipts, SendClaim,
 };
 use relaychat_schema::protocol::PresenceStatus;
 
 /// Everything the contract exercises.
 pub trait Store:
     MessageStore
+    + MemberPages
     + ReadState
     + ConversationStore
     + ConnectionRegistry
@@ -36,6 +37,7 @@ pub trait Store:
 
 impl<S> Store for S where
     S: MessageStore
+        + MemberPages
         + ReadState
         + ConversationStore
         + ConnectionRegistry
@@ -62,6 +64,7 @@ fn conversation(members: &[&str]) -> Conversation {
         members: members.iter().map(|m| user(m)).collect(),
         created_by: user(members[0]),
         created_at: Utc::now(),
+        large: None,
     }
 }
 
@@ -133,6 +136,7 @@ pub async fn a_pair_has_one_direct_conversation(store: &impl Store) {
         members: members.iter().map(|m| user(m)).collect(),
         created_by: user(by),
         created_at: now,
+        large: None,
     };
     let first = store
         .create_conversation(&conversation("direct-1", "judy", &["judy", "kim"]), None)
@@ -177,6 +181,7 @@ pub async fn members_change_only_from_what_was_read_and_titles_change(store: &im
         members: vec![user("mia"), user("noah"), user("olga")],
         created_by: user("mia"),
         created_at: Utc::now(),
+        large: None,
     };
     store.create_conversation(&group, None).await.expect("create");
     let grown = [user("mia"), user("noah"), user("olga"), user("pia")];
@@ -371,6 +376,8 @@ fn change(m: &ChatMessage, change: Change, secs: i64) -> MessageChange {
         change,
         changed_at: m.sent_at + Duration::seconds(secs),
         recipients: m.recipients.clone(),
+        large_group: false,
+        fanout_after: None,
     }
 }
 
@@ -472,6 +479,107 @@ pub async fn the_latest_edit_stands_until_the_deletion_in_history_and_the_last_m
             .expect("message")
             .is_none()
     );
+}
+
+/// A message to a large group: no recipients listed.
+fn large_message(c: &Conversation, sender: &str) -> ChatMessage {
+    let mut m = sample_message(c.id.as_str(), sender, &[]);
+    m.large_group = true;
+    m
+}
+
+pub async fn a_large_group_keeps_memberships_and_counts_unread_and_reads_by_position(store: &impl Store) {
+    use relaychat_schema::events::MAX_SMALL_MEMBERS;
+    let c = conversation(&["alice", "bob", "carol"]);
+    store.create_conversation(&c, None).await.expect("create");
+    // Grown past a small group's size: its list becomes memberships only.
+    let added: Vec<UserId> = (0..MAX_SMALL_MEMBERS).map(|i| user(&format!("m{i:03}"))).collect();
+    let grown = store.add_to_large(&c, &added).await.expect("add").expect("grown");
+    assert_eq!((grown.large, grown.members.len()), (Some(102), 0));
+    assert_eq!(
+        store.conversation(&c.id).await.expect("read").expect("stored").large,
+        Some(102)
+    );
+    assert!(
+        store.add_to_large(&c, &[user("late")]).await.expect("add").is_none(),
+        "a small group's list read before it grew is stale"
+    );
+    let grown = store
+        .add_to_large(&grown, &[user("bob"), user("dave")])
+        .await
+        .expect("add")
+        .expect("added");
+    assert_eq!(grown.large, Some(103), "bob was a member already");
+    for (who, member) in [("bob", true), ("dave", true), ("m050", true), ("mallory", false)] {
+        assert_eq!(
+            store.is_member(&c.id, &user(who)).await.expect("is_member"),
+            member,
+            "{who}"
+        );
+    }
+    // Members page by page, in id order, each once.
+    let first = store.members_page(&c.id, None, 50).await.expect("page");
+    let rest = store.members_page(&c.id, first.last(), 100).await.expect("page");
+    assert_eq!((first.len(), rest.len()), (50, 53));
+    let all: Vec<UserId> = first.iter().chain(&rest).cloned().collect();
+    assert!(all.windows(2).all(|w| w[0] < w[1]), "in order, no repeats");
+    assert!(all.contains(&user("alice")) && all.contains(&user("dave")));
+    // Unread by sequence: each message counts for everyone but its sender, who read up to it.
+    let m1 = large_message(&grown, "alice");
+    assert!(matches!(stored(store, &m1).await, Inserted::Stored { .. }));
+    assert_eq!(stored(store, &m1).await, Inserted::Repeat);
+    let m2 = large_message(&grown, "bob");
+    stored(store, &m2).await;
+    assert_eq!(
+        (
+            unread(store, "alice", &c).await,
+            unread(store, "bob", &c).await,
+            unread(store, "dave", &c).await
+        ),
+        (1, 0, 2)
+    );
+    let listed = summary(store, "m050", &c).await.expect("listed for a member");
+    assert_eq!((listed.member_count, listed.members.len(), listed.unread), (103, 0, 2));
+    assert_eq!(listed.last_message.map(|v| v.message_id), Some(m2.message_id));
+    // Reading moves a position: unread follows, and read-by counts those who read up to a message.
+    let id = &c.id;
+    let read = |who: &'static str, to: MessageId| async move {
+        store
+            .advance_read_position(&user(who), id, to)
+            .await
+            .expect("advance_read_position")
+    };
+    assert!(read("dave", m2.message_id).await);
+    assert!(!read("dave", m1.message_id).await, "never back");
+    assert_eq!(unread(store, "dave", &c).await, 0);
+    assert!(read("m001", m1.message_id).await);
+    assert_eq!(unread(store, "m001", &c).await, 1, "m2 is after what m001 read");
+    let read_by = |sender: &'static str, m: MessageId| async move {
+        store
+            .read_by(id, &user(sender), &[m])
+            .await
+            .expect("read_by")
+            .get(&m)
+            .copied()
+    };
+    assert_eq!(read_by("alice", m1.message_id).await, Some(2), "dave and m001");
+    assert_eq!(read_by("bob", m2.message_id).await, Some(1), "dave; m001 is before it");
+    // Leaving: the membership, the count, and their part in read-by counts go.
+    let left = store
+        .remove_from_large(&grown, &user("dave"))
+        .await
+        .expect("remove")
+        .expect("removed");
+    assert_eq!(left.large, Some(102));
+    assert!(!store.is_member(&c.id, &user("dave")).await.expect("is_member"));
+    assert!(
+        store
+            .remove_from_large(&left, &user("dave"))
+            .await
+            .expect("remove")
+            .is_none()
+    );
+    assert_eq!(read_by("alice", m1.message_id).await, Some(1), "m001");
 }
 
 pub async fn history_pages_newest_first_to_the_oldest(store: &impl Store) {
@@ -773,6 +881,7 @@ macro_rules! port_contract_tests {
             the_last_message_never_moves_back,
             storing_a_message_makes_it_the_last_unless_a_later_one_is,
             history_pages_newest_first_to_the_oldest,
+            a_large_group_keeps_memberships_and_counts_unread_and_reads_by_position,
             the_latest_edit_stands_until_the_deletion_in_history_and_the_last_message,
             the_read_cursor_only_moves_forward_and_recounts_unread,
             a_message_stored_behind_the_cursor_is_read_not_unread,

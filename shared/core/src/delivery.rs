@@ -5,14 +5,20 @@ use chrono::Utc;
 use futures::future::try_join_all;
 use relaychat_schema::frames::ServerFrame;
 use relaychat_schema::{
-    ChatEvent, ChatMessage, DeliveryStatus, MessageChange, MessageStatusUpdate, Notification, SCHEMA_VERSION, Topics,
-    UserId,
+    ChatEvent, ChatMessage, ConversationId, DeliveryStatus, MessageChange, MessageStatusUpdate, Notification,
+    SCHEMA_VERSION, Topics, UserId,
 };
 use tracing::debug;
 
 use crate::Error;
 use crate::fanout::post_to_user;
-use crate::ports::{ConnectionDirectory, FramePoster, PublishEvent, Publisher};
+use crate::ports::{ConnectionDirectory, FramePoster, MemberPages, PublishEvent, Publisher};
+
+/// Members one invocation posts a large group's message to; the rest are carried on by a
+/// continuation record, so a record's work is bounded whatever the group's size.
+pub const FANOUT_PAGE: usize = 500;
+/// Members posted to at once.
+const FANOUT_CONCURRENCY: usize = 32;
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Delivery {
@@ -20,8 +26,10 @@ pub struct Delivery {
     pub notified: Vec<UserId>,
 }
 
-/// Delivers what a `chat-messages` record holds: a message, or a change to one.
+/// Delivers what a `chat-messages` record holds: a message, or a change to one; in a large
+/// group, to one page of its members, handing the rest on.
 pub async fn deliver_event(
+    members: &impl MemberPages,
     directory: &impl ConnectionDirectory,
     poster: &impl FramePoster,
     publisher: &impl Publisher,
@@ -29,11 +37,79 @@ pub async fn deliver_event(
     event: &ChatEvent,
 ) -> Result<(), Error> {
     match event {
+        ChatEvent::Message(m) if m.large_group => {
+            let frame = ServerFrame::message(m).to_bytes();
+            let page = FanoutPage {
+                conversation: &m.conversation_id,
+                after: m.fanout_after.as_ref(),
+                skip: Some(&m.sender_id),
+                frame: &frame,
+            };
+            if let Some(last) = fan_out_page(members, directory, poster, &page).await? {
+                let rest = ChatMessage {
+                    fanout_after: Some(last),
+                    ..m.clone()
+                };
+                publisher.publish_event(topics, &rest).await?;
+            }
+            Ok(())
+        }
+        ChatEvent::Change(c) if c.large_group => {
+            let frame = ServerFrame::change(c).to_bytes();
+            let page = FanoutPage {
+                conversation: &c.conversation_id,
+                after: c.fanout_after.as_ref(),
+                skip: None,
+                frame: &frame,
+            };
+            if let Some(last) = fan_out_page(members, directory, poster, &page).await? {
+                let rest = MessageChange {
+                    fanout_after: Some(last),
+                    ..c.clone()
+                };
+                publisher.publish_event(topics, &rest).await?;
+            }
+            Ok(())
+        }
         ChatEvent::Message(m) => deliver_message(directory, poster, publisher, topics, m)
             .await
             .map(|_| ()),
         ChatEvent::Change(c) => deliver_change(directory, poster, c).await.map(|_| ()),
     }
+}
+
+/// One page of a large group's fan-out.
+pub struct FanoutPage<'a> {
+    pub conversation: &'a ConversationId,
+    /// Where the previous page stopped.
+    pub after: Option<&'a UserId>,
+    /// Not posted to (a message's sender).
+    pub skip: Option<&'a UserId>,
+    pub frame: &'a [u8],
+}
+
+/// Posts the frame to the live connections of the next `FANOUT_PAGE` members; the last member of
+/// a full page (where the next page starts), or `None` when this was the last. No receipts and no
+/// pushes in a large group: receipts there are read-by counts, and a push for every message to
+/// thousands of members is what large groups are muted for.
+pub async fn fan_out_page(
+    members: &impl MemberPages,
+    directory: &impl ConnectionDirectory,
+    poster: &impl FramePoster,
+    page: &FanoutPage<'_>,
+) -> Result<Option<UserId>, Error> {
+    let listed = members.members_page(page.conversation, page.after, FANOUT_PAGE).await?;
+    let audience: Vec<&UserId> = listed.iter().filter(|m| Some(*m) != page.skip).collect();
+    for chunk in audience.chunks(FANOUT_CONCURRENCY) {
+        try_join_all(
+            chunk
+                .iter()
+                .map(|member| post_to_user(directory, poster, member, page.frame)),
+        )
+        .await?;
+    }
+    debug!(members = listed.len(), "large group: one page fanned out");
+    Ok((listed.len() == FANOUT_PAGE).then(|| listed.last().cloned()).flatten())
 }
 
 /// Tells every member's live connections of an edit or a deletion (the sender's too: their
@@ -85,6 +161,7 @@ pub async fn deliver_message(
                             sender_id: Some(message.sender_id.clone()),
                             status: DeliveryStatus::Delivered,
                             at: Utc::now(),
+                            large_group: false,
                         };
                         publisher.publish_event(topics, &update).await?;
                     } else {
@@ -159,6 +236,8 @@ mod tests {
             change: relaychat_schema::Change::Deleted,
             changed_at: Utc::now(),
             recipients: m.recipients.clone(),
+            large_group: false,
+            fanout_after: None,
         };
         // WHEN alice's deletion is delivered
         let reached = deliver_change(&mem, &mem, &change).await.unwrap();

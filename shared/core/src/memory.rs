@@ -1,7 +1,7 @@
 //! In-memory fakes of every port, for unit tests of the rules and handlers. Never used in place
 //! of the real services outside unit tests.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::{Mutex, MutexGuard};
 
 use chrono::{DateTime, Utc};
@@ -21,6 +21,13 @@ use crate::ports::*;
 struct State {
     messages: BTreeMap<(String, MessageId), ChatMessage>,
     changes: HashMap<MessageId, Changed>,
+    /// Large groups: their members, messages stored (the sequence), each message's place in it,
+    /// each member's position (unread is the difference) and where their reads are counted.
+    large_members: BTreeMap<String, BTreeSet<UserId>>,
+    sequence: HashMap<String, u64>,
+    message_seq: HashMap<MessageId, u64>,
+    read_seq: HashMap<(String, String), u64>,
+    counted_read: HashMap<(String, String), u64>,
     last_message: HashMap<String, MessageId>,
     unread: HashMap<(String, String), i64>,
     cursors: HashMap<(String, String), MessageId>,
@@ -200,6 +207,25 @@ impl MessageStore for Memory {
             return Ok(Inserted::Repeat);
         }
         s.messages.insert(k, m.clone());
+        if m.large_group {
+            // Constant work: the next place in the sequence; the sender has read up to it.
+            let n = {
+                let seq = s.sequence.entry(m.conversation_id.to_string()).or_default();
+                *seq += 1;
+                *seq
+            };
+            s.message_seq.insert(m.message_id, n);
+            let position = s.read_seq.entry(key(&m.sender_id, &m.conversation_id)).or_default();
+            *position = (*position).max(n);
+            let last = s
+                .last_message
+                .entry(m.conversation_id.to_string())
+                .or_insert(m.message_id);
+            *last = (*last).max(m.message_id);
+            return Ok(Inserted::Stored {
+                already_read_by: Vec::new(),
+            });
+        }
         let mut already_read_by = Vec::new();
         for r in m.recipients.iter().filter(|r| **r != m.sender_id) {
             let membership = key(r, &m.conversation_id);
@@ -285,6 +311,31 @@ impl ReadState for Memory {
         let p = s.progress.entry(key(user, conversation)).or_insert(to);
         *p = (*p).max(to);
         Ok(())
+    }
+    async fn advance_read_position(
+        &self,
+        user: &UserId,
+        conversation: &ConversationId,
+        to: MessageId,
+    ) -> Result<bool, Error> {
+        let mut s = self.state();
+        // The place of the latest message up to `to` (read up to X: wherever X itself is).
+        let Some(n) = s
+            .messages
+            .keys()
+            .rev()
+            .filter(|(c, id)| c == conversation.as_str() && *id <= to)
+            .find_map(|(_, id)| s.message_seq.get(id).copied())
+        else {
+            return Ok(false);
+        };
+        let k = key(user, conversation);
+        let position = s.read_seq.entry(k.clone()).or_default();
+        *position = (*position).max(n);
+        let counted = s.counted_read.entry(k).or_default();
+        let moved = *counted < n;
+        *counted = (*counted).max(n);
+        Ok(moved)
     }
     async fn advance_read_cursor(
         &self,
@@ -613,6 +664,73 @@ impl ConversationStore for Memory {
     async fn conversation(&self, id: &ConversationId) -> Result<Option<Conversation>, Error> {
         Ok(self.state().conversations.get(id.as_str()).cloned())
     }
+    async fn add_to_large(&self, current: &Conversation, added: &[UserId]) -> Result<Option<Conversation>, Error> {
+        let mut s = self.state();
+        let Some(stored) = s.conversations.get(current.id.as_str()).cloned() else {
+            return Ok(None);
+        };
+        // A small group's list, as read, is the guard of its growing large.
+        if !current.is_large() && (stored.is_large() || stored.members != current.members) {
+            return Ok(None);
+        }
+        let id = current.id.to_string();
+        let at = s.sequence.get(&id).copied().unwrap_or(0);
+        let members = s.large_members.entry(id.clone()).or_default();
+        members.extend(stored.members.iter().cloned());
+        let joined: Vec<UserId> = added.iter().filter(|u| members.insert((*u).clone())).cloned().collect();
+        let count = members.len();
+        for user in joined {
+            // Nothing from before they joined is unread.
+            s.read_seq.insert(key(&user, &current.id), at);
+        }
+        let c = s.conversations.get_mut(&id).expect("read above");
+        c.members.clear();
+        c.large = Some(count);
+        Ok(Some(c.clone()))
+    }
+    async fn remove_from_large(&self, current: &Conversation, member: &UserId) -> Result<Option<Conversation>, Error> {
+        let mut s = self.state();
+        let id = current.id.to_string();
+        if !s.large_members.get_mut(&id).is_some_and(|m| m.remove(member)) {
+            return Ok(None);
+        }
+        let count = s.large_members.get(&id).map_or(0, BTreeSet::len);
+        s.read_seq.remove(&key(member, &current.id));
+        s.counted_read.remove(&key(member, &current.id));
+        Ok(s.conversations.get_mut(&id).map(|c| {
+            c.large = Some(count);
+            c.clone()
+        }))
+    }
+    async fn is_member(&self, conversation: &ConversationId, user: &UserId) -> Result<bool, Error> {
+        let s = self.state();
+        Ok(s.large_members
+            .get(conversation.as_str())
+            .is_some_and(|m| m.contains(user))
+            || s.conversations
+                .get(conversation.as_str())
+                .is_some_and(|c| c.members.contains(user)))
+    }
+    async fn read_by(
+        &self,
+        conversation: &ConversationId,
+        sender: &UserId,
+        messages: &[MessageId],
+    ) -> Result<HashMap<MessageId, u64>, Error> {
+        let s = self.state();
+        Ok(messages
+            .iter()
+            .filter_map(|m| {
+                let n = *s.message_seq.get(m)?;
+                let readers = s
+                    .counted_read
+                    .iter()
+                    .filter(|((user, conv), at)| conv == conversation.as_str() && user != sender.as_str() && **at >= n)
+                    .count();
+                Some((*m, readers as u64))
+            })
+            .collect())
+    }
     async fn set_members(&self, current: &Conversation, members: &[UserId]) -> Result<Option<Conversation>, Error> {
         let mut s = self.state();
         let Some(stored) = s.conversations.get_mut(current.id.as_str()) else {
@@ -665,15 +783,24 @@ impl ConversationStore for Memory {
     }
     async fn conversations_of(&self, user: &UserId) -> Result<Vec<ConversationSummary>, Error> {
         let s = self.state();
+        let in_large = |c: &Conversation| s.large_members.get(c.id.as_str()).is_some_and(|m| m.contains(user));
         Ok(s.conversations
             .values()
-            .filter(|c| c.members.contains(user))
+            .filter(|c| c.members.contains(user) || in_large(c))
             .map(|c| ConversationSummary {
                 conversation_id: c.id.clone(),
                 title: c.title.clone(),
                 members: c.members.clone(),
-                member_count: c.members.len(),
-                unread: s.unread.get(&key(user, &c.id)).copied().unwrap_or(0),
+                member_count: c.member_count(),
+                unread: match c.large {
+                    // A large group's unread: messages stored since the member's position.
+                    Some(_) => {
+                        let at = s.read_seq.get(&key(user, &c.id)).copied().unwrap_or(0);
+                        let stored = s.sequence.get(c.id.as_str()).copied().unwrap_or(0);
+                        i64::try_from(stored.saturating_sub(at)).unwrap_or(i64::MAX)
+                    }
+                    None => s.unread.get(&key(user, &c.id)).copied().unwrap_or(0),
+                },
                 last_message: s
                     .last_message
                     .get(c.id.as_str())
@@ -708,6 +835,30 @@ impl ConversationStore for Memory {
     }
 }
 
+impl MemberPages for Memory {
+    async fn members_page(
+        &self,
+        conversation: &ConversationId,
+        after: Option<&UserId>,
+        limit: usize,
+    ) -> Result<Vec<UserId>, Error> {
+        let s = self.state();
+        let all: BTreeSet<UserId> = match s.large_members.get(conversation.as_str()) {
+            Some(members) => members.clone(),
+            None => s
+                .conversations
+                .get(conversation.as_str())
+                .map(|c| c.members.iter().cloned().collect())
+                .unwrap_or_default(),
+        };
+        Ok(all
+            .into_iter()
+            .filter(|u| after.is_none_or(|a| u > a))
+            .take(limit)
+            .collect())
+    }
+}
+
 fn view(s: &State, m: &ChatMessage) -> MessageView {
     let changed = s.changes.get(&m.message_id).cloned().unwrap_or_default();
     let content = match (&changed.deleted_at, &changed.edited) {
@@ -725,6 +876,7 @@ fn view(s: &State, m: &ChatMessage) -> MessageView {
         edited_at: changed.edited.map(|(at, _)| at),
         deleted_at: changed.deleted_at,
         status: None,
+        read_by: None,
     }
 }
 
@@ -745,6 +897,8 @@ pub fn sample_message(conversation: &str, sender: &str, recipients: &[&str]) -> 
         client_message_id: None,
         sent_at: Utc::now(),
         recipients: recipients.iter().map(|r| user(r)).collect(),
+        large_group: false,
+        fanout_after: None,
     }
 }
 
@@ -757,6 +911,7 @@ pub fn status_update(m: &ChatMessage, reader: &str, status: DeliveryStatus) -> M
         sender_id: Some(m.sender_id.clone()),
         status,
         at: Utc::now(),
+        large_group: false,
     }
 }
 

@@ -9,6 +9,9 @@ use crate::ports::{ChangeOutcome, Inserted, MessageStore};
 /// Stores what a `chat-messages` record holds: a message, or a change to a stored one.
 pub async fn persist_event(store: &impl MessageStore, event: &ChatEvent) -> Result<(), Error> {
     match event {
+        // The rest of a large group's fan-out: stored when it was first read.
+        ChatEvent::Message(m) if m.fanout_after.is_some() => Ok(()),
+        ChatEvent::Change(c) if c.fanout_after.is_some() => Ok(()),
         ChatEvent::Message(m) => persist_message(store, m).await.map(|_| ()),
         ChatEvent::Change(c) => persist_change(store, c).await,
     }
@@ -94,6 +97,8 @@ mod tests {
             change,
             changed_at: m.sent_at + chrono::Duration::seconds(secs),
             recipients: m.recipients.clone(),
+            large_group: false,
+            fanout_after: None,
         })
     }
 

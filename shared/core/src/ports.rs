@@ -97,6 +97,17 @@ pub trait ReadState: Sync {
         to: MessageId,
     ) -> impl Future<Output = Result<(), Error>> + Send;
 
+    /// In a large group: moves the reader's position forward (never back) to the place in the
+    /// conversation's sequence of the latest message up to `to` (`to` itself once stored), which
+    /// sets their unread count and their part in its messages' read-by counts. `Ok(false)` when
+    /// no such message is stored.
+    fn advance_read_position(
+        &self,
+        user: &UserId,
+        conversation: &ConversationId,
+        to: MessageId,
+    ) -> impl Future<Output = Result<bool, Error>> + Send;
+
     /// Moves the cursor forward to `to` (never back) and sets the unread count to the number of
     /// later messages from others, exact even while messages are being stored concurrently.
     fn advance_read_cursor(
@@ -348,12 +359,24 @@ pub struct SendClaim {
 pub struct Conversation {
     pub id: ConversationId,
     pub title: Option<Title>,
+    /// Every member of a small conversation; none of a large group (its memberships are paged:
+    /// `ConversationStore::members_page`).
     pub members: Vec<UserId>,
     pub created_by: UserId,
     pub created_at: DateTime<Utc>,
+    /// A large group (over `MAX_SMALL_MEMBERS`): how many members it has.
+    pub large: Option<usize>,
 }
 
 impl Conversation {
+    pub fn member_count(&self) -> usize {
+        self.large.unwrap_or(self.members.len())
+    }
+
+    pub fn is_large(&self) -> bool {
+        self.large.is_some()
+    }
+
     /// A conversation of two is their direct conversation, one per pair: the pair's key
     /// (`direct#<a>#<b>`, the two ids in order; ids never hold `#`).
     pub fn direct_pair(&self) -> Option<String> {
@@ -386,6 +409,35 @@ pub trait ConversationStore: Sync {
         current: &Conversation,
         members: &[UserId],
     ) -> impl Future<Output = Result<Option<Conversation>, Error>> + Send;
+    /// Adds members to a group that is large or becomes large with them (more than
+    /// `MAX_SMALL_MEMBERS`): memberships for those not members yet, each starting with nothing
+    /// unread; a small group's listed members become memberships only, if they are still
+    /// `current.members` (`Ok(None)` when they changed meanwhile, or it is gone).
+    fn add_to_large(
+        &self,
+        current: &Conversation,
+        added: &[UserId],
+    ) -> impl Future<Output = Result<Option<Conversation>, Error>> + Send;
+    /// Takes a member out of a large group (`Ok(None)`: they were not a member).
+    fn remove_from_large(
+        &self,
+        current: &Conversation,
+        member: &UserId,
+    ) -> impl Future<Output = Result<Option<Conversation>, Error>> + Send;
+    /// Whether `user` is a member (a large group's check; a small one lists its members).
+    fn is_member(
+        &self,
+        conversation: &ConversationId,
+        user: &UserId,
+    ) -> impl Future<Output = Result<bool, Error>> + Send;
+    /// In a large group: for each of `messages` (by `sender`), how many other members have read
+    /// up to it.
+    fn read_by(
+        &self,
+        conversation: &ConversationId,
+        sender: &UserId,
+        messages: &[MessageId],
+    ) -> impl Future<Output = Result<HashMap<MessageId, u64>, Error>> + Send;
     /// Claims an HTTP send's idempotency key for this message, for a day; `Some(earlier)` when
     /// the key was claimed before (by `claim.sender`), with what it was claimed for.
     fn claim_send(&self, claim: &SendClaim) -> impl Future<Output = Result<Option<SendClaim>, Error>> + Send;
@@ -419,6 +471,17 @@ pub trait ConversationStore: Sync {
         before: Option<MessageId>,
         limit: u32,
     ) -> impl Future<Output = Result<(Vec<MessageView>, Option<MessageId>), Error>> + Send;
+}
+
+/// A conversation's members, page by page (a large group's fan-out).
+pub trait MemberPages: Sync {
+    /// Up to `limit` members after `after`, in user-id order.
+    fn members_page(
+        &self,
+        conversation: &ConversationId,
+        after: Option<&UserId>,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<UserId>, Error>> + Send;
 }
 
 /// What was last announced of a user's presence.

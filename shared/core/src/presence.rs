@@ -195,6 +195,7 @@ mod tests {
             members: vec![user("alice"), user("bob")],
             created_by: user("alice"),
             created_at: Utc::now(),
+            large: None,
         };
         mem.create_conversation(&conversation, None).await.unwrap();
         mem.connect("alice", "conn-alice");

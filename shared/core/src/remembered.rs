@@ -113,6 +113,26 @@ impl<S: ConversationStore + Send> ConversationStore for Remembered<S> {
     async fn claim_send(&self, claim: &SendClaim) -> Result<Option<SendClaim>, Error> {
         self.inner.claim_send(claim).await
     }
+    async fn add_to_large(&self, current: &Conversation, added: &[UserId]) -> Result<Option<Conversation>, Error> {
+        self.conversations.forget(&current.id);
+        self.inner.add_to_large(current, added).await
+    }
+    async fn remove_from_large(&self, current: &Conversation, member: &UserId) -> Result<Option<Conversation>, Error> {
+        self.conversations.forget(&current.id);
+        self.inner.remove_from_large(current, member).await
+    }
+    /// Not remembered: a large group's membership is one key read, and a removal takes effect at once.
+    async fn is_member(&self, conversation: &ConversationId, user: &UserId) -> Result<bool, Error> {
+        self.inner.is_member(conversation, user).await
+    }
+    async fn read_by(
+        &self,
+        conversation: &ConversationId,
+        sender: &UserId,
+        messages: &[MessageId],
+    ) -> Result<HashMap<MessageId, u64>, Error> {
+        self.inner.read_by(conversation, sender, messages).await
+    }
     async fn receipt_statuses(
         &self,
         messages: &[MessageId],
@@ -227,6 +247,7 @@ mod tests {
             members: vec![user("alice"), user("bob")],
             created_by: user("alice"),
             created_at: Utc::now(),
+            large: None,
         };
         store.inner().create_conversation(&c, None).await.unwrap();
         assert_eq!(store.conversation(&c.id).await.unwrap(), Some(c.clone()));
@@ -249,6 +270,7 @@ mod tests {
             members: vec![user("alice"), user("bob"), user("carol")],
             created_by: user("alice"),
             created_at: Utc::now(),
+            large: None,
         };
         store.inner().create_conversation(&c, None).await.unwrap();
         store.conversation(&c.id).await.unwrap();

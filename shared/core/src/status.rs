@@ -61,6 +61,15 @@ where
             })?;
             deliver_receipt(ports, update, sender).await
         }
+        // A large group counts reads by position: no receipt per message, no frame per reader.
+        DeliveryStatus::Read if update.large_group => {
+            let moved = ports
+                .store
+                .advance_read_position(&update.user_id, &update.conversation_id, update.message_id)
+                .await?;
+            debug!(reader = %update.user_id, moved, "large group: read position");
+            Ok(StatusChange::default())
+        }
         DeliveryStatus::Read => mark_read_up_to(ports, update).await,
         DeliveryStatus::Sent => Err(Error::Invalid(SchemaError::InvalidField {
             field: "status",

@@ -12,9 +12,21 @@ use crate::{
 /// The version this build writes, and the newest it reads.
 pub const SCHEMA_VERSION: u32 = 1;
 
-/// Most members a conversation may have. Creating one (the conversation and a membership per
-/// member) is one DynamoDB transaction, which takes at most 100 items.
-pub const MAX_MEMBERS: usize = 99;
+/// Most members a conversation may have.
+pub const MAX_MEMBERS: usize = 10_000;
+
+/// Most members of a small conversation: created in one DynamoDB transaction (at most 100 items)
+/// with its members listed on it, and each message adding to every recipient's unread count in
+/// one transaction. A group grown past this is a large group: members kept only as memberships,
+/// unread counted from a per-conversation sequence, fan-out paged (docs/large-groups.md).
+pub const MAX_SMALL_MEMBERS: usize = 99;
+
+/// Most members one `addMembers` adds (a request is at most 128 KB).
+pub const MAX_ADD_MEMBERS: usize = 1_000;
+
+fn is_false(b: &bool) -> bool {
+    !*b
+}
 
 /// Implemented by every topic value: which topic it goes to and under which key (so a producer
 /// cannot pick the wrong ones), parse with the version check, write as JSON.
@@ -144,7 +156,15 @@ pub struct ChatMessage {
     pub client_message_id: Option<ClientMessageId>,
     #[serde(deserialize_with = "crate::time::deserialize")]
     pub sent_at: DateTime<Utc>,
+    /// The members when it was sent; empty in a large group (consumers page its memberships).
     pub recipients: Vec<UserId>,
+    /// Sent to a large group (`MAX_SMALL_MEMBERS`): counted by sequence, delivered page by page.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub large_group: bool,
+    /// deliver-message's continuation of a large group's fan-out: the members after this one are
+    /// still to be told. Persisting and counting ignore such a record (the message is stored).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fanout_after: Option<UserId>,
 }
 
 /// What a sender did to a message they sent (`MessageChange`).
@@ -173,8 +193,14 @@ pub struct MessageChange {
     /// When it was changed: of two edits the later one wins, whatever order they arrive in.
     #[serde(deserialize_with = "crate::time::deserialize")]
     pub changed_at: DateTime<Utc>,
-    /// The members when it was changed (the sender too: their other devices show it).
+    /// The members when it was changed (the sender too: their other devices show it); empty in
+    /// a large group.
     pub recipients: Vec<UserId>,
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub large_group: bool,
+    /// As `ChatMessage::fanout_after`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fanout_after: Option<UserId>,
 }
 
 impl TopicEvent for MessageChange {
@@ -250,6 +276,10 @@ impl<'de> Deserialize<'de> for ChatEvent {
             #[serde(default, deserialize_with = "crate::time::deserialize_optional")]
             changed_at: Option<DateTime<Utc>>,
             recipients: Vec<UserId>,
+            #[serde(default)]
+            large_group: bool,
+            #[serde(default)]
+            fanout_after: Option<UserId>,
         }
 
         fn required<T, E: serde::de::Error>(v: Option<T>, field: &'static str) -> Result<T, E> {
@@ -269,6 +299,8 @@ impl<'de> Deserialize<'de> for ChatEvent {
                     client_message_id: w.client_message_id,
                     sent_at: required(w.sent_at, "sentAt")?,
                     recipients: w.recipients,
+                    large_group: w.large_group,
+                    fanout_after: w.fanout_after,
                 }));
             }
             Some(Kind::Edited) => Change::Edited {
@@ -287,6 +319,8 @@ impl<'de> Deserialize<'de> for ChatEvent {
             change,
             changed_at: required(w.changed_at, "changedAt")?,
             recipients: w.recipients,
+            large_group: w.large_group,
+            fanout_after: w.fanout_after,
         }))
     }
 }
@@ -354,6 +388,9 @@ pub struct MessageStatusUpdate {
     pub status: DeliveryStatus,
     #[serde(deserialize_with = "crate::time::deserialize")]
     pub at: DateTime<Utc>,
+    /// READ in a large group: the reader's position moves, with no receipt per message.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub large_group: bool,
 }
 
 /// `typing-events`, keyed by conversationId; short-lived, never stored.
@@ -545,6 +582,8 @@ mod tests {
             },
             changed_at: m.sent_at,
             recipients: m.recipients.clone(),
+            large_group: false,
+            fanout_after: None,
         };
         let json: serde_json::Value = serde_json::from_slice(&edit.to_json()).unwrap();
         assert_eq!(

@@ -66,8 +66,10 @@ pub enum ServerFrame<'a> {
     #[serde(rename_all = "camelCase")]
     Conversation {
         conversation_id: &'a ConversationId,
+        /// Every member; none in a large group (see `memberCount`).
         members: &'a [UserId],
         title: Option<&'a crate::Title>,
+        member_count: usize,
         change: ConversationChange,
         by: &'a UserId,
         /// With `created` only.

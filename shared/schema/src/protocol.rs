@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::events::MAX_MEMBERS;
+use crate::events::{MAX_ADD_MEMBERS, MAX_SMALL_MEMBERS};
 use crate::{ClientMessageId, ConversationId, DeviceToken, MessageContent, MessageId, SchemaError, Title, UserId};
 
 /// Largest WebSocket message API Gateway accepts (frames are at most 32 KB each).
@@ -333,10 +333,11 @@ impl Command {
                     Some(_) => return Err(invalid("members", "must be an array of user ids")),
                     None => return Err(invalid("members", "is required")),
                 };
-                if members.is_empty() || members.len() >= MAX_MEMBERS {
+                // A group grows past this with addMembers (a large group).
+                if members.is_empty() || members.len() >= MAX_SMALL_MEMBERS {
                     return Err(invalid(
                         "members",
-                        &format!("must hold 1 to {} other users", MAX_MEMBERS - 1),
+                        &format!("must hold 1 to {} other users", MAX_SMALL_MEMBERS - 1),
                     ));
                 }
                 let members = user_ids(members, "members")?;
@@ -414,11 +415,11 @@ impl Command {
             },
             "addMembers" => {
                 let members = match f.members {
-                    Some(Value::Array(items)) if !items.is_empty() && items.len() < MAX_MEMBERS => items,
+                    Some(Value::Array(items)) if !items.is_empty() && items.len() <= MAX_ADD_MEMBERS => items,
                     Some(Value::Array(_)) => {
                         return Err(invalid(
                             "members",
-                            &format!("must hold 1 to {} user ids", MAX_MEMBERS - 1),
+                            &format!("must hold 1 to {MAX_ADD_MEMBERS} user ids"),
                         ));
                     }
                     Some(_) => return Err(invalid("members", "must be an array of user ids")),
@@ -519,6 +520,10 @@ pub struct MessageView {
     /// (SENT, DELIVERED or READ). Absent on others' messages (and where it was not looked up).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status: Option<crate::DeliveryStatus>,
+    /// In a large group's `history`, on the asker's own messages: how many other members have
+    /// read up to it (receipts there are counted, not kept per reader).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub read_by: Option<u64>,
 }
 
 /// One entry of `listConversations`.
@@ -622,8 +627,10 @@ pub enum Reply {
     #[serde(rename_all = "camelCase")]
     Conversation {
         conversation_id: ConversationId,
+        /// Every member; in a large group, none (see `memberCount`).
         members: Vec<UserId>,
         title: Option<Title>,
+        member_count: usize,
     },
     #[serde(rename_all = "camelCase")]
     Conversations {

@@ -56,6 +56,10 @@ struct Shared {
     injected: AtomicUsize,
     /// Calls by operation (`X-Amz-Target` suffix).
     by_operation: Mutex<BTreeMap<String, usize>>,
+    /// Items the calls asked to write (a transaction's each, a batch's each, else one), and the
+    /// bytes of every request: what the calls cost, beside how many there were.
+    items_written: AtomicUsize,
+    request_bytes: AtomicUsize,
 }
 
 /// The running proxy.
@@ -78,6 +82,8 @@ impl DynamoFaults {
             calls: AtomicUsize::new(0),
             injected: AtomicUsize::new(0),
             by_operation: Mutex::new(BTreeMap::new()),
+            items_written: AtomicUsize::new(0),
+            request_bytes: AtomicUsize::new(0),
         });
         let app = axum::Router::new().fallback(forward).with_state(shared.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
@@ -123,6 +129,17 @@ impl DynamoFaults {
     }
     pub fn reset_counts(&self) {
         self.shared.by_operation.lock().expect("counts").clear();
+        self.shared.items_written.store(0, Ordering::SeqCst);
+        self.shared.request_bytes.store(0, Ordering::SeqCst);
+    }
+    /// Items written since the last `reset_counts` (as the requests asked: a cancelled
+    /// transaction's count too).
+    pub fn items_written(&self) -> usize {
+        self.shared.items_written.load(Ordering::SeqCst)
+    }
+    /// Request bytes since the last `reset_counts`.
+    pub fn request_bytes(&self) -> usize {
+        self.shared.request_bytes.load(Ordering::SeqCst)
     }
 
     pub fn injected(&self) -> usize {
@@ -199,6 +216,19 @@ fn fault_response(fault: Fault, operation: &str, request: &[u8]) -> Response {
     }
 }
 
+/// How many items a write call asks to write.
+fn items_written(operation: &str, body: &[u8]) -> usize {
+    let parsed = || serde_json::from_slice::<serde_json::Value>(body).unwrap_or_default();
+    match operation {
+        "PutItem" | "UpdateItem" | "DeleteItem" => 1,
+        "TransactWriteItems" => parsed()["TransactItems"].as_array().map_or(0, Vec::len),
+        "BatchWriteItem" => parsed()["RequestItems"].as_object().map_or(0, |tables| {
+            tables.values().filter_map(|v| v.as_array()).map(Vec::len).sum()
+        }),
+        _ => 0,
+    }
+}
+
 async fn forward(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Bytes) -> Response {
     shared.calls.fetch_add(1, Ordering::SeqCst);
     let operation = headers
@@ -213,6 +243,10 @@ async fn forward(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: By
         .expect("counts")
         .entry(operation.clone())
         .or_default() += 1;
+    shared.request_bytes.fetch_add(body.len(), Ordering::SeqCst);
+    shared
+        .items_written
+        .fetch_add(items_written(&operation, &body), Ordering::SeqCst);
     let fault = fault_for(&shared, &operation);
     if let Some(fault) = fault.filter(|f| *f != Fault::AppliedThenLost) {
         shared.injected.fetch_add(1, Ordering::SeqCst);

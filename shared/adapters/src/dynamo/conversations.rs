@@ -39,6 +39,7 @@ fn message_view(conversation: &ConversationId, item: &Item) -> Option<MessageVie
         edited_at: get_s(item, "editedAt").map(|t| parse_time(Some(t))),
         deleted_at: get_s(item, "deletedAt").map(|t| parse_time(Some(t))),
         status: None,
+        read_by: None,
     })
 }
 
@@ -61,6 +62,11 @@ fn conversation_from(item: &Item) -> Option<Conversation> {
         members: members_of(item),
         created_by: UserId::parse(get_s(item, "createdBy")?).ok()?,
         created_at: parse_time(get_s(item, "createdAt")),
+        large: item
+            .get("largeGroup")
+            .and_then(|v| v.as_bool().ok())
+            .filter(|large| **large)
+            .map(|_| usize::try_from(get_n(item, "memberCount").unwrap_or(0)).unwrap_or(0)),
     })
 }
 
@@ -242,6 +248,23 @@ impl ConversationStore for DynamoStore {
         }))
     }
 
+    async fn add_to_large(&self, current: &Conversation, added: &[UserId]) -> Result<Option<Conversation>, Error> {
+        self.add_large(current, added).await
+    }
+    async fn remove_from_large(&self, current: &Conversation, member: &UserId) -> Result<Option<Conversation>, Error> {
+        self.remove_large(current, member).await
+    }
+    async fn is_member(&self, conversation: &ConversationId, user: &UserId) -> Result<bool, Error> {
+        self.is_member_of(conversation, user).await
+    }
+    async fn read_by(
+        &self,
+        conversation: &ConversationId,
+        sender: &UserId,
+        messages: &[MessageId],
+    ) -> Result<HashMap<MessageId, u64>, Error> {
+        self.read_by_counts(conversation, sender, messages).await
+    }
     async fn claim_send(&self, claim: &SendClaim) -> Result<Option<SendClaim>, Error> {
         const OP: &str = "claim an idempotency key";
         let key = format!("send#{}#{}", claim.sender, claim.key);
@@ -348,7 +371,7 @@ impl ConversationStore for DynamoStore {
             .update_item()
             .table_name(self.tables.conversations())
             .key("conversationId", s(id.as_str()))
-            .condition_expression("attribute_exists(conversationId) AND attribute_exists(members)")
+            .condition_expression("attribute_exists(conversationId) AND attribute_exists(createdBy)")
             .return_values(ReturnValue::AllNew);
         let request = match title {
             Some(t) => request
@@ -375,9 +398,16 @@ impl ConversationStore for DynamoStore {
             "list memberships",
         )
         .await?;
-        let unread: HashMap<String, i64> = memberships
+        // A small group's unread is counted on the membership; a large group's is the messages
+        // stored since the member's read position (`seq` − `readSeq`).
+        let unread: HashMap<String, (i64, i64)> = memberships
             .iter()
-            .filter_map(|m| Some((get_s(m, "conversationId")?.to_owned(), get_n(m, "unread").unwrap_or(0))))
+            .filter_map(|m| {
+                Some((
+                    get_s(m, "conversationId")?.to_owned(),
+                    (get_n(m, "unread").unwrap_or(0), get_n(m, "readSeq").unwrap_or(0)),
+                ))
+            })
             .collect();
         let mut summaries = Vec::with_capacity(unread.len());
         let ids: Vec<&str> = unread.keys().map(String::as_str).collect();
@@ -393,11 +423,15 @@ impl ConversationStore for DynamoStore {
                 .get("lastMessage")
                 .and_then(|v| v.as_m().ok())
                 .and_then(|m| message_view(&c.id, m));
+            let (counted, read_seq) = unread.get(c.id.as_str()).copied().unwrap_or((0, 0));
             summaries.push(ConversationSummary {
-                unread: unread.get(c.id.as_str()).copied().unwrap_or(0),
+                unread: match c.large {
+                    Some(_) => (get_n(&item, "seq").unwrap_or(0) - read_seq).max(0),
+                    None => counted,
+                },
+                member_count: c.member_count(),
                 conversation_id: c.id,
                 title: c.title,
-                member_count: c.members.len(),
                 members: c.members,
                 last_message,
             });
@@ -452,5 +486,16 @@ impl ConversationStore for DynamoStore {
         Ok(out
             .item()
             .and_then(|i| super::readable("message", i, |i| message_view(conversation, i))))
+    }
+}
+
+impl relaychat_core::ports::MemberPages for DynamoStore {
+    async fn members_page(
+        &self,
+        conversation: &ConversationId,
+        after: Option<&UserId>,
+        limit: usize,
+    ) -> Result<Vec<UserId>, Error> {
+        self.members_after(conversation, after, limit).await
     }
 }

@@ -18,7 +18,8 @@ const RECOUNT_ATTEMPTS: u32 = 8;
 const INSERT_ATTEMPTS: usize = 4;
 
 impl DynamoStore {
-    fn message_put(&self, m: &ChatMessage) -> Result<TransactWriteItem, Error> {
+    /// The message's row, guarded by its absence (a large group's carries its `seq`).
+    pub(crate) fn message_put(&self, m: &ChatMessage, seq: Option<i64>) -> Result<TransactWriteItem, Error> {
         const OP: &str = "store message";
         let mut item: Item = [
             ("conversationId", s(m.conversation_id.as_str())),
@@ -33,6 +34,9 @@ impl DynamoStore {
         .collect();
         if let Some(client_id) = &m.client_message_id {
             item.insert("clientMessageId".into(), s(client_id.as_str()));
+        }
+        if let Some(seq) = seq {
+            item.insert("seq".into(), n(seq));
         }
         let put = built(
             OP,
@@ -80,9 +84,9 @@ impl DynamoStore {
         Ok(TransactWriteItem::builder().put(put).build())
     }
 
-    /// The conversation's last message moved to this one, unless a later one is there already.
-    fn last_message_update(&self, m: &ChatMessage) -> Result<Update, Error> {
-        let last = AttributeValue::M(
+    /// The conversation's `lastMessage` map for this message.
+    pub(crate) fn last_message_value(&self, m: &ChatMessage) -> AttributeValue {
+        AttributeValue::M(
             [
                 ("messageId", s(m.message_id.to_string())),
                 ("senderId", s(m.sender_id.as_str())),
@@ -93,7 +97,12 @@ impl DynamoStore {
             .into_iter()
             .map(|(k, v)| (k.to_owned(), v))
             .collect(),
-        );
+        )
+    }
+
+    /// The conversation's last message moved to this one, unless a later one is there already.
+    fn last_message_update(&self, m: &ChatMessage) -> Result<Update, Error> {
+        let last = self.last_message_value(m);
         built(
             "set last message",
             Update::builder()
@@ -115,13 +124,16 @@ impl MessageStore for DynamoStore {
     /// moving it), or the message itself already there (a repeat).
     async fn insert_message(&self, m: &ChatMessage) -> Result<Inserted, Error> {
         const OP: &str = "store message";
+        if m.large_group {
+            return self.insert_large(m).await;
+        }
         let recipients: Vec<&UserId> = m.recipients.iter().filter(|r| **r != m.sender_id).collect();
         // Recipients found (by a cancelled try) to have read past this message already.
         let mut past: Vec<UserId> = Vec::new();
         // False once a cancelled try showed a later message is the last one.
         let mut move_last = true;
         for _ in 0..INSERT_ATTEMPTS {
-            let mut writes = vec![self.message_put(m)?];
+            let mut writes = vec![self.message_put(m, None)?];
             let counted: Vec<&UserId> = recipients.iter().copied().filter(|r| !past.contains(r)).collect();
             for r in &counted {
                 writes.push(self.unread_increment(m, r)?);
@@ -321,6 +333,15 @@ impl MessageStore for DynamoStore {
 }
 
 impl ReadState for DynamoStore {
+    async fn advance_read_position(
+        &self,
+        user: &UserId,
+        conversation: &ConversationId,
+        to: MessageId,
+    ) -> Result<bool, Error> {
+        self.advance_large(user, conversation, to).await
+    }
+
     async fn read_position(&self, user: &UserId, conversation: &ConversationId) -> Result<ReadPosition, Error> {
         let out = self
             .client

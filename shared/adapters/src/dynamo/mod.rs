@@ -4,6 +4,7 @@
 mod analytics;
 mod connections;
 mod conversations;
+mod large;
 mod messages;
 mod notifications;
 mod presence;

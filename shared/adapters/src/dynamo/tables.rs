@@ -10,6 +10,8 @@ pub struct TableNames {
 
 /// Index of the connections table by user.
 pub const CONNECTIONS_BY_USER: &str = "byUser";
+/// Index of the memberships table by conversation (keys only): a large group's members.
+pub const MEMBERSHIPS_BY_CONVERSATION: &str = "byConversation";
 
 /// One table's shape.
 #[derive(Debug, Clone, Copy)]

@@ -23,6 +23,8 @@ fn message(conv: &str, sender: &str, recipients: &[&str]) -> ChatMessage {
         client_message_id: Some(ClientMessageId::parse("c-1").unwrap()),
         sent_at: Utc::now(),
         recipients: recipients.iter().map(|r| user(r)).collect(),
+        large_group: false,
+        fanout_after: None,
     }
 }
 
@@ -455,6 +457,7 @@ async fn a_cancelled_transaction_is_classified_by_every_reason() {
         members: vec![user("alice"), user("bob"), user("carol")],
         created_by: user("alice"),
         created_at: Utc::now(),
+        large: None,
     };
     direct.create_conversation(&exists, None).await.unwrap();
     let err = direct.create_conversation(&exists, None).await.unwrap_err();
@@ -471,6 +474,7 @@ async fn a_retried_create_conversation_creates_one_conversation() {
         members: vec![user("alice"), user("bob")],
         created_by: user("alice"),
         created_at: Utc::now(),
+        large: None,
     };
     let retry = Conversation {
         id: ConversationId::parse(MessageId::new().to_string()).unwrap(),
