@@ -8,6 +8,7 @@ mod edits;
 mod esm;
 mod gateway;
 mod http_api;
+mod large_groups;
 mod limits;
 mod outage;
 mod poison;

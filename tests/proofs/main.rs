@@ -11,6 +11,7 @@ mod attacks;
 mod capacity;
 mod crash;
 mod dynamo_faults;
+mod group_size;
 mod latency;
 mod load;
 mod poison;

@@ -1102,6 +1102,77 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_group_grows_large_and_its_events_name_no_recipients() {
+        // GIVEN alice's group with bob, grown past a small group's size in one addMembers
+        let mem = Memory::default();
+        let created = run(
+            &mem,
+            "alice",
+            r#"{"action":"createConversation","members":["bob","carol"]}"#,
+        )
+        .await
+        .unwrap();
+        let Some(Reply::Conversation {
+            conversation_id: conv, ..
+        }) = created
+        else {
+            panic!("{created:?}")
+        };
+        let many: Vec<String> = (0..MAX_SMALL_MEMBERS).map(|i| format!(r#""m{i:03}""#)).collect();
+        let add = format!(
+            r#"{{"action":"addMembers","conversationId":"{conv}","members":[{}]}}"#,
+            many.join(",")
+        );
+        let Some(Reply::Conversation {
+            members, member_count, ..
+        }) = run(&mem, "bob", &add).await.unwrap()
+        else {
+            panic!("a conversation reply")
+        };
+        assert_eq!(
+            (members.len(), member_count),
+            (0, 102),
+            "a large group lists no members"
+        );
+        // WHEN a member sends, types and reads; an outsider tries to send
+        let send = format!(r#"{{"action":"sendMessage","conversationId":"{conv}","content":"hi all"}}"#);
+        assert!(matches!(run(&mem, "m042", &send).await, Ok(Some(Reply::Ack { .. }))));
+        assert_eq!(
+            run(&mem, "mallory", &send).await.unwrap_err().code,
+            ErrorCode::NotAMember
+        );
+        let typing = format!(r#"{{"action":"typing","conversationId":"{conv}"}}"#);
+        assert_eq!(run(&mem, "m007", &typing).await.unwrap(), None);
+        let id = MessageId::new();
+        let read = format!(r#"{{"action":"markRead","conversationId":"{conv}","messageId":"{id}"}}"#);
+        run(&mem, "bob", &read).await.unwrap();
+        // THEN the message names no recipients and is marked large; typing is not relayed; the
+        // read is by position
+        let sent = mem.published("chat-messages");
+        assert_eq!(sent.len(), 1);
+        assert_eq!(
+            (
+                sent[0].1["largeGroup"].as_bool(),
+                sent[0].1["recipients"].as_array().map(Vec::len)
+            ),
+            (Some(true), Some(0))
+        );
+        assert!(mem.published("typing-events").is_empty());
+        assert_eq!(mem.published("message-status-events")[0].1["largeGroup"], true);
+        // AND anyone may leave, only the creator removes others, and the count follows
+        let leave = format!(r#"{{"action":"leaveConversation","conversationId":"{conv}"}}"#);
+        let Some(Reply::Conversation { member_count, .. }) = run(&mem, "m042", &leave).await.unwrap() else {
+            panic!("a conversation reply")
+        };
+        assert_eq!(member_count, 101);
+        assert_eq!(run(&mem, "m042", &send).await.unwrap_err().code, ErrorCode::NotAMember);
+        let remove = format!(r#"{{"action":"removeMember","conversationId":"{conv}","userId":"m001"}}"#);
+        assert_eq!(run(&mem, "bob", &remove).await.unwrap_err().code, ErrorCode::Forbidden);
+        assert!(run(&mem, "alice", &remove).await.is_ok());
+        assert_eq!(run(&mem, "alice", &remove).await.unwrap_err().code, ErrorCode::NotFound);
+    }
+
+    #[tokio::test]
     async fn history_pages_by_size_never_over_a_reply() {
         // GIVEN 100 messages of 4,000 characters (about 400 KB)
         let mem = Memory::default();

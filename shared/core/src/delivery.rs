@@ -189,6 +189,7 @@ pub async fn deliver_message(
 mod tests {
     use super::*;
     use crate::memory::{Memory, sample_message, user};
+    use relaychat_schema::events::TopicEvent;
 
     #[tokio::test]
     async fn online_recipients_get_the_frame_and_a_receipt_offline_ones_a_push() {
@@ -248,6 +249,54 @@ mod tests {
             assert_eq!(frames.len(), 1, "{conn}");
             assert_eq!(frames[0]["type"], "messageDeleted");
             assert_eq!(frames[0]["messageId"], m.message_id.to_string());
+        }
+        assert!(mem.published("message-status-events").is_empty());
+        assert!(mem.published("notifications").is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_large_group_is_fanned_out_a_page_at_a_time_each_page_handing_on_the_rest() {
+        use crate::ports::ConversationStore;
+        // GIVEN a large group of 1,201 with three members online, one in each page
+        let mem = Memory::default();
+        let c = crate::ports::Conversation {
+            id: relaychat_schema::ConversationId::parse("big").unwrap(),
+            title: None,
+            members: vec![user("alice"), user("bob")],
+            created_by: user("alice"),
+            created_at: Utc::now(),
+            large: None,
+        };
+        mem.create_conversation(&c, None).await.unwrap();
+        let others: Vec<UserId> = (0..1_199).map(|i| user(&format!("u{i:04}"))).collect();
+        mem.add_to_large(&c, &others).await.unwrap().unwrap();
+        for (who, conn) in [("alice", "conn-a"), ("u0600", "conn-600"), ("u1198", "conn-1198")] {
+            mem.connect(who, conn);
+        }
+        let mut m = sample_message("big", "bob", &[]);
+        m.large_group = true;
+        // WHEN deliver-message reads the message, then each continuation it publishes
+        let topics = Topics::default();
+        let mut event = ChatEvent::Message(m.clone());
+        let mut invocations = 0;
+        loop {
+            invocations += 1;
+            let before = mem.published("chat-messages").len();
+            deliver_event(&mem, &mem, &mem, &mem, &topics, &event).await.unwrap();
+            let published = mem.published("chat-messages");
+            if published.len() == before {
+                break;
+            }
+            event = ChatEvent::from_json(&serde_json::to_vec(&published[before].1).unwrap()).unwrap();
+            let ChatEvent::Message(rest) = &event else {
+                panic!("a continuation")
+            };
+            assert_eq!(rest.message_id, m.message_id);
+        }
+        // THEN three pages of at most FANOUT_PAGE reached every member online once; no receipts, no pushes
+        assert_eq!(invocations, 1_201_usize.div_ceil(FANOUT_PAGE));
+        for conn in ["conn-a", "conn-600", "conn-1198"] {
+            assert_eq!(mem.frames_to(conn).len(), 1, "{conn}");
         }
         assert!(mem.published("message-status-events").is_empty());
         assert!(mem.published("notifications").is_empty());
