@@ -290,12 +290,17 @@ function onError(f) {
 // ---- state changes --------------------------------------------------------------------------
 
 function addMessage(c, f) {
-  if (state.byId.has(f.messageId)) { applyChange(state.byId.get(f.messageId), f); return; }
+  if (state.byId.has(f.messageId)) {
+    const known = state.byId.get(f.messageId);
+    applyChange(known, f);
+    if (f.readBy != null) known.readBy = f.readBy; // a fresher history page counts more readers
+    return;
+  }
   const mine = f.senderId === state.me.user;
   // History gives our own messages the status every other member has reached (else SENT).
   const m = { key: f.messageId, messageId: f.messageId, conversationId: c.conversationId,
               senderId: f.senderId, senderName: f.senderName, content: f.content, sentAt: f.sentAt,
-              editedAt: f.editedAt || null, deletedAt: f.deletedAt || null, mine, status: mine ? (f.status || 'SENT') : null, receipts: new Map() };
+              editedAt: f.editedAt || null, deletedAt: f.deletedAt || null, readBy: f.readBy ?? null, mine, status: mine ? (f.status || 'SENT') : null, receipts: new Map() };
   c.messages.set(m.key, m);
   state.byId.set(m.messageId, m);
   if (f.senderName) state.names.set(f.senderId, f.senderName);
@@ -503,7 +508,9 @@ function messageItem(m, i, all) {
     del.onclick = () => send({ action: 'deleteMessage', conversationId: m.conversationId, messageId: m.messageId });
     meta.append(edit, del);
   }
-  if (m.mine && m.status in RANK) {
+  if (m.mine && m.readBy != null) {
+    meta.append(el('span', 'status', `read by ${m.readBy}`)); // a large group counts its readers
+  } else if (m.mine && m.status in RANK) {
     meta.append(el('span', 'status-icon', STATUS_ICON[m.status]), el('span', 'status', m.status));
   } else if (m.status === 'sending') {
     meta.append(el('span', 'state', 'sending…'));

@@ -488,7 +488,7 @@ fn scalar(v: &Value) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use relaychat_adapters::dynamo::tables::{CONNECTIONS_BY_USER, TABLES};
+    use relaychat_adapters::dynamo::tables::{CONNECTIONS_BY_USER, MEMBERSHIPS_BY_CONVERSATION, TABLES};
     use relaychat_schema::TopicKind;
 
     fn repo_template() -> (Template, Value) {
@@ -798,6 +798,13 @@ Resources:
                 assert_eq!(index["IndexName"], CONNECTIONS_BY_USER);
                 assert_eq!(index["KeySchema"][0]["AttributeName"], "userId");
             }
+            if spec.base == "memberships" {
+                let index = &p["GlobalSecondaryIndexes"][0];
+                assert_eq!(index["IndexName"], MEMBERSHIPS_BY_CONVERSATION);
+                assert_eq!(index["KeySchema"][0]["AttributeName"], "conversationId");
+                assert_eq!(index["KeySchema"][1]["AttributeName"], "userId");
+                assert_eq!(index["Projection"]["ProjectionType"], "KEYS_ONLY");
+            }
         }
     }
 
@@ -866,6 +873,10 @@ Resources:
                     ("MembershipsTable", "Query"),
                     ("MessagesTable", "Query"),
                     ("MessagesTable", "GetItem"),
+                    ("MessagesTable", "BatchGetItem"),
+                    ("MessagesTable", "UpdateItem"),
+                    ("MembershipsTable", "GetItem"),
+                    ("MembershipsTable", "DeleteItem"),
                     ("DevicesTable", "PutItem"),
                     ("DevicesTable", "GetItem"),
                     ("DevicesTable", "DeleteItem"),
@@ -877,8 +888,11 @@ Resources:
                     ("ConversationsTable", "GetItem"),
                     ("MessagesTable", "Query"),
                     ("MessagesTable", "GetItem"),
+                    ("MessagesTable", "BatchGetItem"),
+                    ("MembershipsTable", "GetItem"),
                 ],
             ),
+            ("DeliverMessageFunction", &[("MembershipsTable", "Query")]),
             (
                 "PushNotificationFunction",
                 &[
@@ -899,6 +913,7 @@ Resources:
                     ("MembershipsTable", "GetItem"),
                     ("MembershipsTable", "UpdateItem"),
                     ("MessagesTable", "Query"),
+                    ("MessagesTable", "UpdateItem"),
                     ("ReceiptsTable", "UpdateItem"),
                     ("ReceiptsTable", "BatchWriteItem"),
                 ],
@@ -911,6 +926,7 @@ Resources:
                     ("MessagesTable", "UpdateItem"),
                     ("MembershipsTable", "UpdateItem"),
                     ("ConversationsTable", "UpdateItem"),
+                    ("ConversationsTable", "GetItem"),
                 ],
             ),
         ];

@@ -18,7 +18,7 @@ pub const MAX_MEMBERS: usize = 10_000;
 /// Most members of a small conversation: created in one DynamoDB transaction (at most 100 items)
 /// with its members listed on it, and each message adding to every recipient's unread count in
 /// one transaction. A group grown past this is a large group: members kept only as memberships,
-/// unread counted from a per-conversation sequence, fan-out paged (docs/large-groups.md).
+/// unread counted from a per-conversation sequence, fan-out paged (docs/data-model.md, "Large groups").
 pub const MAX_SMALL_MEMBERS: usize = 99;
 
 /// Most members one `addMembers` adds (a request is at most 128 KB).
