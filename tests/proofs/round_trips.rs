@@ -31,6 +31,14 @@ async fn one_chat_message_costs_a_bounded_number_of_round_trips() {
     let mut sender = Client::connect(&running, &alice, "Alice").await;
     let mut reader = Client::connect(&running, &bob, "Bob").await;
     let conversation = sender.create_conversation(&[&bob]).await;
+    // The two connections' presence changes are queued without waiting (best effort): let them
+    // reach the topic and be settled before counting, or their lookups count as the messages'.
+    let presence = topics.name(TopicKind::PresenceEvents).to_owned();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while tokio::task::block_in_place(|| records_in(&presence)) < 2 {
+        assert!(std::time::Instant::now() < deadline, "the connections' presence never arrived");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     crate::quiet(&running, Duration::from_secs(120)).await;
 
     let kinds = TopicKind::ALL;
