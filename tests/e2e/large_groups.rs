@@ -1,7 +1,7 @@
 //! A group of 1,000 end to end: grown past a small group's size with one `addMembers`, its
 //! messages fanned out page by page (members online in the first and in the last page get them),
-//! unread counted by sequence, reads counted by position (the sender sees read-by counts in
-//! history), and its members leave as in any group.
+//! unread counted by sequence, reads counted by position (the sender hears read-by counts live and
+//! sees them in history), and its members leave as in any group.
 
 use std::time::Duration;
 
@@ -93,6 +93,11 @@ async fn a_group_of_a_thousand_members_chats_end_to_end() {
             .send(json!({"action": "markRead", "conversationId": conversation, "messageId": id}))
             .await;
     }
+    // Live, a count now and then rather than a frame per reader.
+    let counted = alice
+        .expect("a read-by count", |v| v["type"] == "readBy" && v["messageId"] == id.as_str())
+        .await;
+    assert!(counted["readBy"].as_u64().is_some_and(|n| (1..=2).contains(&n)), "{counted}");
     let mut read_by = Value::Null;
     for _ in 0..150 {
         let history = alice

@@ -23,6 +23,7 @@ async fn receipts_reach_the_sender_once_and_read_clears_unread() {
         publisher: publisher(),
         dead_letters: dead_letters("update-status").await,
         topics: fresh_topics().await,
+        read_by: Default::default(),
     };
     assert_eq!(unread(&store, "bob", DIRECT).await, 1);
     // WHEN bob's DELIVERED and READ of M1 and alice's DELIVERED of M2 are applied, twice

@@ -36,7 +36,10 @@ async fn one_chat_message_costs_a_bounded_number_of_round_trips() {
     let presence = topics.name(TopicKind::PresenceEvents).to_owned();
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     while tokio::task::block_in_place(|| records_in(&presence)) < 2 {
-        assert!(std::time::Instant::now() < deadline, "the connections' presence never arrived");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the connections' presence never arrived"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     crate::quiet(&running, Duration::from_secs(120)).await;

@@ -12,7 +12,7 @@ use relaychat_core::Error;
 use relaychat_core::analytics::{Countable, count_events};
 use relaychat_core::batch::{EachEvent, Parsed, RecordHandler, run_batch};
 use relaychat_core::memory::{Memory, status_update};
-use relaychat_core::status::{StatusPorts, apply_status_update};
+use relaychat_core::status::{ReadByFrames, StatusPorts, apply_status_update};
 use relaychat_schema::events::TopicEvent;
 use relaychat_schema::kafka::{EventSource, msk_event_json};
 use relaychat_schema::{
@@ -29,6 +29,7 @@ impl EachEvent for Status<'_> {
             poster: self.0,
             publisher: self.0,
             topics: &self.1,
+            read_by: &ReadByFrames::default(),
         };
         apply_status_update(&ports, u).await.map(|_| ())
     }

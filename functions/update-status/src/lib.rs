@@ -11,10 +11,10 @@ use relaychat_core::Error;
 use relaychat_core::batch::{EachEvent, run_batch};
 use relaychat_core::function::KafkaFunction;
 use relaychat_core::ports::{
-    ConnectionDirectory, DeadLetters, FramePoster, MessageStore, Publisher, ReadState, Receipts,
+    ConnectionDirectory, ConversationStore, DeadLetters, FramePoster, MessageStore, Publisher, ReadState, Receipts,
 };
 use relaychat_core::recent::RecentConnections;
-use relaychat_core::status::{StatusPorts, apply_status_update};
+use relaychat_core::status::{ReadByFrames, StatusPorts, apply_status_update};
 use relaychat_schema::MskEvent;
 use relaychat_schema::{KafkaBatchResponse, MessageStatusUpdate, Topics};
 
@@ -30,11 +30,13 @@ pub struct UpdateStatus<S, C, F, P, D> {
     pub publisher: P,
     pub dead_letters: D,
     pub topics: Topics,
+    /// When large groups last had a read-by frame from this execution environment.
+    pub read_by: ReadByFrames,
 }
 
 impl<S, C, F, P, D> UpdateStatus<S, C, F, P, D>
 where
-    S: MessageStore + ReadState + Receipts,
+    S: MessageStore + ReadState + Receipts + ConversationStore,
     C: ConnectionDirectory,
     F: FramePoster,
     P: Publisher,
@@ -47,7 +49,7 @@ where
 
 impl<S, C, F, P, D> EachEvent for UpdateStatus<S, C, F, P, D>
 where
-    S: MessageStore + ReadState + Receipts,
+    S: MessageStore + ReadState + Receipts + ConversationStore,
     C: ConnectionDirectory,
     F: FramePoster,
     P: Publisher,
@@ -62,6 +64,7 @@ where
             poster: &self.poster,
             publisher: &self.publisher,
             topics: &self.topics,
+            read_by: &self.read_by,
         };
         apply_status_update(&ports, update).await.map(|_| ())
     }
@@ -80,6 +83,7 @@ pub async fn build(deps: Deps) -> Result<Deployed, ConfigError> {
         store: deps.store,
         publisher: deps.publisher,
         topics: deps.topics,
+        read_by: ReadByFrames::default(),
     })
 }
 

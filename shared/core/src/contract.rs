@@ -548,6 +548,7 @@ pub async fn a_large_group_keeps_memberships_and_counts_unread_and_reads_by_posi
             .advance_read_position(&user(who), id, to)
             .await
             .expect("advance_read_position")
+            .is_some()
     };
     assert!(read("dave", m2.message_id).await);
     assert!(!read("dave", m1.message_id).await, "never back");

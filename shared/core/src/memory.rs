@@ -317,17 +317,26 @@ impl ReadState for Memory {
         user: &UserId,
         conversation: &ConversationId,
         to: MessageId,
-    ) -> Result<bool, Error> {
+    ) -> Result<Option<ReadPlace>, Error> {
         let mut s = self.state();
         // The place of the latest message up to `to` (read up to X: wherever X itself is).
-        let Some(n) = s
+        let Some((n, place)) = s
             .messages
-            .keys()
+            .iter()
             .rev()
-            .filter(|(c, id)| c == conversation.as_str() && *id <= to)
-            .find_map(|(_, id)| s.message_seq.get(id).copied())
+            .filter(|((c, id), _)| c == conversation.as_str() && *id <= to)
+            .find_map(|((_, id), m)| {
+                let n = s.message_seq.get(id).copied()?;
+                Some((
+                    n,
+                    ReadPlace {
+                        message: *id,
+                        sender: m.sender_id.clone(),
+                    },
+                ))
+            })
         else {
-            return Ok(false);
+            return Ok(None);
         };
         let k = key(user, conversation);
         let position = s.read_seq.entry(k.clone()).or_default();
@@ -335,7 +344,7 @@ impl ReadState for Memory {
         let counted = s.counted_read.entry(k).or_default();
         let moved = *counted < n;
         *counted = (*counted).max(n);
-        Ok(moved)
+        Ok(moved.then_some(place))
     }
     async fn advance_read_cursor(
         &self,

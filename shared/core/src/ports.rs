@@ -64,6 +64,13 @@ pub trait MessageStore: Sync {
     ) -> impl Future<Output = Result<Vec<(MessageId, UserId)>, Error>> + Send;
 }
 
+/// The message a large group's reader has read up to, and who sent it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReadPlace {
+    pub message: MessageId,
+    pub sender: UserId,
+}
+
 /// A member's reading position in a conversation.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ReadPosition {
@@ -99,14 +106,14 @@ pub trait ReadState: Sync {
 
     /// In a large group: moves the reader's position forward (never back) to the place in the
     /// conversation's sequence of the latest message up to `to` (`to` itself once stored), which
-    /// sets their unread count and their part in its messages' read-by counts. `Ok(false)` when
-    /// no such message is stored.
+    /// sets their unread count and their part in its messages' read-by counts. The message the
+    /// position moved to; `None` when it did not move (no such message, or read already).
     fn advance_read_position(
         &self,
         user: &UserId,
         conversation: &ConversationId,
         to: MessageId,
-    ) -> impl Future<Output = Result<bool, Error>> + Send;
+    ) -> impl Future<Output = Result<Option<ReadPlace>, Error>> + Send;
 
     /// Moves the cursor forward to `to` (never back) and sets the unread count to the number of
     /// later messages from others, exact even while messages are being stored concurrently.

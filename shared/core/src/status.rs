@@ -5,13 +5,14 @@
 use std::collections::BTreeSet;
 
 use relaychat_schema::frames::ServerFrame;
-use relaychat_schema::{DeliveryStatus, MessageId, MessageStatusUpdate, SchemaError, Topics, UserId};
+use relaychat_schema::{ConversationId, DeliveryStatus, MessageId, MessageStatusUpdate, SchemaError, Topics, UserId};
 use tracing::{debug, info};
 
 use crate::Error;
 use crate::fanout::post_to_user;
 use crate::ports::{
-    ConnectionDirectory, FramePoster, MessageStore, PublishEvent, Publisher, ReadState, ReceiptMove, Receipts,
+    ConnectionDirectory, ConversationStore, FramePoster, MessageStore, PublishEvent, Publisher, ReadState, ReceiptMove,
+    Receipts,
 };
 
 /// Messages read from storage at a time while working through a READ.
@@ -39,6 +40,8 @@ pub struct StatusPorts<'a, S, D, F, P> {
     pub poster: &'a F,
     pub publisher: &'a P,
     pub topics: &'a Topics,
+    /// When large groups last had a read-by frame.
+    pub read_by: &'a ReadByFrames,
 }
 
 pub async fn apply_status_update<S, D, F, P>(
@@ -46,7 +49,7 @@ pub async fn apply_status_update<S, D, F, P>(
     update: &MessageStatusUpdate,
 ) -> Result<StatusChange, Error>
 where
-    S: MessageStore + ReadState + Receipts,
+    S: MessageStore + ReadState + Receipts + ConversationStore,
     D: ConnectionDirectory,
     F: FramePoster,
     P: Publisher,
@@ -61,21 +64,81 @@ where
             })?;
             deliver_receipt(ports, update, sender).await
         }
-        // A large group counts reads by position: no receipt per message, no frame per reader.
-        DeliveryStatus::Read if update.large_group => {
-            let moved = ports
-                .store
-                .advance_read_position(&update.user_id, &update.conversation_id, update.message_id)
-                .await?;
-            debug!(reader = %update.user_id, moved, "large group: read position");
-            Ok(StatusChange::default())
-        }
+        DeliveryStatus::Read if update.large_group => read_in_large_group(ports, update).await,
         DeliveryStatus::Read => mark_read_up_to(ports, update).await,
         DeliveryStatus::Sent => Err(Error::Invalid(SchemaError::InvalidField {
             field: "status",
             reason: "SENT is where receipts start, not an update".into(),
         })),
     }
+}
+
+/// How often one execution environment tells a large group's sender how many have read: read-by
+/// counts, aggregated, instead of a frame per reader (`history` has the exact count any time).
+pub const READ_BY_EVERY: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// When each large group last had a read-by frame from this execution environment.
+#[derive(Default)]
+pub struct ReadByFrames(std::sync::Mutex<std::collections::HashMap<ConversationId, tokio::time::Instant>>);
+
+impl ReadByFrames {
+    /// True (and noted) when the conversation has had no read-by frame for `READ_BY_EVERY`.
+    fn due(&self, conversation: &ConversationId) -> bool {
+        let Ok(mut last) = self.0.lock() else { return false };
+        let now = tokio::time::Instant::now();
+        if last
+            .get(conversation)
+            .is_some_and(|at| now.duration_since(*at) < READ_BY_EVERY)
+        {
+            return false;
+        }
+        if last.len() >= crate::bounded::CAPACITY {
+            last.clear();
+        }
+        last.insert(conversation.clone(), now);
+        true
+    }
+}
+
+/// READ in a large group: the reader's position moves (no receipt per message); now and then the
+/// sender of the message it moved to hears how many have read up to it.
+async fn read_in_large_group<S, D, F, P>(
+    ports: &StatusPorts<'_, S, D, F, P>,
+    update: &MessageStatusUpdate,
+) -> Result<StatusChange, Error>
+where
+    S: ReadState + ConversationStore,
+    D: ConnectionDirectory,
+    F: FramePoster,
+{
+    let moved = ports
+        .store
+        .advance_read_position(&update.user_id, &update.conversation_id, update.message_id)
+        .await?;
+    let mut change = StatusChange::default();
+    let Some(place) = moved else {
+        debug!(reader = %update.user_id, "large group: read already");
+        return Ok(change);
+    };
+    change.advanced.push(place.message);
+    if place.sender == update.user_id || !ports.read_by.due(&update.conversation_id) {
+        return Ok(change);
+    }
+    let counts = ports
+        .store
+        .read_by(&update.conversation_id, &place.sender, &[place.message])
+        .await?;
+    let Some(read_by) = counts.get(&place.message).copied() else {
+        return Ok(change);
+    };
+    let frame = ServerFrame::ReadBy {
+        conversation_id: &update.conversation_id,
+        message_id: place.message,
+        read_by,
+    };
+    post_to_user(ports.directory, ports.poster, &place.sender, &frame.to_bytes()).await?;
+    change.told.push(place.sender);
+    Ok(change)
 }
 
 /// DELIVERED: the receipt moves forward, and the sender is told. A repeat tells the sender again
@@ -221,13 +284,59 @@ mod tests {
             poster: mem,
             publisher: mem,
             topics: TOPICS.get_or_init(Topics::default),
+            read_by: READ_BY.get_or_init(ReadByFrames::default),
         }
     }
 
     static TOPICS: std::sync::OnceLock<Topics> = std::sync::OnceLock::new();
+    static READ_BY: std::sync::OnceLock<ReadByFrames> = std::sync::OnceLock::new();
 
     async fn apply(mem: &Memory, update: &MessageStatusUpdate) -> StatusChange {
         apply_status_update(&ports(mem), update).await.unwrap()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_large_groups_reads_are_counted_and_the_sender_hears_a_count_now_and_then() {
+        use crate::ports::ConversationStore;
+        // GIVEN alice online and her message in a large group of 103
+        let mem = Memory::default();
+        mem.connect("alice", "conn-alice");
+        let c = crate::ports::Conversation {
+            id: relaychat_schema::ConversationId::parse("big").unwrap(),
+            title: None,
+            members: vec![
+                crate::memory::user("alice"),
+                crate::memory::user("bob"),
+                crate::memory::user("carol"),
+            ],
+            created_by: crate::memory::user("alice"),
+            created_at: chrono::Utc::now(),
+            large: None,
+        };
+        mem.create_conversation(&c, None).await.unwrap();
+        let others: Vec<UserId> = (0..100).map(|i| crate::memory::user(&format!("m{i:03}"))).collect();
+        mem.add_to_large(&c, &others).await.unwrap().unwrap();
+        let mut m = sample_message("big", "alice", &[]);
+        m.large_group = true;
+        persist_message(&mem, &m).await.unwrap();
+        let read = |who: &str| {
+            let mut u = status_update(&m, who, DeliveryStatus::Read);
+            u.large_group = true;
+            u
+        };
+        let ports = ports(&mem);
+        // WHEN bob reads, carol reads at once, then m001 two seconds later
+        let bob = apply_status_update(&ports, &read("bob")).await.unwrap();
+        let carol = apply_status_update(&ports, &read("carol")).await.unwrap();
+        tokio::time::advance(READ_BY_EVERY).await;
+        apply_status_update(&ports, &read("m001")).await.unwrap();
+        // THEN no receipt was kept per reader, and alice heard two counts, not three frames
+        assert_eq!((bob.advanced, carol.told.len()), (vec![m.message_id], 0));
+        let frames = mem.frames_to("conn-alice");
+        let counts: Vec<u64> = frames.iter().map(|f| f["readBy"].as_u64().unwrap()).collect();
+        assert_eq!(counts, vec![1, 3]);
+        assert_eq!(frames[0]["type"], "readBy");
+        assert!(mem.published("message-status-events").is_empty());
     }
 
     #[tokio::test]

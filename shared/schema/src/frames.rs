@@ -53,6 +53,14 @@ pub enum ServerFrame<'a> {
         sender_id: &'a UserId,
         deleted_at: DateTime<Utc>,
     },
+    /// In a large group: how many other members have read up to your message `messageId` (sent
+    /// now and then as they read, not once per reader).
+    #[serde(rename_all = "camelCase")]
+    ReadBy {
+        conversation_id: &'a ConversationId,
+        message_id: MessageId,
+        read_by: u64,
+    },
     /// A user who shares a conversation with you came online or went offline.
     #[serde(rename_all = "camelCase")]
     Presence {

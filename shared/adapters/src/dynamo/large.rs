@@ -15,7 +15,7 @@ use std::collections::HashMap;
 use aws_sdk_dynamodb::types::{Delete, Put, TransactWriteItem, Update};
 use chrono::Utc;
 use relaychat_core::Error;
-use relaychat_core::ports::{Conversation, Inserted};
+use relaychat_core::ports::{Conversation, Inserted, ReadPlace};
 use relaychat_schema::{ChatMessage, ConversationId, MessageId, UserId};
 
 use super::tables::MEMBERSHIPS_BY_CONVERSATION;
@@ -283,8 +283,12 @@ impl DynamoStore {
             .build())
     }
 
-    /// The sequence place of the latest large-group message up to `to`.
-    async fn place_up_to(&self, conversation: &ConversationId, to: MessageId) -> Result<Option<i64>, Error> {
+    /// The sequence place of the latest large-group message up to `to`, and that message.
+    async fn place_up_to(
+        &self,
+        conversation: &ConversationId,
+        to: MessageId,
+    ) -> Result<Option<(i64, ReadPlace)>, Error> {
         let out = self
             .client
             .query()
@@ -292,13 +296,21 @@ impl DynamoStore {
             .key_condition_expression("conversationId = :c AND messageId <= :to")
             .expression_attribute_values(":c", s(conversation.as_str()))
             .expression_attribute_values(":to", s(to.to_string()))
-            .projection_expression("seq")
+            .projection_expression("seq, messageId, senderId")
             .scan_index_forward(false)
             .limit(20)
             .send()
             .await
             .map_err(|e| classify("read position", e))?;
-        Ok(out.items().iter().find_map(|i| get_n(i, "seq")))
+        Ok(out.items().iter().find_map(|i| {
+            Some((
+                get_n(i, "seq")?,
+                ReadPlace {
+                    message: get_s(i, "messageId")?.parse().ok()?,
+                    sender: UserId::parse(get_s(i, "senderId")?).ok()?,
+                },
+            ))
+        }))
     }
 
     /// Moves the reader's position and their count in the histogram, in one transaction guarded
@@ -308,10 +320,10 @@ impl DynamoStore {
         user: &UserId,
         conversation: &ConversationId,
         to: MessageId,
-    ) -> Result<bool, Error> {
+    ) -> Result<Option<ReadPlace>, Error> {
         const OP: &str = "advance read position";
-        let Some(place) = self.place_up_to(conversation, to).await? else {
-            return Ok(false);
+        let Some((place, reached)) = self.place_up_to(conversation, to).await? else {
+            return Ok(None);
         };
         for _ in 0..RACE_ATTEMPTS {
             let out = self
@@ -326,11 +338,11 @@ impl DynamoStore {
                 .await
                 .map_err(|e| classify(OP, e))?;
             let Some(item) = out.item() else {
-                return Ok(false); // not a member (any more)
+                return Ok(None); // not a member (any more)
             };
             let (read, counted) = (get_n(item, "readSeq"), get_n(item, "readCounted"));
             if counted.is_some_and(|c| c >= place) {
-                return Ok(false);
+                return Ok(None);
             }
             let mut update = Update::builder()
                 .table_name(self.tables.memberships())
@@ -357,7 +369,7 @@ impl DynamoStore {
                 writes.push(self.histogram_add(conversation, c, -1)?);
             }
             if self.guarded_transaction(writes, OP).await? {
-                return Ok(true);
+                return Ok(Some(reached));
             }
         }
         Err(Error::unavailable(OP, "the read position kept moving"))

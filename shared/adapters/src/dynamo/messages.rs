@@ -338,7 +338,7 @@ impl ReadState for DynamoStore {
         user: &UserId,
         conversation: &ConversationId,
         to: MessageId,
-    ) -> Result<bool, Error> {
+    ) -> Result<Option<relaychat_core::ports::ReadPlace>, Error> {
         self.advance_large(user, conversation, to).await
     }
 
