@@ -95,9 +95,14 @@ async fn a_group_of_a_thousand_members_chats_end_to_end() {
     }
     // Live, a count now and then rather than a frame per reader.
     let counted = alice
-        .expect("a read-by count", |v| v["type"] == "readBy" && v["messageId"] == id.as_str())
+        .expect("a read-by count", |v| {
+            v["type"] == "readBy" && v["messageId"] == id.as_str()
+        })
         .await;
-    assert!(counted["readBy"].as_u64().is_some_and(|n| (1..=2).contains(&n)), "{counted}");
+    assert!(
+        counted["readBy"].as_u64().is_some_and(|n| (1..=2).contains(&n)),
+        "{counted}"
+    );
     let mut read_by = Value::Null;
     for _ in 0..150 {
         let history = alice
