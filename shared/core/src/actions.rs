@@ -204,9 +204,7 @@ where
             message_id,
             content,
         } => {
-            let conversation = member_of(store, sender, &conversation_id).await?;
-            within_budget(store, sender, Limited::SendMessage, now).await?;
-            let stored = own_message(store, sender, &conversation_id, message_id).await?;
+            let (conversation, stored) = own_message(store, sender, &conversation_id, message_id, now).await?;
             if stored.deleted_at.is_some() {
                 return Err(Refusal::new(ErrorCode::Conflict, "the message was deleted"));
             }
@@ -219,25 +217,12 @@ where
                     ),
                 ));
             }
-            let change = MessageChange {
-                schema_version: SCHEMA_VERSION,
-                message_id,
-                conversation_id,
-                sender_id: user.clone(),
-                change: Change::Edited {
-                    content: content.clone(),
-                },
-                changed_at: now,
-                large_group: conversation.is_large(),
-                recipients: conversation.members,
-                fanout_after: None,
+            let edit = Change::Edited {
+                content: content.clone(),
             };
-            publisher
-                .publish_event(topics, &change)
-                .await
-                .map_err(|e| refusal_for(&e))?;
+            publish_change(publisher, topics, sender, conversation, message_id, edit, now).await?;
             Ok(Some(Reply::MessageEdited {
-                conversation_id: change.conversation_id,
+                conversation_id,
                 message_id,
                 content,
                 edited_at: now,
@@ -247,36 +232,28 @@ where
             conversation_id,
             message_id,
         } => {
-            let conversation = member_of(store, sender, &conversation_id).await?;
-            within_budget(store, sender, Limited::SendMessage, now).await?;
-            let stored = own_message(store, sender, &conversation_id, message_id).await?;
+            let (conversation, stored) = own_message(store, sender, &conversation_id, message_id, now).await?;
             // Deleting again changes nothing: the first deletion stands.
-            if let Some(deleted_at) = stored.deleted_at {
-                return Ok(Some(Reply::MessageDeleted {
-                    conversation_id,
-                    message_id,
-                    deleted_at,
-                }));
-            }
-            let change = MessageChange {
-                schema_version: SCHEMA_VERSION,
-                message_id,
-                conversation_id,
-                sender_id: user.clone(),
-                change: Change::Deleted,
-                changed_at: now,
-                large_group: conversation.is_large(),
-                recipients: conversation.members,
-                fanout_after: None,
+            let deleted_at = match stored.deleted_at {
+                Some(first) => first,
+                None => {
+                    publish_change(
+                        publisher,
+                        topics,
+                        sender,
+                        conversation,
+                        message_id,
+                        Change::Deleted,
+                        now,
+                    )
+                    .await?;
+                    now
+                }
             };
-            publisher
-                .publish_event(topics, &change)
-                .await
-                .map_err(|e| refusal_for(&e))?;
             Ok(Some(Reply::MessageDeleted {
-                conversation_id: change.conversation_id,
+                conversation_id,
                 message_id,
-                deleted_at: now,
+                deleted_at,
             }))
         }
         Command::Typing {
@@ -681,25 +658,57 @@ async fn change_members<S: ConversationStore>(
     ))
 }
 
-/// A stored message of the conversation that the sender sent: the only messages they may change.
-async fn own_message<S: ConversationStore>(
+/// The conversation and a stored message of it that the sender sent (the only messages they may
+/// change, as a member), taking one unit of their send budget.
+async fn own_message<S: ConversationStore + ConnectionRegistry>(
     store: &S,
     sender: &Sender,
-    conversation: &ConversationId,
+    conversation_id: &ConversationId,
     id: MessageId,
-) -> Result<MessageView, Refusal> {
+    now: DateTime<Utc>,
+) -> Result<(Conversation, MessageView), Refusal> {
+    let conversation = member_of(store, sender, conversation_id).await?;
+    within_budget(store, sender, Limited::SendMessage, now).await?;
     let message = store
-        .message(conversation, id)
+        .message(conversation_id, id)
         .await
         .map_err(|e| refusal_for(&e))?
-        .ok_or_else(|| Refusal::new(ErrorCode::NotFound, format!("no message {id} in {conversation}")))?;
+        .ok_or_else(|| Refusal::new(ErrorCode::NotFound, format!("no message {id} in {conversation_id}")))?;
     if message.sender_id != sender.identity.user {
         return Err(Refusal::new(
             ErrorCode::Forbidden,
             "only its sender may change a message",
         ));
     }
-    Ok(message)
+    Ok((conversation, message))
+}
+
+/// Publishes the sender's change to a message, to its conversation's members as they are now;
+/// returns once the broker has it.
+async fn publish_change<P: Publisher>(
+    publisher: &P,
+    topics: &Topics,
+    sender: &Sender,
+    conversation: Conversation,
+    message_id: MessageId,
+    change: Change,
+    now: DateTime<Utc>,
+) -> Result<(), Refusal> {
+    let change = MessageChange {
+        schema_version: SCHEMA_VERSION,
+        message_id,
+        large_group: conversation.is_large(),
+        conversation_id: conversation.id,
+        sender_id: sender.identity.user.clone(),
+        change,
+        changed_at: now,
+        recipients: conversation.members,
+        fanout_after: None,
+    };
+    publisher
+        .publish_event(topics, &change)
+        .await
+        .map_err(|e| refusal_for(&e))
 }
 
 /// Takes one unit of the connection's budget for `action`, or refuses with `rate_limited`.

@@ -320,17 +320,7 @@ mod tests {
         // GIVEN a message, two edits of it and its deletion asked for twice, each batch replayed
         let mem = Memory::default();
         let m = noon(sample_message("c1", "alice", &["bob"]));
-        let change = |change: Change, secs: i64| MessageChange {
-            schema_version: m.schema_version,
-            message_id: m.message_id,
-            conversation_id: m.conversation_id.clone(),
-            sender_id: m.sender_id.clone(),
-            change,
-            changed_at: m.sent_at + chrono::Duration::seconds(secs),
-            recipients: m.recipients.clone(),
-            large_group: false,
-            fanout_after: None,
-        };
+        let change = |change: Change, secs: i64| crate::memory::sample_change(&m, change, secs);
         let edit = |secs| {
             change(
                 Change::Edited {

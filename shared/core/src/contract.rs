@@ -14,7 +14,7 @@ use relaychat_schema::{
 use relaychat_schema::protocol::ConversationSummary;
 
 use crate::limits::{Budget, Limited};
-use crate::memory::sample_message;
+use crate::memory::{sample_change as change, sample_message};
 use crate::ports::{
     AnalyticsStore, Announced, ChangeOutcome, ConnectionDirectory, ConnectionRegistry, Conversation, ConversationStore,
     Counted, CounterKey, Identity, Inserted, MemberPages, MessageStore, PresenceStore, ReadState, Receipts, SendClaim,
@@ -364,21 +364,6 @@ pub async fn storing_a_message_makes_it_the_last_unless_a_later_one_is(store: &i
     );
     assert_eq!(last(summary(store, "alice", &c).await), Some(latest.message_id));
     assert_eq!(unread(store, "bob", &c).await, 2, "older and late, both from alice");
-}
-
-/// A change to `m` at `secs` seconds after it was sent.
-fn change(m: &ChatMessage, change: Change, secs: i64) -> MessageChange {
-    MessageChange {
-        schema_version: m.schema_version,
-        message_id: m.message_id,
-        conversation_id: m.conversation_id.clone(),
-        sender_id: m.sender_id.clone(),
-        change,
-        changed_at: m.sent_at + Duration::seconds(secs),
-        recipients: m.recipients.clone(),
-        large_group: false,
-        fanout_after: None,
-    }
 }
 
 fn edited(text: &str) -> Change {

@@ -911,6 +911,21 @@ pub fn sample_message(conversation: &str, sender: &str, recipients: &[&str]) -> 
     }
 }
 
+/// The sender's change to `m`, `secs` seconds after it was sent.
+pub fn sample_change(m: &ChatMessage, change: Change, secs: i64) -> MessageChange {
+    MessageChange {
+        schema_version: m.schema_version,
+        message_id: m.message_id,
+        conversation_id: m.conversation_id.clone(),
+        sender_id: m.sender_id.clone(),
+        change,
+        changed_at: m.sent_at + chrono::Duration::seconds(secs),
+        recipients: m.recipients.clone(),
+        large_group: m.large_group,
+        fanout_after: None,
+    }
+}
+
 pub fn status_update(m: &ChatMessage, reader: &str, status: DeliveryStatus) -> MessageStatusUpdate {
     MessageStatusUpdate {
         schema_version: SCHEMA_VERSION,

@@ -89,17 +89,7 @@ mod tests {
     }
 
     fn change(m: &ChatMessage, change: Change, secs: i64) -> ChatEvent {
-        ChatEvent::Change(MessageChange {
-            schema_version: m.schema_version,
-            message_id: m.message_id,
-            conversation_id: m.conversation_id.clone(),
-            sender_id: m.sender_id.clone(),
-            change,
-            changed_at: m.sent_at + chrono::Duration::seconds(secs),
-            recipients: m.recipients.clone(),
-            large_group: false,
-            fanout_after: None,
-        })
+        ChatEvent::Change(crate::memory::sample_change(m, change, secs))
     }
 
     fn edited(text: &str) -> Change {

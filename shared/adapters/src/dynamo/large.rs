@@ -41,6 +41,12 @@ fn position_key(seq: i64) -> String {
     format!("{seq:020}")
 }
 
+/// Where a member of a large group has read up to, and where they are counted.
+struct Position {
+    read: Option<i64>,
+    counted: Option<i64>,
+}
+
 impl DynamoStore {
     /// The conversation's sequence and last message id (consistent).
     async fn sequence(&self, conversation: &ConversationId) -> Result<(i64, Option<MessageId>), Error> {
@@ -230,20 +236,10 @@ impl DynamoStore {
     ) -> Result<Option<Conversation>, Error> {
         const OP: &str = "remove member";
         let id = &current.id;
-        let membership = self
-            .client
-            .get_item()
-            .table_name(self.tables.memberships())
-            .key("userId", s(member.as_str()))
-            .key("conversationId", s(id.as_str()))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| classify(OP, e))?;
-        let Some(item) = membership.item() else {
+        let Some(position) = self.position(member, id).await? else {
             return Ok(None);
         };
-        let counted = get_n(item, "readCounted");
+        let counted = position.counted;
         let delete = Delete::builder()
             .table_name(self.tables.memberships())
             .key("userId", s(member.as_str()))
@@ -326,21 +322,9 @@ impl DynamoStore {
             return Ok(None);
         };
         for _ in 0..RACE_ATTEMPTS {
-            let out = self
-                .client
-                .get_item()
-                .table_name(self.tables.memberships())
-                .key("userId", s(user.as_str()))
-                .key("conversationId", s(conversation.as_str()))
-                .projection_expression("readSeq, readCounted")
-                .consistent_read(true)
-                .send()
-                .await
-                .map_err(|e| classify(OP, e))?;
-            let Some(item) = out.item() else {
+            let Some(Position { read, counted }) = self.position(user, conversation).await? else {
                 return Ok(None); // not a member (any more)
             };
-            let (read, counted) = (get_n(item, "readSeq"), get_n(item, "readCounted"));
             if counted.is_some_and(|c| c >= place) {
                 return Ok(None);
             }
@@ -418,18 +402,7 @@ impl DynamoStore {
             .iter()
             .filter_map(|r| Some((get_s(r, "messageId")?.parse().ok()?, get_n(r, "readers")?)))
             .collect();
-        let own = self
-            .client
-            .get_item()
-            .table_name(self.tables.memberships())
-            .key("userId", s(sender.as_str()))
-            .key("conversationId", s(conversation.as_str()))
-            .projection_expression("readCounted")
-            .send()
-            .await
-            .map_err(|e| classify(OP, e))?
-            .item()
-            .and_then(|i| get_n(i, "readCounted"));
+        let own = self.position(sender, conversation).await?.and_then(|p| p.counted);
         Ok(places
             .into_iter()
             .map(|(id, place)| {
@@ -441,18 +414,26 @@ impl DynamoStore {
     }
 
     pub(crate) async fn is_member_of(&self, conversation: &ConversationId, user: &UserId) -> Result<bool, Error> {
+        Ok(self.position(user, conversation).await?.is_some())
+    }
+
+    /// A member's read positions (consistent); `None` when they are not a member.
+    async fn position(&self, user: &UserId, conversation: &ConversationId) -> Result<Option<Position>, Error> {
         let out = self
             .client
             .get_item()
             .table_name(self.tables.memberships())
             .key("userId", s(user.as_str()))
             .key("conversationId", s(conversation.as_str()))
-            .projection_expression("userId")
+            .projection_expression("userId, readSeq, readCounted")
             .consistent_read(true)
             .send()
             .await
-            .map_err(|e| classify("check membership", e))?;
-        Ok(out.item().is_some())
+            .map_err(|e| classify("read membership", e))?;
+        Ok(out.item().map(|i| Position {
+            read: get_n(i, "readSeq"),
+            counted: get_n(i, "readCounted"),
+        }))
     }
 
     pub(crate) async fn members_after(
@@ -461,34 +442,25 @@ impl DynamoStore {
         after: Option<&UserId>,
         limit: usize,
     ) -> Result<Vec<UserId>, Error> {
-        let mut out = Vec::with_capacity(limit.min(1_000));
-        let mut start: Option<Item> = None;
-        loop {
-            let mut query = self
+        let query = |start: Option<Item>, room: i32| {
+            let query = self
                 .client
                 .query()
                 .table_name(self.tables.memberships())
                 .index_name(MEMBERSHIPS_BY_CONVERSATION)
                 .expression_attribute_values(":c", s(conversation.as_str()))
-                .limit(i32::try_from(limit - out.len()).unwrap_or(i32::MAX))
-                .set_exclusive_start_key(start.take());
-            query = match after {
+                .limit(room)
+                .set_exclusive_start_key(start);
+            match after {
                 Some(a) => query
                     .key_condition_expression("conversationId = :c AND userId > :after")
                     .expression_attribute_values(":after", s(a.as_str())),
                 None => query.key_condition_expression("conversationId = :c"),
-            };
-            let page = query.send().await.map_err(|e| classify("page members", e))?;
-            out.extend(
-                page.items()
-                    .iter()
-                    .filter_map(|i| get_s(i, "userId"))
-                    .filter_map(|u| UserId::parse(u).ok()),
-            );
-            start = page.last_evaluated_key().cloned();
-            if out.len() >= limit || start.is_none() {
-                return Ok(out);
             }
-        }
+        };
+        super::query_up_to(limit, "page members", query, |item| {
+            get_s(item, "userId").and_then(|u| UserId::parse(u).ok())
+        })
+        .await
     }
 }

@@ -289,46 +289,33 @@ impl MessageStore for DynamoStore {
         up_to: MessageId,
         limit: usize,
     ) -> Result<Vec<(MessageId, UserId)>, Error> {
-        let limit = limit.max(1);
-        let mut out = Vec::with_capacity(limit.min(1_000));
-        let mut start: Option<Item> = None;
-        loop {
-            let mut query = self
+        let query = |start: Option<Item>, room: i32| {
+            let query = self
                 .client
                 .query()
                 .table_name(self.tables.messages())
                 .expression_attribute_values(":c", s(conversation.as_str()))
                 .expression_attribute_values(":hi", s(up_to.to_string()))
                 .projection_expression("messageId, senderId")
-                .limit(i32::try_from(limit - out.len()).unwrap_or(i32::MAX))
-                .set_exclusive_start_key(start.take());
-            query = match after {
+                .limit(room)
+                .set_exclusive_start_key(start);
+            match after {
                 // BETWEEN is inclusive; the cursor message itself is dropped below.
                 Some(after) => query
                     .key_condition_expression("conversationId = :c AND messageId BETWEEN :lo AND :hi")
                     .expression_attribute_values(":lo", s(after.to_string())),
                 None => query.key_condition_expression("conversationId = :c AND messageId <= :hi"),
-            };
-            let page = query.send().await.map_err(|e| classify("read messages", e))?;
-            out.extend(
-                page.items()
-                    .iter()
-                    .filter_map(|item| {
-                        super::readable("message", item, |item| {
-                            let id = get_s(item, "messageId")?.parse::<MessageId>().ok()?;
-                            let sender = UserId::parse(get_s(item, "senderId")?).ok()?;
-                            Some((id, sender))
-                        })
-                    })
-                    .filter(|(id, _)| after.is_none_or(|a| *id > a)),
-            );
-            start = page.last_evaluated_key().cloned();
-            if out.len() >= limit || start.is_none() {
-                break;
             }
-        }
-        out.truncate(limit);
-        Ok(out)
+        };
+        super::query_up_to(limit, "read messages", query, |item| {
+            super::readable("message", item, |item| {
+                let id = get_s(item, "messageId")?.parse::<MessageId>().ok()?;
+                let sender = UserId::parse(get_s(item, "senderId")?).ok()?;
+                Some((id, sender))
+            })
+            .filter(|(id, _)| after.is_none_or(|a| *id > a))
+        })
+        .await
     }
 }
 

@@ -327,6 +327,33 @@ pub(crate) enum Guarded {
     Cancelled(Cancelled),
 }
 
+/// The first `limit` items a query yields that `read` takes, page after page: `query` builds the
+/// request from where the last page stopped and how many items are still wanted.
+pub(crate) async fn query_up_to<T>(
+    limit: usize,
+    operation: &'static str,
+    query: impl Fn(Option<Item>, i32) -> aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder,
+    mut read: impl FnMut(&Item) -> Option<T>,
+) -> Result<Vec<T>, relaychat_core::Error> {
+    let limit = limit.max(1);
+    let mut out = Vec::with_capacity(limit.min(1_000));
+    let mut start: Option<Item> = None;
+    loop {
+        let room = i32::try_from(limit - out.len()).unwrap_or(i32::MAX);
+        let page = query(start.take(), room)
+            .send()
+            .await
+            .map_err(|e| crate::aws::classify(operation, e))?;
+        out.extend(page.items().iter().filter_map(&mut read));
+        start = page.last_evaluated_key().cloned();
+        if out.len() >= limit || start.is_none() {
+            break;
+        }
+    }
+    out.truncate(limit);
+    Ok(out)
+}
+
 /// Every item a query matches, across all its pages.
 pub(crate) async fn query_items(
     query: aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder,
