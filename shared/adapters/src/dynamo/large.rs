@@ -419,20 +419,12 @@ impl DynamoStore {
 
     /// A member's read positions (consistent); `None` when they are not a member.
     async fn position(&self, user: &UserId, conversation: &ConversationId) -> Result<Option<Position>, Error> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(self.tables.memberships())
-            .key("userId", s(user.as_str()))
-            .key("conversationId", s(conversation.as_str()))
-            .projection_expression("userId, readSeq, readCounted")
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| classify("read membership", e))?;
-        Ok(out.item().map(|i| Position {
-            read: get_n(i, "readSeq"),
-            counted: get_n(i, "readCounted"),
+        let item = self
+            .membership(user, conversation, "userId, readSeq, readCounted", "read membership")
+            .await?;
+        Ok(item.map(|i| Position {
+            read: get_n(&i, "readSeq"),
+            counted: get_n(&i, "readCounted"),
         }))
     }
 

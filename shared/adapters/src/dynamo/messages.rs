@@ -330,18 +330,14 @@ impl ReadState for DynamoStore {
     }
 
     async fn read_position(&self, user: &UserId, conversation: &ConversationId) -> Result<ReadPosition, Error> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(self.tables.memberships())
-            .key("userId", s(user.as_str()))
-            .key("conversationId", s(conversation.as_str()))
-            .projection_expression("lastReadMessageId, readProgress")
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| classify("read cursor", e))?;
-        let id = |name: &str| out.item().and_then(|i| get_s(i, name)).and_then(|id| id.parse().ok());
+        let item = self
+            .membership(user, conversation, "lastReadMessageId, readProgress", "read cursor")
+            .await?;
+        let id = |name: &str| {
+            item.as_ref()
+                .and_then(|i| get_s(i, name))
+                .and_then(|id| id.parse().ok())
+        };
         Ok(ReadPosition {
             cursor: id("lastReadMessageId"),
             progress: id("readProgress"),
@@ -382,17 +378,9 @@ impl ReadState for DynamoStore {
         // (each stored message bumps unreadVersion); else count again.
         for attempt in 0..RECOUNT_ATTEMPTS {
             let membership = self
-                .client
-                .get_item()
-                .table_name(self.tables.memberships())
-                .key("userId", s(user.as_str()))
-                .key("conversationId", s(conversation.as_str()))
-                .projection_expression("lastReadMessageId, unreadVersion")
-                .consistent_read(true)
-                .send()
-                .await
-                .map_err(|e| classify("read cursor", e))?;
-            let item = membership.item();
+                .membership(user, conversation, "lastReadMessageId, unreadVersion", "read cursor")
+                .await?;
+            let item = membership.as_ref();
             if item
                 .and_then(|i| get_s(i, "lastReadMessageId"))
                 .and_then(|c| c.parse::<MessageId>().ok())

@@ -18,6 +18,7 @@ use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes};
 use chrono::{DateTime, SecondsFormat, Utc};
 use relaychat_core::Error;
+use relaychat_schema::{ConversationId, UserId};
 
 use crate::aws::classify;
 
@@ -325,6 +326,30 @@ pub(crate) enum Guarded {
     Committed,
     GuardFailed,
     Cancelled(Cancelled),
+}
+
+impl DynamoStore {
+    /// A user's membership row (consistent), with the attributes `projection` names.
+    pub(crate) async fn membership(
+        &self,
+        user: &UserId,
+        conversation: &ConversationId,
+        projection: &str,
+        operation: &'static str,
+    ) -> Result<Option<Item>, relaychat_core::Error> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(self.tables.memberships())
+            .key("userId", s(user.as_str()))
+            .key("conversationId", s(conversation.as_str()))
+            .projection_expression(projection)
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| crate::aws::classify(operation, e))?;
+        Ok(out.item)
+    }
 }
 
 /// The first `limit` items a query yields that `read` takes, page after page: `query` builds the
