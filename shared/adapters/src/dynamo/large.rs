@@ -103,7 +103,11 @@ impl DynamoStore {
             ];
             match self.transact_guarded(writes, OP).await? {
                 Guarded::Committed => {
-                    self.sender_read_up_to(m, next).await?;
+                    // The message is stored: a failure here only leaves the sender's own message
+                    // counted unread for them until they read, not worth a retry of the record.
+                    if let Err(e) = self.sender_read_up_to(m, next).await {
+                        tracing::warn!(error = %e.chain(), sender = %m.sender_id, "sender's read position not moved");
+                    }
                     return Ok(Inserted::Stored {
                         already_read_by: Vec::new(),
                     });
