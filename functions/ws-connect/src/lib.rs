@@ -41,6 +41,7 @@ impl<A: Authenticator, R: ConnectionRegistry, P: Publisher> WsConnect<A, R, P> {
             Ok(identity) => identity,
             Err(e) => {
                 info!(%connection, reason = %relaychat_core::chain(&e), "connect refused");
+                relaychat_core::measure::connect_refused();
                 return response(401, Some("Unauthorized".into()));
             }
         };

@@ -27,6 +27,7 @@ where
 {
     runtime()?.block_on(async move {
         telemetry::init();
+        telemetry::init_metrics();
         let function = build(Deps::from_env().await?).await?;
         serve(&function).await
     })
@@ -40,7 +41,9 @@ where
 {
     serve_built(build, |function: &F| {
         Box::pin(run(service_fn(move |event: LambdaEvent<MskEvent>| async move {
-            Ok::<_, Error>(function.invoke(&event.payload).await)
+            let answer = function.invoke(&event.payload).await;
+            telemetry::flush_metrics();
+            Ok::<_, Error>(answer)
         })))
     })
 }
@@ -54,7 +57,9 @@ where
     serve_built(build, |function: &F| {
         Box::pin(run(service_fn(
             move |event: LambdaEvent<ApiGatewayWebsocketProxyRequest>| async move {
-                Ok::<_, Error>(function.invoke(&event.payload).await)
+                let answer = function.invoke(&event.payload).await;
+                telemetry::flush_metrics();
+                Ok::<_, Error>(answer)
             },
         )))
     })
@@ -74,7 +79,9 @@ where
 {
     serve_built(build, |function: &F| {
         Box::pin(lambda_http::run(service_fn(move |request: Request| async move {
-            Ok::<_, Error>(function.invoke(request).await)
+            let answer = function.invoke(request).await;
+            telemetry::flush_metrics();
+            Ok::<_, Error>(answer)
         })))
     })
 }
@@ -88,7 +95,9 @@ where
     serve_built(build, |function: &F| {
         Box::pin(run(service_fn(
             move |event: LambdaEvent<ApiGatewayV2CustomAuthorizerV2Request>| async move {
-                Ok::<_, Error>(function.invoke(&event.payload).await)
+                let answer = function.invoke(&event.payload).await;
+                telemetry::flush_metrics();
+                Ok::<_, Error>(answer)
             },
         )))
     })

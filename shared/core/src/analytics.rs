@@ -151,6 +151,12 @@ impl FromRecord for Countable {
             Self::Event(e) => e.conversation_id.as_ref(),
         }
     }
+    fn sent_at(&self) -> Option<DateTime<Utc>> {
+        match self {
+            Self::Message(m) => Some(m.sent_at),
+            _ => None,
+        }
+    }
 }
 
 impl Countable {

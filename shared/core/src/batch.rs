@@ -8,8 +8,9 @@
 
 use std::borrow::Cow;
 use std::future::Future;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
+use chrono::{DateTime, Utc};
 use futures::StreamExt;
 use futures::future::join_all;
 use relaychat_schema::events::TopicEvent;
@@ -27,6 +28,10 @@ pub trait FromRecord: Sized + Send + Sync {
     fn message_id(&self) -> Option<MessageId>;
     /// The conversation it is about, if any (on the record's span).
     fn conversation_id(&self) -> Option<&ConversationId>;
+    /// When the message it carries was sent, if it carries one (the batch's message age).
+    fn sent_at(&self) -> Option<DateTime<Utc>> {
+        None
+    }
 }
 
 impl<E: TopicEvent + Send + Sync> FromRecord for E {
@@ -38,6 +43,9 @@ impl<E: TopicEvent + Send + Sync> FromRecord for E {
     }
     fn conversation_id(&self) -> Option<&ConversationId> {
         TopicEvent::conversation_id(self)
+    }
+    fn sent_at(&self) -> Option<DateTime<Utc>> {
+        TopicEvent::sent_at(self)
     }
 }
 
@@ -150,16 +158,50 @@ async fn handle_key<T: EachEvent>(
     None
 }
 
-/// Runs `handler` over every record of the event and returns the partial-batch response.
+/// Runs `handler` over every record of the event and returns the partial-batch response; what it
+/// came to is measured (`measure`).
 pub async fn run_batch<H: RecordHandler, D: DeadLetters>(
     event: &MskEvent,
     dead_letters: &D,
     handler: &H,
 ) -> KafkaBatchResponse {
+    let started = std::time::Instant::now();
+    let counted = CountedDeadLetters {
+        inner: dead_letters,
+        count: AtomicU64::new(0),
+    };
+    let oldest = std::sync::Mutex::new(None);
     let partitions = event.partitions.iter();
-    let failures = join_all(partitions.map(|p| run_partition(p, dead_letters, handler))).await;
+    let failures: Vec<BatchItemFailure> = join_all(partitions.map(|p| run_partition(p, &counted, handler, &oldest)))
+        .await
+        .into_iter()
+        .flatten()
+        .collect();
+    let outcome = crate::measure::BatchOutcome {
+        received: event.partitions.iter().map(|p| p.records.len() as u64).sum(),
+        retried: failures.len() as u64,
+        dead_lettered: counted.count.load(Ordering::Relaxed),
+    };
+    crate::measure::batch(outcome, started.elapsed());
+    if let Some(sent_at) = oldest.into_inner().ok().flatten() {
+        crate::measure::oldest_message(sent_at, Utc::now());
+    }
     KafkaBatchResponse {
-        batch_item_failures: failures.into_iter().flatten().collect(),
+        batch_item_failures: failures,
+    }
+}
+
+/// The function's dead letters, counted.
+struct CountedDeadLetters<'a, D> {
+    inner: &'a D,
+    count: AtomicU64,
+}
+
+impl<D: DeadLetters> DeadLetters for CountedDeadLetters<'_, D> {
+    async fn dead_letter(&self, record: &RawRecord, reason: &str) -> Result<(), Error> {
+        self.inner.dead_letter(record, reason).await?;
+        self.count.fetch_add(1, Ordering::Relaxed);
+        Ok(())
     }
 }
 
@@ -167,6 +209,7 @@ async fn run_partition<H: RecordHandler, D: DeadLetters>(
     batch: &PartitionBatch,
     dead_letters: &D,
     handler: &H,
+    oldest: &std::sync::Mutex<Option<DateTime<Utc>>>,
 ) -> Vec<BatchItemFailure> {
     let records = &batch.records;
     // Consecutive readable records, handled together; `start`: the index of the first.
@@ -175,6 +218,9 @@ async fn run_partition<H: RecordHandler, D: DeadLetters>(
         let unreadable = match record {
             Ok(decoded) => match H::Event::from_record(decoded) {
                 Ok(event) => {
+                    if let (Some(sent_at), Ok(mut oldest)) = (event.sent_at(), oldest.lock()) {
+                        *oldest = Some(oldest.map_or(sent_at, |o| o.min(sent_at)));
+                    }
                     if run.is_empty() {
                         start = index;
                     }

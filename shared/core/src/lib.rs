@@ -12,6 +12,7 @@ mod error;
 pub mod fanout;
 pub mod function;
 pub mod limits;
+pub mod measure;
 pub mod persist;
 pub mod ports;
 pub mod presence;

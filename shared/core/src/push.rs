@@ -40,6 +40,7 @@ where
         }
         match sender.send(&device, notification).await {
             Ok(PushResult::Sent) => {
+                crate::measure::push(true);
                 store.sent_to(notification, &device).await?;
                 sent += 1;
             }
@@ -52,10 +53,12 @@ where
                 store.remove_device(&device).await?;
             }
             Err(e) if e.is_retryable() => {
+                crate::measure::push(false);
                 warn!(user = %device.user, error = %e.chain(), "push failed; will retry this device");
                 retry.get_or_insert(e);
             }
             Err(e) => {
+                crate::measure::push(false);
                 warn!(user = %device.user, error = %e.chain(), "push refused for this device; skipping it");
             }
         }

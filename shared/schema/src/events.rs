@@ -49,6 +49,11 @@ pub trait TopicEvent: Serialize + DeserializeOwned {
         None
     }
 
+    /// When the message it carries was sent, if it carries one (how far behind a consumer is).
+    fn sent_at(&self) -> Option<DateTime<Utc>> {
+        None
+    }
+
     fn from_json(bytes: &[u8]) -> Result<Self, SchemaError> {
         let event: Self = serde_json::from_slice(bytes)?;
         if event.schema_version() > SCHEMA_VERSION {
@@ -70,6 +75,9 @@ impl TopicEvent for ChatMessage {
     const TOPIC: TopicKind = TopicKind::ChatMessages;
     fn schema_version(&self) -> u32 {
         self.schema_version
+    }
+    fn sent_at(&self) -> Option<DateTime<Utc>> {
+        Some(self.sent_at)
     }
     fn key(&self) -> &str {
         self.conversation_id.as_str()
@@ -335,6 +343,12 @@ impl TopicEvent for ChatEvent {
     }
     fn key(&self) -> &str {
         ChatEvent::conversation_id(self).as_str()
+    }
+    fn sent_at(&self) -> Option<DateTime<Utc>> {
+        match self {
+            Self::Message(m) => Some(m.sent_at),
+            Self::Change(_) => None,
+        }
     }
     fn message_id(&self) -> Option<MessageId> {
         Some(ChatEvent::message_id(self))
