@@ -501,6 +501,66 @@ mod tests {
     }
 
     #[test]
+    fn every_function_has_its_alarms_and_the_dashboard_shows_every_metric() {
+        use relaychat_adapters::telemetry::METRICS_NAMESPACE;
+        use relaychat_core::measure;
+        let (_, doc) = repo_template();
+        let names = |v: &Value| -> std::collections::BTreeSet<String> {
+            v.as_sequence()
+                .unwrap()
+                .iter()
+                .map(|s| s.as_str().unwrap().to_owned())
+                .collect()
+        };
+        let ids = &doc["Mappings"]["Functions"];
+        let id_of = |row: &str| ids[row]["Id"].as_str().unwrap().to_owned();
+        let functions: std::collections::BTreeSet<String> = doc["Resources"]
+            .as_mapping()
+            .unwrap()
+            .iter()
+            .filter(|(_, r)| r["Type"] == "AWS::Serverless::Function")
+            .map(|(k, _)| k.as_str().unwrap().to_owned())
+            .collect();
+        // Errors and throttles: every function.
+        let rows = names(&doc["Resources"]["Fn::ForEach::FunctionAlarms"][1]);
+        let alarmed: std::collections::BTreeSet<String> = rows.iter().map(|r| id_of(r)).collect();
+        assert_eq!(alarmed, functions);
+        // Dead letters and lag: every function behind an event source mapping.
+        let consumers: std::collections::BTreeSet<String> = doc["Mappings"]["KafkaConsumers"]
+            .as_mapping()
+            .unwrap()
+            .values()
+            .map(|c| c["Function"].as_str().unwrap().to_owned())
+            .collect();
+        let rows = names(&doc["Resources"]["Fn::ForEach::ConsumerAlarms"][1]);
+        let alarmed: std::collections::BTreeSet<String> = rows.iter().map(|r| id_of(r)).collect();
+        assert_eq!(alarmed, consumers);
+        let dead = &doc["Resources"]["Fn::ForEach::ConsumerAlarms"][2]["${Function}DeadLettersAlarm"]["Properties"];
+        assert_eq!(
+            (dead["Namespace"].as_str(), dead["MetricName"].as_str()),
+            (Some(METRICS_NAMESPACE), Some(measure::RECORDS_DEAD_LETTERED))
+        );
+        assert_eq!(
+            dead["Dimensions"][0]["Name"], "Function",
+            "the dimension the functions write"
+        );
+        // The dashboard: valid JSON once !Sub has filled it in, showing every metric.
+        let Value::Tagged(body) = &doc["Resources"]["Dashboard"]["Properties"]["DashboardBody"] else {
+            panic!("DashboardBody is a !Sub")
+        };
+        let mut json = body.value.as_str().unwrap().to_owned();
+        while let Some(start) = json.find("${") {
+            let end = json[start..].find('}').unwrap() + start;
+            json.replace_range(start..=end, "x");
+        }
+        let dashboard: serde_json::Value = serde_json::from_str(&json).expect("the dashboard is JSON");
+        let text = dashboard.to_string();
+        for metric in measure::ALL {
+            assert!(text.contains(metric), "the dashboard does not show {metric}");
+        }
+    }
+
+    #[test]
     fn every_function_is_wired_as_the_code_expects() {
         let (t, _) = repo_template();
         let expected = [
