@@ -41,3 +41,6 @@ impl rdkafka::ClientContext for KafkaContext {
         })
     }
 }
+
+/// Consumers (the operator's `relaychat dlq` reads dead-letter topics) authenticate the same way.
+impl rdkafka::consumer::ConsumerContext for KafkaContext {}
