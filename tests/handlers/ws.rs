@@ -219,3 +219,80 @@ async fn when_the_broker_is_down_the_sender_gets_unavailable_and_can_go_on() {
     let list = body(&function.invoke(&ws_sample("ws-message-list-conversations.json")).await).unwrap();
     assert_eq!(list["type"], "conversations", "the connection stays usable");
 }
+
+#[tokio::test]
+async fn a_messages_trace_runs_from_the_socket_through_deliver_message_to_its_push() {
+    use relaychat_core::trace::Trace;
+    // GIVEN alice connected, and bob offline with a phone
+    let store = dynamo_store().await;
+    let topics = fresh_topics().await;
+    assert_eq!(connected_alice(&store, &topics).await.status_code, 200);
+    direct_conversation(&store).await;
+    let bob = UserId::parse("bob").unwrap();
+    store
+        .register_device(&relaychat_core::ports::Device {
+            user: bob.clone(),
+            token: relaychat_schema::DeviceToken::parse("bob-phone").unwrap(),
+            platform: "fcm".into(),
+        })
+        .await
+        .unwrap();
+    let poster = connections_api().await.1;
+    // WHEN alice sends (ws-message), deliver-message reads it and push-notification the push
+    let ws = WsMessage {
+        store: store.clone(),
+        publisher: publisher(),
+        poster: poster.clone(),
+        topics: topics.clone(),
+        rules: Default::default(),
+    };
+    assert_eq!(
+        ws.invoke(&ws_sample("ws-message-send-message.json")).await.status_code,
+        200
+    );
+    let chat = read_topic(&topics.chat_messages, 1, WAIT);
+    let deliver = deliver_message::DeliverMessage {
+        members: store.clone(),
+        directory: store.clone(),
+        poster,
+        publisher: publisher(),
+        dead_letters: dead_letters("deliver-message").await,
+        topics: topics.clone(),
+    };
+    assert!(
+        deliver
+            .invoke(&event_from(&topics.chat_messages, &chat))
+            .await
+            .batch_item_failures
+            .is_empty()
+    );
+    let pushes = read_topic(&topics.notifications, 1, WAIT);
+    let (fcm, google) = relaychat_testkit::fcm::stand_in().await;
+    let push = push_notification::PushNotification {
+        store: store.clone(),
+        push: fcm,
+        dead_letters: dead_letters("push-notification").await,
+    };
+    assert!(
+        push.invoke(&event_from(&topics.notifications, &pushes))
+            .await
+            .batch_item_failures
+            .is_empty()
+    );
+    // THEN one trace: minted by ws-message, continued by deliver-message with a span of its own,
+    // and by push-notification with another, which FCM's request carries
+    let header = |h: Option<&[u8]>| Trace::parse(std::str::from_utf8(h.expect("a traceparent")).unwrap()).expect("W3C");
+    let at_edge = header(chat[0].header("traceparent"));
+    let at_delivery = header(pushes[0].header("traceparent"));
+    let at_push = Trace::parse(&google.lock().unwrap().traceparents[0]).expect("FCM got a traceparent");
+    assert_eq!(
+        (at_delivery.trace_id, at_push.trace_id),
+        (at_edge.trace_id, at_edge.trace_id),
+        "one trace"
+    );
+    let spans = [at_edge.span_id, at_delivery.span_id, at_push.span_id];
+    assert!(
+        spans[0] != spans[1] && spans[1] != spans[2] && spans[0] != spans[2],
+        "a span each: {spans:x?}"
+    );
+}

@@ -17,6 +17,7 @@ use relaychat_core::ports::{
     PresenceStore, Publisher,
 };
 use relaychat_core::remembered::Remembered;
+use relaychat_core::trace::{self, Trace};
 use relaychat_schema::Topics;
 use relaychat_schema::http::{HttpRequest, HttpResponse, Route};
 use relaychat_schema::protocol::{ErrorCode, Refusal};
@@ -94,10 +95,19 @@ where
             body,
             idempotency_key,
         })?;
-        let span = info_span!("request", route = route.key, user = %identity.user);
+        // A caller's `traceparent` is continued; else the trace starts here.
+        let trace = Trace::continue_from(request.headers().get(trace::TRACEPARENT).map(|v| v.as_bytes()));
+        let span = info_span!(
+            "request",
+            route = route.key,
+            user = %identity.user,
+            trace_id = %trace.trace_hex(),
+            span_id = %trace.span_hex(),
+            parent_span_id = trace.parent_hex().map(tracing::field::display),
+        );
         let sender = Sender::http(identity);
         let change = change_of(&command, &sender.identity.user);
-        let reply = perform(
+        let performed = perform(
             &self.store,
             &self.publisher,
             &self.topics,
@@ -105,9 +115,8 @@ where
             &sender,
             command,
             Utc::now(),
-        )
-        .instrument(span)
-        .await?;
+        );
+        let reply = trace::within(trace, performed).instrument(span).await?;
         let by = &sender.identity.user;
         announce_reply(&self.store, &self.poster, change, reply.as_ref(), by, None).await;
         Ok(HttpResponse::answer(route, reply.as_ref()))

@@ -16,6 +16,7 @@ use relaychat_core::ports::{
     PresenceStore, Publisher,
 };
 use relaychat_core::remembered::Remembered;
+use relaychat_core::trace::{self, Trace};
 use relaychat_schema::Topics;
 use relaychat_schema::gateway::{body_text, connection_id, response};
 use relaychat_schema::protocol::{Command, ErrorCode, Refusal, Reply};
@@ -71,10 +72,19 @@ where
             .map_err(|e| refusal_for(&e))?
             .ok_or_else(|| Refusal::new(ErrorCode::Unauthorized, "this connection is not registered; reconnect"))?;
         let command = command?;
-        let span = info_span!("action", action = command.action(), user = %identity.user, %connection);
+        // The trace of everything this action sends starts here (the socket carries none).
+        let trace = Trace::root();
+        let span = info_span!(
+            "action",
+            action = command.action(),
+            user = %identity.user,
+            %connection,
+            trace_id = %trace.trace_hex(),
+            span_id = %trace.span_hex(),
+        );
         let sender = Sender::socket(connection.clone(), identity);
         let change = change_of(&command, &sender.identity.user);
-        let result = perform(
+        let performed = perform(
             &self.store,
             &self.publisher,
             &self.topics,
@@ -82,9 +92,8 @@ where
             &sender,
             command,
             Utc::now(),
-        )
-        .instrument(span)
-        .await;
+        );
+        let result = trace::within(trace, performed).instrument(span).await;
         let by = &sender.identity.user;
         announce_reply(
             &self.store,

@@ -219,11 +219,12 @@ impl PushSender for FcmSender {
                 "data": data,
             }
         });
-        let response = self
-            .http
-            .post(&self.send_url)
-            .bearer_auth(token)
-            .json(&body)
+        let mut request = self.http.post(&self.send_url).bearer_auth(token).json(&body);
+        // The message's trace goes on to the push (W3C trace context over HTTP).
+        if let Some(current) = relaychat_core::trace::current() {
+            request = request.header(relaychat_core::trace::TRACEPARENT, current.to_string());
+        }
+        let response = request
             .send()
             .await
             .map_err(|e| Error::unavailable("send FCM message", e))?;

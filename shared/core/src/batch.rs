@@ -20,6 +20,7 @@ use tracing::{Instrument, Span, error, info_span, warn};
 
 use crate::Error;
 use crate::ports::DeadLetters;
+use crate::trace::Trace;
 
 /// What a function reads from each record: a topic event, or its own type (analytics).
 pub trait FromRecord: Sized + Send + Sync {
@@ -77,8 +78,14 @@ impl<'r, E> Parsed<'r, E> {
 }
 
 impl<E: FromRecord> Parsed<'_, E> {
-    /// The span a record is handled in: where it came from and what it is about.
-    pub fn span(&self) -> Span {
+    /// The trace span a record is handled in: a child of its producer's (its `traceparent`
+    /// header), or a new trace when it carries none.
+    pub fn trace(&self) -> Trace {
+        Trace::continue_from(self.record.header(crate::trace::TRACEPARENT))
+    }
+
+    /// The span a record is handled in: where it came from, what it is about, and its trace.
+    pub fn span(&self, trace: &Trace) -> Span {
         let id = &self.record.id;
         info_span!(
             "record",
@@ -87,6 +94,9 @@ impl<E: FromRecord> Parsed<'_, E> {
             offset = id.offset,
             message_id = self.event.message_id().map(tracing::field::display),
             conversation_id = self.event.conversation_id().map(tracing::field::display),
+            trace_id = %trace.trace_hex(),
+            span_id = %trace.span_hex(),
+            parent_span_id = trace.parent_hex().map(tracing::field::display),
         )
     }
 }
@@ -150,7 +160,9 @@ async fn handle_key<T: EachEvent>(
 ) -> Option<(usize, Error)> {
     for i in indices {
         let parsed = &events[i];
-        match handler.handle_event(&parsed.event).instrument(parsed.span()).await {
+        let trace = parsed.trace();
+        let handled = crate::trace::within(trace, handler.handle_event(&parsed.event)).instrument(parsed.span(&trace));
+        match handled.await {
             Ok(()) => parsed.mark_done(),
             Err(e) => return Some((i, e)),
         }

@@ -20,6 +20,7 @@ pub mod push;
 pub mod recent;
 pub mod remembered;
 pub mod status;
+pub mod trace;
 pub mod typing;
 
 #[cfg(any(test, feature = "testing"))]

@@ -22,6 +22,8 @@ pub struct Google {
     pub token_url: String,
     pub tokens_issued: usize,
     pub sends: Vec<serde_json::Value>,
+    /// The `traceparent` of each send (empty when it had none).
+    pub traceparents: Vec<String>,
 }
 
 pub type Shared = Arc<Mutex<Google>>;
@@ -64,7 +66,15 @@ async fn send(
         return (StatusCode::UNAUTHORIZED, "no token").into_response();
     }
     let device = body["message"]["token"].as_str().unwrap_or_default().to_owned();
-    g.lock().unwrap().sends.push(body);
+    {
+        let mut g = g.lock().unwrap();
+        g.sends.push(body);
+        let traceparent = headers
+            .get("traceparent")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default();
+        g.traceparents.push(traceparent.to_owned());
+    }
     match device.as_str() {
         "dead" => (
             StatusCode::NOT_FOUND,

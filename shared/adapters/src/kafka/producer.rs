@@ -10,6 +10,7 @@ use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use relaychat_core::Error;
 use relaychat_core::ports::Publisher;
+use relaychat_core::trace;
 use tracing::{error, warn};
 
 use super::{KafkaContext, KafkaSettings};
@@ -199,17 +200,27 @@ impl KafkaPublisher {
     }
 }
 
+/// The record, with the current span's `traceparent` when it is in one and carries none of its
+/// own (a dead letter and a redrive keep the original's): its consumer continues the trace.
 fn future_record<'a>(
     topic: &'a str,
     key: Option<&'a [u8]>,
     value: &'a [u8],
     headers: &[(&str, &[u8])],
 ) -> FutureRecord<'a, [u8], [u8]> {
-    let mut owned = OwnedHeaders::new_with_capacity(headers.len());
+    let mut owned = OwnedHeaders::new_with_capacity(headers.len() + 1);
     for (name, v) in headers {
         owned = owned.insert(Header {
             key: name,
             value: Some(*v),
+        });
+    }
+    if !headers.iter().any(|(name, _)| *name == trace::TRACEPARENT)
+        && let Some(current) = trace::current()
+    {
+        owned = owned.insert(Header {
+            key: trace::TRACEPARENT,
+            value: Some(current.to_string().as_bytes()),
         });
     }
     let mut record = FutureRecord::<[u8], [u8]>::to(topic).payload(value).headers(owned);
