@@ -38,3 +38,7 @@ done
 # Consumer groups take a few seconds to join on Tansu; the page's first messages must not wait on that.
 sleep 4
 RELAYCHAT_WEB_URL="http://127.0.0.1:$http/" node tests/browser/chat.mjs || { echo "browser-test: runtime log:" >&2; tail -50 "$log" >&2; exit 1; }
+# A dead letter for the dashboard: the malformed sample through persist-message, with the same
+# broker and topics as the runtime (its dead letters go to persist-message-dlq).
+RELAYCHAT_TABLE_PREFIX="$run-" "${CARGO_TARGET_DIR:-target}/debug/relaychat-local" invoke persist-message events/persist-message-malformed.json >/dev/null
+RELAYCHAT_WEB_URL="http://127.0.0.1:$http/" node tests/browser/dashboard.mjs || { echo "browser-test: runtime log:" >&2; tail -50 "$log" >&2; exit 1; }

@@ -46,6 +46,10 @@ async fn dev() -> Result<(), Box<dyn std::error::Error>> {
         "  HTTP API     http://{}/api  (Authorization: Bearer <dev token>; docs/openapi.yaml)",
         running.http
     );
+    println!(
+        "  dashboard    http://{}/dashboard.html  (lag, invocations, dead letters: redrive)",
+        running.http
+    );
     println!("  status/lag   http://{}/dev/status", running.http);
     println!("  kafka        {}", running.brokers);
     println!("  dynamodb     {}", running.dynamodb_endpoint);

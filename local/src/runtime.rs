@@ -231,6 +231,9 @@ pub async fn start(config: LocalConfig) -> Result<Running, RuntimeError> {
         ws_url: format!("ws://127.0.0.1:{ws_port}/{}", config.stage),
         jwt_secret: config.jwt_secret.clone(),
         stats: stats.clone(),
+        kafka: settings.clone(),
+        dead_letter_topics: dead_letter_topics.clone(),
+        publisher: publisher.clone(),
     };
     // The HTTP API, under /api on the same port.
     let http_routes = route_functions(&template.http.routes, &template.timeouts, |name| {

@@ -1,5 +1,7 @@
-//! The developer web server: the chat page from `web/`, a token mint for dev users, the
-//! runtime's settings for the page, and `/dev/status` (per-function counters and consumer lag).
+//! The developer web server: the chat page and the dashboard from `web/`, a token mint for dev
+//! users, the runtime's settings for the page, `/dev/status` (per-function counters, consumer lag
+//! and recent invocations) and the dead letters (`/dev/dead-letters`, listed and redriven with
+//! the operator command's code).
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -9,17 +11,23 @@ use axum::Router;
 use axum::extract::{Path, Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use relaychat_adapters::auth::{TokenRules, mint_token};
+use relaychat_adapters::kafka::{KafkaPublisher, KafkaSettings};
 use relaychat_schema::UserId;
 
 use crate::esm::Stats;
+use relaychat_admin::dlq;
 
 pub struct Web {
     pub dir: PathBuf,
     pub ws_url: String,
     pub jwt_secret: String,
     pub stats: Stats,
+    /// The broker, its dead-letter topics, and a producer for redrives.
+    pub kafka: KafkaSettings,
+    pub dead_letter_topics: Vec<String>,
+    pub publisher: KafkaPublisher,
 }
 
 type Shared = Arc<Web>;
@@ -34,6 +42,8 @@ impl Web {
             .route("/config.json", get(config))
             .route("/dev/token", get(token))
             .route("/dev/status", get(status))
+            .route("/dev/dead-letters", get(dead_letters))
+            .route("/dev/dead-letters/redrive", post(redrive))
             .route("/{file}", get(file))
             .with_state(Arc::new(self))
     }
@@ -73,6 +83,76 @@ async fn token(State(web): State<Shared>, Query(q): Query<BTreeMap<String, Strin
 async fn status(State(web): State<Shared>) -> Response {
     let stats = web.stats.lock().map(|s| s.clone()).unwrap_or_default();
     axum::Json(serde_json::json!({ "mappings": stats })).into_response()
+}
+
+/// `GET /dev/dead-letters`: every dead letter of every function, newest last.
+async fn dead_letters(State(web): State<Shared>) -> Response {
+    let read = {
+        let web = web.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut all = Vec::new();
+            for topic in &web.dead_letter_topics {
+                all.extend(dlq::read(&web.kafka, topic)?);
+            }
+            Ok::<_, relaychat_admin::AdminError>(all)
+        })
+    };
+    match read.await {
+        Ok(Ok(letters)) => {
+            let now = chrono::Utc::now();
+            let rows: Vec<serde_json::Value> = letters
+                .iter()
+                .map(|l| {
+                    serde_json::json!({
+                        "at": l.at.to_string(),
+                        "consumer": l.consumer(),
+                        "source": l.source().map(|s| s.to_string()),
+                        "reason": l.reason(),
+                        "redrives": l.redrives(),
+                        "ageSeconds": l.age(now).map(|a| a.num_seconds()),
+                        "value": String::from_utf8_lossy(&l.value),
+                    })
+                })
+                .collect();
+            axum::Json(serde_json::json!({ "deadLetters": rows })).into_response()
+        }
+        Ok(Err(e)) => (StatusCode::BAD_GATEWAY, e.to_string()).into_response(),
+        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
+    }
+}
+
+/// `POST /dev/dead-letters/redrive` `{"at": "persist-message-dlq-0@3"}`: that dead letter back on
+/// its source topic.
+async fn redrive(State(web): State<Shared>, axum::Json(body): axum::Json<serde_json::Value>) -> Response {
+    let Some(at) = body["at"].as_str().and_then(|a| a.parse::<dlq::RecordAt>().ok()) else {
+        return (StatusCode::BAD_REQUEST, "at: topic-partition@offset is required").into_response();
+    };
+    if !web.dead_letter_topics.contains(&at.topic) {
+        return (
+            StatusCode::NOT_FOUND,
+            format!("{} is not a dead-letter topic", at.topic),
+        )
+            .into_response();
+    }
+    let letters = {
+        let (web, topic) = (web.clone(), at.topic.clone());
+        tokio::task::spawn_blocking(move || dlq::read(&web.kafka, &topic)).await
+    };
+    let letter = match letters {
+        Ok(Ok(letters)) => letters.into_iter().find(|l| l.at == at),
+        Ok(Err(e)) => return (StatusCode::BAD_GATEWAY, e.to_string()).into_response(),
+        Err(e) => return (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
+    };
+    let Some(letter) = letter else {
+        return (StatusCode::NOT_FOUND, format!("no dead letter at {at}")).into_response();
+    };
+    match dlq::redrive(&web.publisher, &letter).await {
+        Ok(dlq::Redrive::Sent(to)) => axum::Json(serde_json::json!({ "redriven": to.to_string() })).into_response(),
+        Ok(dlq::Redrive::Refused(why)) => {
+            (StatusCode::CONFLICT, axum::Json(serde_json::json!({ "refused": why }))).into_response()
+        }
+        Err(e) => (StatusCode::BAD_GATEWAY, e.to_string()).into_response(),
+    }
 }
 
 async fn file(State(web): State<Shared>, Path(name): Path<String>) -> Response {

@@ -127,6 +127,24 @@ pub struct MappingStats {
     pub end_offsets: BTreeMap<String, i64>,
     /// `topic-partition` → records not yet processed.
     pub lag: BTreeMap<String, i64>,
+    /// The latest invocations, newest last (at most `RECENT_INVOCATIONS`).
+    pub recent: std::collections::VecDeque<Invocation>,
+}
+
+/// Invocations each mapping remembers for the dashboard.
+pub const RECENT_INVOCATIONS: usize = 20;
+
+/// One invocation, as the dashboard lists it.
+#[derive(Debug, Clone, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Invocation {
+    pub at: chrono::DateTime<chrono::Utc>,
+    /// `topic-partition@first..last`, as the log names it.
+    pub batch: String,
+    pub records: usize,
+    pub duration_ms: u128,
+    /// `success`, `partial failure`, `function error` or `timeout`.
+    pub outcome: &'static str,
 }
 
 pub type Stats = Arc<Mutex<Vec<MappingStats>>>;
@@ -358,9 +376,26 @@ impl Esm {
         )
         .await;
         let duration_ms = started.elapsed().as_millis();
+        let outcome = match &result {
+            Ok(Ok(r)) if r.batch_item_failures.is_empty() || !m.report_batch_item_failures => "success",
+            Ok(Ok(_)) => "partial failure",
+            Ok(Err(_)) => "function error",
+            Err(_) => "timeout",
+        };
+        let invocation = Invocation {
+            at: chrono::Utc::now(),
+            batch: span.to_string(),
+            records: records.len(),
+            duration_ms,
+            outcome,
+        };
         self.stats(|s| {
             s.invocations += 1;
             s.records += records.len() as u64;
+            if s.recent.len() == RECENT_INVOCATIONS {
+                s.recent.pop_front();
+            }
+            s.recent.push_back(invocation);
         });
         match result {
             Ok(Ok(response)) if response.batch_item_failures.is_empty() || !m.report_batch_item_failures => {
