@@ -59,14 +59,14 @@ async function refreshDeadLetters() {
   try {
     const r = await fetch('/dev/dead-letters', { cache: 'no-store' });
     if (!r.ok) throw new Error(await r.text());
-    const { deadLetters } = await r.json();
-    lettersByConsumer = new Map();
-    for (const d of deadLetters) lettersByConsumer.set(d.consumer, (lettersByConsumer.get(d.consumer) || 0) + 1);
+    const { deadLetters, totals } = await r.json();
+    // `<function>-dlq` → how many it holds (the table lists each topic's newest only).
+    lettersByConsumer = new Map(Object.entries(totals || {}).map(([topic, n]) => [topic.replace(/-dlq$/, ''), n]));
     $('dead-letters').tBodies[0].replaceChildren(...deadLetters.map((d) => {
       const tr = el('tr');
       tr.dataset.at = d.at;
       cells(tr, [
-        [d.at], [d.consumer], [d.source], [d.ageSeconds === null ? '?' : `${d.ageSeconds}s`],
+        [d.at], [d.consumer], [d.source, 'source'], [d.ageSeconds === null ? '?' : `${d.ageSeconds}s`],
         [d.redrives, 'number redrives'], [d.reason, 'reason'],
       ]);
       const td = el('td');

@@ -85,20 +85,27 @@ async fn status(State(web): State<Shared>) -> Response {
     axum::Json(serde_json::json!({ "mappings": stats })).into_response()
 }
 
-/// `GET /dev/dead-letters`: every dead letter of every function, newest last.
+/// Dead letters listed per topic: its newest (a topic keeps 14 days of them).
+const DEAD_LETTERS_SHOWN: usize = 100;
+
+/// `GET /dev/dead-letters`: each function's newest dead letters (`DEAD_LETTERS_SHOWN`), newest
+/// last.
 async fn dead_letters(State(web): State<Shared>) -> Response {
     let read = {
         let web = web.clone();
         tokio::task::spawn_blocking(move || {
-            let mut all = Vec::new();
+            let (mut all, mut totals) = (Vec::new(), BTreeMap::new());
             for topic in &web.dead_letter_topics {
-                all.extend(dlq::read(&web.kafka, topic)?);
+                let letters = dlq::read(&web.kafka, topic)?;
+                totals.insert(topic.clone(), letters.len());
+                let skip = letters.len().saturating_sub(DEAD_LETTERS_SHOWN);
+                all.extend(letters.into_iter().skip(skip));
             }
-            Ok::<_, relaychat_admin::AdminError>(all)
+            Ok::<_, relaychat_admin::AdminError>((all, totals))
         })
     };
     match read.await {
-        Ok(Ok(letters)) => {
+        Ok(Ok((letters, totals))) => {
             let now = chrono::Utc::now();
             let rows: Vec<serde_json::Value> = letters
                 .iter()
@@ -114,7 +121,7 @@ async fn dead_letters(State(web): State<Shared>) -> Response {
                     })
                 })
                 .collect();
-            axum::Json(serde_json::json!({ "deadLetters": rows })).into_response()
+            axum::Json(serde_json::json!({ "deadLetters": rows, "totals": totals })).into_response()
         }
         Ok(Err(e)) => (StatusCode::BAD_GATEWAY, e.to_string()).into_response(),
         Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
