@@ -12,11 +12,8 @@ use relaychat_core::Error;
 use relaychat_core::memory::sample_message;
 use relaychat_core::ports::{ChangeOutcome, Inserted, MessageStore};
 use relaychat_schema::events::TopicEvent;
-use relaychat_schema::kafka::{EventSource, msk_event};
-use relaychat_schema::{
-    ChatMessage, ConversationId, DecodedRecord, MessageChange, MessageId, MskEvent, RecordId, UserId,
-};
-use relaychat_testkit::{Received, create_topics, dynamo_store, kafka_settings, read_topic, unique};
+use relaychat_schema::{ChatMessage, ConversationId, MessageChange, MessageId, UserId};
+use relaychat_testkit::{create_topics, dynamo_store, event_from, kafka_settings, read_topic, unique};
 
 const WAIT: Duration = Duration::from_secs(10);
 
@@ -44,24 +41,6 @@ impl MessageStore for Buggy {
     }
 }
 
-/// The records as Lambda would hand them over, headers included.
-fn event_of(topic: &str, records: &[Received]) -> MskEvent {
-    let decoded: Vec<DecodedRecord> = records
-        .iter()
-        .map(|r| {
-            let id = RecordId {
-                topic: topic.to_owned(),
-                partition: r.partition,
-                offset: r.offset,
-            };
-            let mut d = DecodedRecord::new(id, r.key.as_deref(), &r.value);
-            d.headers = r.headers.clone();
-            d
-        })
-        .collect();
-    msk_event(&decoded, &EventSource::default()).expect("an event")
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dead_letter_is_redriven_after_the_fix_and_stored_exactly_once() {
     let (chat, dead) = (unique("chat-messages"), unique("persist-message-dlq"));
@@ -85,7 +64,7 @@ async fn a_dead_letter_is_redriven_after_the_fix_and_stored_exactly_once() {
     let first = read_topic(&chat, 1, WAIT);
     assert!(
         buggy
-            .invoke(&event_of(&chat, &first))
+            .invoke(&event_from(&chat, &first))
             .await
             .batch_item_failures
             .is_empty()
@@ -134,7 +113,7 @@ async fn a_dead_letter_is_redriven_after_the_fix_and_stored_exactly_once() {
     );
     assert!(
         fixed
-            .invoke(&event_of(&chat, redriven))
+            .invoke(&event_from(&chat, redriven))
             .await
             .batch_item_failures
             .is_empty()
@@ -155,7 +134,7 @@ async fn a_dead_letter_is_redriven_after_the_fix_and_stored_exactly_once() {
     for round in 1..=MAX_REDRIVES {
         assert!(
             buggy
-                .invoke(&event_of(&chat, std::slice::from_ref(&again)))
+                .invoke(&event_from(&chat, std::slice::from_ref(&again)))
                 .await
                 .batch_item_failures
                 .is_empty()

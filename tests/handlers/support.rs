@@ -79,21 +79,3 @@ pub async fn online(
         .expect("register connection");
     registry.register(connection, "127.0.0.1", "test")
 }
-
-/// Records read back from `topic`, as Lambda would hand them to a consumer (headers included).
-pub fn event_from(topic: &str, records: &[relaychat_testkit::Received]) -> MskEvent {
-    let decoded: Vec<relaychat_schema::DecodedRecord> = records
-        .iter()
-        .map(|r| {
-            let id = relaychat_schema::RecordId {
-                topic: topic.to_owned(),
-                partition: r.partition,
-                offset: r.offset,
-            };
-            let mut d = relaychat_schema::DecodedRecord::new(id, r.key.as_deref(), &r.value);
-            d.headers = r.headers.clone();
-            d
-        })
-        .collect();
-    relaychat_schema::kafka::msk_event(&decoded, &relaychat_schema::kafka::EventSource::default()).expect("an event")
-}

@@ -261,7 +261,7 @@ async fn a_messages_trace_runs_from_the_socket_through_deliver_message_to_its_pu
     };
     assert!(
         deliver
-            .invoke(&event_from(&topics.chat_messages, &chat))
+            .invoke(&relaychat_testkit::event_from(&topics.chat_messages, &chat))
             .await
             .batch_item_failures
             .is_empty()
@@ -274,7 +274,7 @@ async fn a_messages_trace_runs_from_the_socket_through_deliver_message_to_its_pu
         dead_letters: dead_letters("push-notification").await,
     };
     assert!(
-        push.invoke(&event_from(&topics.notifications, &pushes))
+        push.invoke(&relaychat_testkit::event_from(&topics.notifications, &pushes))
             .await
             .batch_item_failures
             .is_empty()

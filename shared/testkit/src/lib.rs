@@ -237,6 +237,24 @@ pub fn kafka_event(topic: &str, records: &[TestRecord<'_>]) -> MskEvent {
     msk_event(&records, &EventSource::default()).expect("valid Kafka event")
 }
 
+/// Records read back from `topic`, as Lambda hands them to a consumer (headers included).
+pub fn event_from(topic: &str, records: &[Received]) -> MskEvent {
+    let decoded: Vec<DecodedRecord> = records
+        .iter()
+        .map(|r| {
+            let id = RecordId {
+                topic: topic.to_owned(),
+                partition: r.partition,
+                offset: r.offset,
+            };
+            let mut d = DecodedRecord::new(id, r.key.as_deref(), &r.value);
+            d.headers = r.headers.clone();
+            d
+        })
+        .collect();
+    msk_event(&decoded, &EventSource::default()).expect("valid Kafka event")
+}
+
 /// The `@connections` emulator on a free port, and the real SDK adapter pointed at it.
 pub async fn connections_api() -> (Connections, ConnectionsApi) {
     let registry = Connections::default();
