@@ -766,22 +766,9 @@ impl ConversationStore for Memory {
         recipients: &[UserId],
     ) -> Result<HashMap<MessageId, DeliveryStatus>, Error> {
         let s = self.state();
-        Ok(messages
-            .iter()
-            .map(|m| {
-                let reached = recipients
-                    .iter()
-                    .map(|r| {
-                        s.receipts
-                            .get(&(*m, r.to_string()))
-                            .copied()
-                            .unwrap_or(DeliveryStatus::Sent)
-                    })
-                    .min()
-                    .unwrap_or(DeliveryStatus::Sent);
-                (*m, reached)
-            })
-            .collect())
+        Ok(status_reached_by_all(messages, recipients, |m, r| {
+            s.receipts.get(&(m, r.to_string())).copied()
+        }))
     }
     async fn set_title(&self, id: &ConversationId, title: Option<&Title>) -> Result<Option<Conversation>, Error> {
         let mut s = self.state();

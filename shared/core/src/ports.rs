@@ -350,6 +350,27 @@ pub trait ConnectionRegistry: Sync {
 /// 1:1, fewer messages in a group: the newest of the asker's own first).
 pub const MAX_RECEIPT_LOOKUPS: usize = 300;
 
+/// For each message, the status every recipient has reached: the least of theirs, SENT for one
+/// with no receipt (`receipt` looks one up). What `ConversationStore::receipt_statuses` answers,
+/// from whatever holds the receipts.
+pub fn status_reached_by_all(
+    messages: &[MessageId],
+    recipients: &[UserId],
+    receipt: impl Fn(MessageId, &UserId) -> Option<DeliveryStatus>,
+) -> HashMap<MessageId, DeliveryStatus> {
+    messages
+        .iter()
+        .map(|m| {
+            let reached = recipients
+                .iter()
+                .map(|r| receipt(*m, r).unwrap_or(DeliveryStatus::Sent))
+                .min()
+                .unwrap_or(DeliveryStatus::Sent);
+            (*m, reached)
+        })
+        .collect()
+}
+
 /// An HTTP send's idempotency key and the message it stands for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SendClaim {

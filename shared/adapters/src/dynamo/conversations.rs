@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use aws_sdk_dynamodb::types::{AttributeValue, Delete, Put, ReturnValue, TransactWriteItem, Update};
 use chrono::{DateTime, Utc};
 use relaychat_core::Error;
-use relaychat_core::ports::{Conversation, ConversationStore, MAX_RECEIPT_LOOKUPS, SendClaim};
+use relaychat_core::ports::{Conversation, ConversationStore, MAX_RECEIPT_LOOKUPS, SendClaim, status_reached_by_all};
 use relaychat_schema::protocol::{ConversationSummary, MessageView};
 use relaychat_schema::{ClientMessageId, ConversationId, DeliveryStatus, MessageId, Title, UserId};
 
@@ -347,22 +347,9 @@ impl ConversationStore for DynamoStore {
                 reached.insert((m, u.to_owned()), status);
             }
         }
-        Ok(messages
-            .iter()
-            .map(|m| {
-                let all = recipients
-                    .iter()
-                    .map(|r| {
-                        reached
-                            .get(&(*m, r.to_string()))
-                            .copied()
-                            .unwrap_or(DeliveryStatus::Sent)
-                    })
-                    .min()
-                    .unwrap_or(DeliveryStatus::Sent);
-                (*m, all)
-            })
-            .collect())
+        Ok(status_reached_by_all(messages, recipients, |m, r| {
+            reached.get(&(m, r.to_string())).copied()
+        }))
     }
 
     async fn set_title(&self, id: &ConversationId, title: Option<&Title>) -> Result<Option<Conversation>, Error> {
