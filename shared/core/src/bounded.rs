@@ -29,6 +29,20 @@ impl<K: Hash + Eq, V: Clone> BoundedMap<K, V> {
         }
     }
 
+    /// Puts `value` unless the entry there is one `keep` says to keep, in one step (no other put
+    /// comes between the look and the put); whether it was put.
+    pub(crate) fn put_unless(&self, key: K, value: V, keep: impl FnOnce(&V) -> bool) -> bool {
+        let Ok(mut map) = self.0.lock() else { return false };
+        if map.get(&key).is_some_and(keep) {
+            return false;
+        }
+        if map.len() >= CAPACITY {
+            map.clear();
+        }
+        map.insert(key, value);
+        true
+    }
+
     pub(crate) fn forget(&self, key: &K) {
         if let Ok(mut map) = self.0.lock() {
             map.remove(key);

@@ -78,25 +78,20 @@ where
 pub const READ_BY_EVERY: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// When each large group last had a read-by frame from this execution environment.
-#[derive(Default)]
-pub struct ReadByFrames(std::sync::Mutex<std::collections::HashMap<ConversationId, tokio::time::Instant>>);
+pub struct ReadByFrames(crate::bounded::BoundedMap<ConversationId, tokio::time::Instant>);
+
+impl Default for ReadByFrames {
+    fn default() -> Self {
+        Self(crate::bounded::BoundedMap::new())
+    }
+}
 
 impl ReadByFrames {
     /// True (and noted) when the conversation has had no read-by frame for `READ_BY_EVERY`.
     fn due(&self, conversation: &ConversationId) -> bool {
-        let Ok(mut last) = self.0.lock() else { return false };
         let now = tokio::time::Instant::now();
-        if last
-            .get(conversation)
-            .is_some_and(|at| now.duration_since(*at) < READ_BY_EVERY)
-        {
-            return false;
-        }
-        if last.len() >= crate::bounded::CAPACITY {
-            last.clear();
-        }
-        last.insert(conversation.clone(), now);
-        true
+        self.0
+            .put_unless(conversation.clone(), now, |at| now.duration_since(*at) < READ_BY_EVERY)
     }
 }
 
