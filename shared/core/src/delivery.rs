@@ -37,37 +37,19 @@ pub async fn deliver_event(
     event: &ChatEvent,
 ) -> Result<(), Error> {
     match event {
-        ChatEvent::Message(m) if m.large_group => {
-            let frame = ServerFrame::message(m).to_bytes();
+        event if event.large_group() => {
+            let (frame, skip) = match event {
+                ChatEvent::Message(m) => (ServerFrame::message(m).to_bytes(), Some(&m.sender_id)),
+                ChatEvent::Change(c) => (ServerFrame::change(c).to_bytes(), None),
+            };
             let page = FanoutPage {
-                conversation: &m.conversation_id,
-                after: m.fanout_after.as_ref(),
-                skip: Some(&m.sender_id),
+                conversation: event.conversation_id(),
+                after: event.fanout_after(),
+                skip,
                 frame: &frame,
             };
             if let Some(last) = fan_out_page(members, directory, poster, &page).await? {
-                let rest = ChatMessage {
-                    fanout_after: Some(last),
-                    ..m.clone()
-                };
-                publisher.publish_event(topics, &rest).await?;
-            }
-            Ok(())
-        }
-        ChatEvent::Change(c) if c.large_group => {
-            let frame = ServerFrame::change(c).to_bytes();
-            let page = FanoutPage {
-                conversation: &c.conversation_id,
-                after: c.fanout_after.as_ref(),
-                skip: None,
-                frame: &frame,
-            };
-            if let Some(last) = fan_out_page(members, directory, poster, &page).await? {
-                let rest = MessageChange {
-                    fanout_after: Some(last),
-                    ..c.clone()
-                };
-                publisher.publish_event(topics, &rest).await?;
+                publisher.publish_event(topics, &event.handed_on(last)).await?;
             }
             Ok(())
         }

@@ -10,8 +10,7 @@ use crate::ports::{ChangeOutcome, Inserted, MessageStore};
 pub async fn persist_event(store: &impl MessageStore, event: &ChatEvent) -> Result<(), Error> {
     match event {
         // The rest of a large group's fan-out: stored when it was first read.
-        ChatEvent::Message(m) if m.fanout_after.is_some() => Ok(()),
-        ChatEvent::Change(c) if c.fanout_after.is_some() => Ok(()),
+        event if event.fanout_after().is_some() => Ok(()),
         ChatEvent::Message(m) => persist_message(store, m).await.map(|_| ()),
         ChatEvent::Change(c) => persist_change(store, c).await,
     }

@@ -249,6 +249,36 @@ impl ChatEvent {
             Self::Change(c) => &c.conversation_id,
         }
     }
+
+    /// For a large group (its members paged, not listed).
+    pub fn large_group(&self) -> bool {
+        match self {
+            Self::Message(m) => m.large_group,
+            Self::Change(c) => c.large_group,
+        }
+    }
+
+    /// Where a large group's fan-out goes on from, on a continuation record.
+    pub fn fanout_after(&self) -> Option<&UserId> {
+        match self {
+            Self::Message(m) => m.fanout_after.as_ref(),
+            Self::Change(c) => c.fanout_after.as_ref(),
+        }
+    }
+
+    /// The same event, to be fanned out to the members after `last`.
+    pub fn handed_on(&self, last: UserId) -> Self {
+        match self {
+            Self::Message(m) => Self::Message(ChatMessage {
+                fanout_after: Some(last),
+                ..m.clone()
+            }),
+            Self::Change(c) => Self::Change(MessageChange {
+                fanout_after: Some(last),
+                ..c.clone()
+            }),
+        }
+    }
 }
 
 /// Reads either shape in one pass (messages are the hot path): a `change` field makes it a
