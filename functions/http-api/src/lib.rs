@@ -2,7 +2,6 @@
 //! same command a WebSocket action is, performs it as the user the authorizer verified, and answers
 //! with the resource, or a problem document with the refusal's code and HTTP status.
 
-use chrono::Utc;
 use lambda_http::request::RequestContext;
 use lambda_http::{Body, Request, RequestExt, Response};
 use relaychat_adapters::connections_api::ConnectionsApi;
@@ -10,8 +9,7 @@ use relaychat_adapters::dynamo::DynamoStore;
 use relaychat_adapters::kafka::KafkaPublisher;
 use relaychat_adapters::lambda::HttpFunction;
 use relaychat_adapters::{ConfigError, Deps};
-use relaychat_core::actions::{Rules, Sender, perform};
-use relaychat_core::announce::{announce_reply, change_of};
+use relaychat_core::actions::{Front, Rules, Sender};
 use relaychat_core::ports::{
     AnalyticsStore, ConnectionDirectory, ConnectionRegistry, ConversationStore, DeviceStore, FramePoster, Identity,
     PresenceStore, Publisher,
@@ -106,19 +104,14 @@ where
             parent_span_id = trace.parent_hex().map(tracing::field::display),
         );
         let sender = Sender::http(identity);
-        let change = change_of(&command, &sender.identity.user);
-        let performed = perform(
-            &self.store,
-            &self.publisher,
-            &self.topics,
-            &self.rules,
-            &sender,
-            command,
-            Utc::now(),
-        );
-        let reply = trace::within(trace, performed).instrument(span).await?;
-        let by = &sender.identity.user;
-        announce_reply(&self.store, &self.poster, change, reply.as_ref(), by, None).await;
+        let front = Front {
+            store: &self.store,
+            publisher: &self.publisher,
+            poster: &self.poster,
+            topics: &self.topics,
+            rules: &self.rules,
+        };
+        let reply = front.act(&sender, command, trace, None).instrument(span).await?;
         Ok(HttpResponse::answer(route, reply.as_ref()))
     }
 }

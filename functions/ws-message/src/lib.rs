@@ -3,20 +3,18 @@
 //! which API Gateway sends back on the connection.
 
 use aws_lambda_events::apigw::{ApiGatewayProxyResponse, ApiGatewayWebsocketProxyRequest};
-use chrono::Utc;
 use relaychat_adapters::connections_api::ConnectionsApi;
 use relaychat_adapters::dynamo::DynamoStore;
 use relaychat_adapters::kafka::KafkaPublisher;
 use relaychat_adapters::{ConfigError, Deps};
-use relaychat_core::actions::{Rules, Sender, perform, refusal_for};
-use relaychat_core::announce::{announce_reply, change_of};
+use relaychat_core::actions::{Front, Rules, Sender, refusal_for};
 use relaychat_core::function::WebSocketFunction;
 use relaychat_core::ports::{
     AnalyticsStore, ConnectionDirectory, ConnectionRegistry, ConversationStore, DeviceStore, FramePoster,
     PresenceStore, Publisher,
 };
 use relaychat_core::remembered::Remembered;
-use relaychat_core::trace::{self, Trace};
+use relaychat_core::trace::Trace;
 use relaychat_schema::Topics;
 use relaychat_schema::gateway::{body_text, connection_id, response};
 use relaychat_schema::protocol::{Command, ErrorCode, Refusal, Reply};
@@ -83,27 +81,17 @@ where
             span_id = %trace.span_hex(),
         );
         let sender = Sender::socket(connection.clone(), identity);
-        let change = change_of(&command, &sender.identity.user);
-        let performed = perform(
-            &self.store,
-            &self.publisher,
-            &self.topics,
-            &self.rules,
-            &sender,
-            command,
-            Utc::now(),
-        );
-        let result = trace::within(trace, performed).instrument(span).await;
-        let by = &sender.identity.user;
-        announce_reply(
-            &self.store,
-            &self.poster,
-            change,
-            result.as_ref().ok().and_then(Option::as_ref),
-            by,
-            Some(&connection),
-        )
-        .await;
+        let front = Front {
+            store: &self.store,
+            publisher: &self.publisher,
+            poster: &self.poster,
+            topics: &self.topics,
+            rules: &self.rules,
+        };
+        let result = front
+            .act(&sender, command, trace, Some(&connection))
+            .instrument(span)
+            .await;
         if let Err(refusal) = &result {
             warn!(code = ?refusal.code, message = %refusal.message, "action refused");
         }

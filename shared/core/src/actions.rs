@@ -424,6 +424,49 @@ where
     }
 }
 
+/// What the WebSocket and HTTP fronts act with (ws-message and http-api hold these).
+pub struct Front<'a, S, P, F> {
+    pub store: &'a S,
+    pub publisher: &'a P,
+    /// `@connections`: a conversation change is announced to its members' devices.
+    pub poster: &'a F,
+    pub topics: &'a Topics,
+    pub rules: &'a Rules,
+}
+
+impl<S, P, F> Front<'_, S, P, F>
+where
+    S: ConversationStore + ConnectionRegistry + DeviceStore + ConnectionDirectory + PresenceStore + AnalyticsStore,
+    P: Publisher,
+    F: crate::ports::FramePoster,
+{
+    /// Performs the sender's action in `trace` (what it sends carries it), then announces the
+    /// conversation change it made, if any, to the members' devices but `except` (the asking
+    /// connection, which has the reply).
+    pub async fn act(
+        &self,
+        sender: &Sender,
+        command: Command,
+        trace: crate::trace::Trace,
+        except: Option<&ConnectionId>,
+    ) -> Result<Option<Reply>, Refusal> {
+        let change = crate::announce::change_of(&command, &sender.identity.user);
+        let performed = perform(
+            self.store,
+            self.publisher,
+            self.topics,
+            self.rules,
+            sender,
+            command,
+            Utc::now(),
+        );
+        let result = crate::trace::within(trace, performed).await;
+        let reply = result.as_ref().ok().and_then(Option::as_ref);
+        crate::announce::announce_reply(self.store, self.poster, change, reply, &sender.identity.user, except).await;
+        result
+    }
+}
+
 /// One page of the user's conversations (most recent first): those after the cursor, at most
 /// `limit`, at most what fits a reply; large groups list their first members only.
 pub fn conversation_page(
