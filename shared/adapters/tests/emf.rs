@@ -6,9 +6,8 @@ use relaychat_core::Error;
 use relaychat_core::batch::{EachEvent, run_batch};
 use relaychat_core::memory::{Memory, sample_message};
 use relaychat_core::persist::persist_event;
+use relaychat_schema::ChatEvent;
 use relaychat_schema::events::TopicEvent;
-use relaychat_schema::kafka::{EventSource, msk_event};
-use relaychat_schema::{ChatEvent, DecodedRecord, RecordId};
 use serde_json::Value;
 
 struct Persist<'a>(&'a Memory);
@@ -32,19 +31,12 @@ async fn a_batch_is_written_as_one_emf_document_with_the_functions_dimension() {
         b"{not json".to_vec(),
         sample_message("c1", "bob", &["alice"]).to_json(),
     ];
-    let records: Vec<DecodedRecord> = values
+    let records: Vec<relaychat_testkit::TestRecord<'_>> = values
         .iter()
         .enumerate()
-        .map(|(i, v)| {
-            let id = RecordId {
-                topic: "chat-messages".into(),
-                partition: 0,
-                offset: i as i64,
-            };
-            DecodedRecord::new(id, Some(b"c1"), v)
-        })
+        .map(|(i, v)| (0, i as i64, Some(&b"c1"[..]), v.as_slice()))
         .collect();
-    let event = msk_event(&records, &EventSource::default()).expect("an event");
+    let event = relaychat_testkit::kafka_event("chat-messages", &records);
     // WHEN persist-message's handler runs the batch and the invocation's metrics are written
     let response = run_batch(&event, &mem, &Persist(&mem)).await;
     assert!(response.batch_item_failures.is_empty());

@@ -43,6 +43,11 @@ fn message_view(conversation: &ConversationId, item: &Item) -> Option<MessageVie
     })
 }
 
+/// A small conversation's `members` attribute.
+pub(crate) fn member_list(users: &[UserId]) -> AttributeValue {
+    AttributeValue::L(users.iter().map(|m| s(m.as_str())).collect())
+}
+
 fn members_of(item: &Item) -> Vec<UserId> {
     item.get("members")
         .and_then(|v| v.as_l().ok())
@@ -98,10 +103,7 @@ impl ConversationStore for DynamoStore {
         const OP: &str = "create conversation";
         let mut item: Item = [
             ("conversationId", s(c.id.as_str())),
-            (
-                "members",
-                AttributeValue::L(c.members.iter().map(|m| s(m.as_str())).collect()),
-            ),
+            ("members", member_list(&c.members)),
             ("createdBy", s(c.created_by.as_str())),
             ("createdAt", time(c.created_at)),
         ]
@@ -205,7 +207,6 @@ impl ConversationStore for DynamoStore {
 
     async fn set_members(&self, current: &Conversation, members: &[UserId]) -> Result<Option<Conversation>, Error> {
         const OP: &str = "change members";
-        let list = |users: &[UserId]| AttributeValue::L(users.iter().map(|m| s(m.as_str())).collect());
         // The guard: the members are still those `current` read (else someone changed them).
         let update = Update::builder()
             .table_name(self.tables.conversations())
@@ -213,8 +214,8 @@ impl ConversationStore for DynamoStore {
             .update_expression("SET #members = :new")
             .condition_expression("#members = :old")
             .expression_attribute_names("#members", "members")
-            .expression_attribute_values(":new", list(members))
-            .expression_attribute_values(":old", list(&current.members))
+            .expression_attribute_values(":new", member_list(members))
+            .expression_attribute_values(":old", member_list(&current.members))
             .build()
             .map_err(|e| Error::rejected(OP, e))?;
         let mut writes = vec![TransactWriteItem::builder().update(update).build()];

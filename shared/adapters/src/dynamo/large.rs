@@ -156,9 +156,6 @@ impl DynamoStore {
         const OP: &str = "add members";
         let id = &current.id;
         if !current.is_large() {
-            let list = |users: &[UserId]| {
-                aws_sdk_dynamodb::types::AttributeValue::L(users.iter().map(|m| s(m.as_str())).collect())
-            };
             let converted = self
                 .client
                 .update_item()
@@ -167,7 +164,7 @@ impl DynamoStore {
                 .update_expression("REMOVE #members SET largeGroup = :true, memberCount = :count")
                 .condition_expression("#members = :old")
                 .expression_attribute_names("#members", "members")
-                .expression_attribute_values(":old", list(&current.members))
+                .expression_attribute_values(":old", super::conversations::member_list(&current.members))
                 .expression_attribute_values(":true", aws_sdk_dynamodb::types::AttributeValue::Bool(true))
                 .expression_attribute_values(":count", n(current.members.len()))
                 .send()
