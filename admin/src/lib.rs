@@ -5,6 +5,8 @@
 //! - `topics apply`: the topic catalogue's topics created where missing, and any that differ from
 //!   it reported.
 
+use relaychat_adapters::kafka::KafkaSettings;
+
 pub mod dlq;
 pub mod topics;
 
@@ -25,6 +27,16 @@ pub enum AdminError {
         #[source]
         source: relaychat_core::Error,
     },
+}
+
+/// The functions' Kafka settings: `KAFKA_BROKERS` (with the SASL / TLS variables) when given, else
+/// the brokers of `MSK_CLUSTER_ARN` looked up with the AWS configuration.
+pub async fn settings() -> Result<KafkaSettings, AdminError> {
+    if std::env::var("KAFKA_BROKERS").is_ok_and(|b| !b.is_empty()) {
+        return Ok(KafkaSettings::from_env()?);
+    }
+    let aws = relaychat_adapters::aws::load_config().await;
+    Ok(KafkaSettings::discover(&aws).await?)
 }
 
 /// The consumers with a dead-letter topic (`<consumer>-dlq`): every function behind an event

@@ -1,10 +1,12 @@
 //! `relaychat`: the operator's command. Wiring only: configuration from the environment, then the
 //! subcommand (see `relaychat help`).
 
-use relaychat_adapters::kafka::{KafkaPublisher, KafkaSettings};
+use std::time::Duration;
+
+use relaychat_adapters::kafka::KafkaPublisher;
 use relaychat_admin::dlq::{self, Filter, Redrive};
 use relaychat_admin::topics::{self, Applied};
-use relaychat_admin::{AdminError, CONSUMERS};
+use relaychat_admin::{AdminError, CONSUMERS, settings};
 use relaychat_schema::Topics;
 use relaychat_schema::topics::dead_letter_topic;
 
@@ -14,7 +16,8 @@ const HELP: &str = "relaychat: operate a relaychat deployment (Kafka settings fr
   relaychat dlq show TOPIC-PARTITION@OFFSET             one dead letter whole
   relaychat dlq redrive TOPIC-PARTITION@OFFSET          back to its source topic
   relaychat dlq redrive --all [--consumer NAME] [--reason TEXT]
-  relaychat topics apply [--replication N]              create missing topics (default replication 3)
+  relaychat topics apply [--replication N|default]      create missing topics (replication 3 unless given;
+                                                        `default`: the brokers', as on MSK Serverless)
 ";
 
 fn main() -> std::process::ExitCode {
@@ -41,14 +44,6 @@ fn flag<'a>(args: &'a [String], flag: &str) -> Option<&'a str> {
         .position(|a| a == flag)
         .and_then(|i| args.get(i + 1))
         .map(String::as_str)
-}
-
-async fn settings() -> Result<KafkaSettings, AdminError> {
-    if std::env::var("KAFKA_BROKERS").is_ok_and(|b| !b.is_empty()) {
-        return Ok(KafkaSettings::from_env()?);
-    }
-    let aws = relaychat_adapters::aws::load_config().await;
-    Ok(KafkaSettings::discover(&aws).await?)
 }
 
 async fn run(args: &[String]) -> Result<(), AdminError> {
@@ -112,14 +107,15 @@ async fn run(args: &[String]) -> Result<(), AdminError> {
         }
         ["topics", "apply", ..] => {
             let replication = match flag(args, "--replication") {
+                Some("default") => topics::BROKER_DEFAULT_REPLICATION,
                 Some(n) => n
                     .parse()
-                    .map_err(|_| AdminError::Usage("--replication takes a number".into()))?,
+                    .map_err(|_| AdminError::Usage("--replication takes a number or `default`".into()))?,
                 None => 3,
             };
             let settings = settings().await?;
             let wanted = topics::catalogue(&Topics::from_env(), &CONSUMERS);
-            for (topic, applied) in topics::apply(&settings, &wanted, replication).await? {
+            for (topic, applied) in topics::apply(&settings, &wanted, replication, Duration::from_secs(30)).await? {
                 match applied {
                     Applied::Created => println!("{topic}: created"),
                     Applied::Present => println!("{topic}: present"),

@@ -13,6 +13,22 @@ use relaychat_schema::topics::{DLQ_PARTITIONS, DLQ_RETENTION, dead_letter_topic}
 
 use crate::AdminError;
 
+/// Replication left to the brokers' default (MSK Serverless fixes it itself).
+pub const BROKER_DEFAULT_REPLICATION: i32 = -1;
+
+/// Kafka's default `segment.ms`.
+const DEFAULT_SEGMENT: Duration = Duration::from_secs(7 * 24 * 60 * 60);
+
+/// With three or more replicas an acknowledged write (the producers use `acks=all`) is on two of
+/// them; with fewer, on one. None when the brokers choose the replication.
+pub fn min_insync_replicas(replication: i32) -> Option<i32> {
+    match replication {
+        r if r >= 3 => Some(2),
+        r if r >= 1 => Some(1),
+        _ => None,
+    }
+}
+
 /// A topic as the catalogue wants it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Wanted {
@@ -31,12 +47,19 @@ pub fn catalogue(topics: &Topics, consumers: &[&str]) -> Vec<Wanted> {
             retention: spec.retention,
         })
         .collect();
-    wanted.extend(consumers.iter().map(|c| Wanted {
-        name: dead_letter_topic(c),
-        partitions: DLQ_PARTITIONS,
-        retention: DLQ_RETENTION,
-    }));
+    wanted.extend(consumers.iter().map(|c| Wanted::dead_letters(dead_letter_topic(c))));
     wanted
+}
+
+impl Wanted {
+    /// A dead-letter topic, as every consumer's is.
+    pub fn dead_letters(name: String) -> Self {
+        Wanted {
+            name,
+            partitions: DLQ_PARTITIONS,
+            retention: DLQ_RETENTION,
+        }
+    }
 }
 
 /// What `apply` found or did for one topic.
@@ -52,28 +75,44 @@ pub enum Applied {
     },
 }
 
-/// Creates what is missing (replication `replication`), and says what it found.
+/// Creates what is missing (replication `replication`, or [`BROKER_DEFAULT_REPLICATION`]), and
+/// says what it found. Each request to
+/// the brokers gives up after `timeout` (a hung broker fails the call, it does not hang it).
 pub async fn apply(
     settings: &KafkaSettings,
     wanted: &[Wanted],
     replication: i32,
+    timeout: Duration,
 ) -> Result<Vec<(String, Applied)>, AdminError> {
     let admin: AdminClient<KafkaContext> = settings.client_config().create_with_context(settings.context())?;
     let retention: Vec<String> = wanted.iter().map(|w| w.retention.as_millis().to_string()).collect();
+    let min_insync = min_insync_replicas(replication).map(|n| n.to_string());
     let new: Vec<NewTopic> = wanted
         .iter()
         .zip(&retention)
         .map(|(w, ms)| {
-            NewTopic::new(&w.name, w.partitions, TopicReplication::Fixed(replication)).set("retention.ms", ms)
+            let mut topic =
+                NewTopic::new(&w.name, w.partitions, TopicReplication::Fixed(replication)).set("retention.ms", ms);
+            // A segment is deleted whole: one shorter than the default week lets a short
+            // retention (typing indicators: a minute) really end.
+            if w.retention < DEFAULT_SEGMENT {
+                topic = topic.set("segment.ms", ms);
+            }
+            if let Some(n) = &min_insync {
+                topic = topic.set("min.insync.replicas", n);
+            }
+            topic
         })
         .collect();
-    let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
+    let options = AdminOptions::new()
+        .request_timeout(Some(timeout))
+        .operation_timeout(Some(timeout / 2));
     let mut outcome = Vec::with_capacity(wanted.len());
     for (w, result) in wanted.iter().zip(admin.create_topics(&new, &options).await?) {
         match result {
             Ok(_) => outcome.push((w.name.clone(), Applied::Created)),
             Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {
-                let has = partitions_of(&admin, &w.name)?;
+                let has = partitions_of(&admin, &w.name, timeout)?;
                 let applied = if has < w.partitions {
                     Applied::FewerPartitions {
                         has,
@@ -95,8 +134,8 @@ pub async fn apply(
     Ok(outcome)
 }
 
-fn partitions_of(admin: &AdminClient<KafkaContext>, topic: &str) -> Result<i32, AdminError> {
-    let metadata = admin.inner().fetch_metadata(Some(topic), Duration::from_secs(10))?;
+fn partitions_of(admin: &AdminClient<KafkaContext>, topic: &str, timeout: Duration) -> Result<i32, AdminError> {
+    let metadata = admin.inner().fetch_metadata(Some(topic), timeout)?;
     Ok(metadata
         .topics()
         .iter()

@@ -6,13 +6,10 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
-use rdkafka::types::RDKafkaErrorCode;
 use relaychat_adapters::dynamo::{TableNames, tables};
 use relaychat_adapters::kafka::KafkaSettings;
+use relaychat_admin::topics::{Applied, Wanted, apply, catalogue};
 use relaychat_schema::Topics;
-use relaychat_schema::topics::{DLQ_PARTITIONS, DLQ_RETENTION};
 use tokio::process::{Child, Command};
 use tracing::info;
 
@@ -32,10 +29,8 @@ pub enum InfraError {
         port: u16,
         seconds: u64,
     },
-    #[error("could not create topic {topic}: {code:?}")]
-    Topic { topic: String, code: RDKafkaErrorCode },
-    #[error("Kafka admin client")]
-    Kafka(#[from] rdkafka::error::KafkaError),
+    #[error("could not create the topics")]
+    Topics(#[from] relaychat_admin::AdminError),
     #[error("could not create the tables")]
     Tables(#[source] Box<dyn std::error::Error + Send + Sync>),
     #[error("no free port")]
@@ -189,33 +184,18 @@ async fn wait_for_port(port: u16, what: &'static str, limit: Duration) -> Result
     Ok(())
 }
 
-/// Creates the catalogue's topics and the given dead-letter topics (existing ones are kept).
+/// Creates the catalogue's topics and the given dead-letter topics (existing ones are kept), with
+/// the operator's `topics apply` (one broker: replication 1).
 pub async fn create_topics(
     settings: &KafkaSettings,
     topics: &Topics,
     dead_letter_topics: &[String],
 ) -> Result<(), InfraError> {
-    let admin: AdminClient<DefaultClientContext> = settings.client_config().create()?;
-    let mut specs: Vec<(String, i32, u128)> = topics
-        .all()
-        .map(|(name, spec)| (name.to_owned(), spec.partitions, spec.retention.as_millis()))
-        .collect();
-    for dlq in dead_letter_topics {
-        specs.push((dlq.clone(), DLQ_PARTITIONS, DLQ_RETENTION.as_millis()));
-    }
-    let retention: Vec<String> = specs.iter().map(|(_, _, r)| r.to_string()).collect();
-    let new: Vec<NewTopic> = specs
-        .iter()
-        .zip(&retention)
-        .map(|((name, partitions, _), retention)| {
-            NewTopic::new(name, *partitions, TopicReplication::Fixed(1)).set("retention.ms", retention)
-        })
-        .collect();
-    for result in admin.create_topics(&new, &AdminOptions::new()).await? {
-        match result {
-            Ok(topic) => info!(%topic, "topic created"),
-            Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
-            Err((topic, code)) => return Err(InfraError::Topic { topic, code }),
+    let mut wanted = catalogue(topics, &[]);
+    wanted.extend(dead_letter_topics.iter().cloned().map(Wanted::dead_letters));
+    for (topic, applied) in apply(settings, &wanted, 1, Duration::from_secs(30)).await? {
+        if applied == Applied::Created {
+            info!(%topic, "topic created");
         }
     }
     Ok(())

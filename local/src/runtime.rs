@@ -132,8 +132,12 @@ pub async fn start(config: LocalConfig) -> Result<Running, RuntimeError> {
     let template = Template::load(&config.template)?;
     let infra = Infra::start(&config.infra).await?;
     let settings = KafkaSettings::plaintext(&infra.brokers);
-    let mut dead_letter_topics: Vec<String> = template.functions.iter().map(|f| format!("{f}-dlq")).collect();
-    dead_letter_topics.extend(template.mappings.iter().filter_map(|m| m.on_failure_topic.clone()));
+    // Each consumer's own dead-letter topic, and where its mapping sends what it gives up on.
+    let mut dead_letter_topics: Vec<String> = template
+        .mappings
+        .iter()
+        .flat_map(|m| std::iter::once(format!("{}-dlq", m.function)).chain(m.on_failure_topic.clone()))
+        .collect();
     dead_letter_topics.sort();
     dead_letter_topics.dedup();
     create_topics(&settings, &config.topics, &dead_letter_topics).await?;

@@ -568,6 +568,7 @@ mod tests {
             "deliver-message",
             "http-api",
             "http-authorizer",
+            "kafka-topics",
             "persist-message",
             "push-notification",
             "relay-typing",
@@ -690,6 +691,8 @@ mod tests {
                 let secs = match f.as_str() {
                     "http-authorizer" => 5,
                     "http-api" => 10,
+                    // A CloudFormation request: applying the topics gives up after 60 s.
+                    "kafka-topics" => 120,
                     ws if ws.starts_with("ws-") => 10,
                     _ => 30,
                 };
@@ -816,6 +819,43 @@ Resources:
             );
         }
         assert_eq!(t.websocket.routes.len(), 10);
+    }
+
+    /// The deployment creates the topics before anything uses them, and answers CloudFormation
+    /// before either gives up.
+    #[test]
+    fn the_topics_are_created_by_the_deployment_before_they_are_used() {
+        let (t, doc) = repo_template();
+        let resources = &doc["Resources"];
+        let topics = &resources["KafkaTopics"];
+        assert_eq!(topics["Type"], "Custom::KafkaTopics");
+        let props = &topics["Properties"];
+        let tagged = |v: &Value| match v {
+            Value::Tagged(t) => (t.tag.to_string(), t.value.as_str().unwrap_or_default().to_owned()),
+            other => panic!("{other:?} is not a tagged value"),
+        };
+        assert_eq!(
+            tagged(&props["ServiceToken"]),
+            ("!Ref".into(), "KafkaTopicsFunction.Alias".into())
+        );
+        assert_eq!(
+            tagged(&props["CodeVersion"]),
+            ("!Ref".into(), "KafkaTopicsFunction.Version".into()),
+            "a new code version is an update, so a catalogue change is applied"
+        );
+        let function = &resources["KafkaTopicsFunction"];
+        assert_eq!(function["Metadata"]["BuildProperties"]["Binary"], kafka_topics::NAME);
+        assert!(function["Properties"]["AutoPublishAlias"].is_string());
+        // The function answers (FAILED at worst) before its own timeout, and within CloudFormation's wait.
+        let timeout = t.timeouts[kafka_topics::NAME];
+        assert!(kafka_topics::APPLY_TIMEOUT.as_secs() + 20 < timeout, "{timeout}");
+        assert!(props["ServiceTimeout"].as_u64().unwrap() > timeout);
+        // Every mapping and the WebSocket stage wait for the topics.
+        let mapping = &resources["Fn::ForEach::KafkaMappings"][2];
+        for id in ["${Consumer}MskMapping", "${Consumer}SelfManagedMapping"] {
+            assert_eq!(mapping[id]["DependsOn"], "KafkaTopics", "{id}");
+        }
+        assert_eq!(resources["WebSocketStage"]["DependsOn"], "KafkaTopics");
     }
 
     #[test]
