@@ -10,11 +10,12 @@ TOOLS_PATH := $(RELAYCHAT_CACHE)/lambda-tools/bin:$(SAM_TOOLS)/bin:$$PATH
 # samconfig.toml environment for build/deploy: default (dev) or prod.
 ENV ?= default
 
-.PHONY: help dev invoke test unit lint fmt infra events lambda lambda-tools sam-tools build deploy lint-template bench
+.PHONY: help dev watch invoke test unit lint fmt infra events lambda lambda-tools sam-tools build deploy lint-template bench
 
 help:
 	@echo "make dev      the whole system locally: broker, DynamoDB Local, every function, WebSocket gateway, web page"
 	@echo "make invoke FN=<function> EVENT=events/<file>.json   one function on one sample event"
+	@echo "make watch    beside make dev: cargo lambda watch on its servers (then cargo lambda invoke FN --data-file events/FILE.json)"
 	@echo "make test     all tests: unit, adapters and handlers against DynamoDB Local + Tansu (installed on first run)"
 	@echo "make unit     unit tests only (no servers)"
 	@echo "make lint     rustfmt --check, clippy -D warnings, no unused dependency (cargo-machete)"
@@ -42,6 +43,7 @@ invoke:
 test:
 	scripts/check-repo.sh
 	scripts/install-build-deps.sh
+	scripts/install-lambda-tools.sh --watch-only
 	scripts/lint-template.sh
 	$(CARGO) build --locked -p relaychat-local
 	$(INFRA) scripts/test-summary.sh bash -c '$(CARGO) test --workspace --locked -- --show-output && scripts/browser-test.sh && scripts/fuzz.sh && scripts/instructions.sh'
@@ -73,6 +75,13 @@ lambda:
 
 lambda-tools:
 	scripts/install-lambda-tools.sh
+
+# With `make dev` running (it writes .local/lambda.env): the functions under cargo-lambda's Lambda
+# emulator, on make dev's servers. Then: cargo lambda invoke FN --data-file events/FILE.json
+watch:
+	@test -s .local/lambda.env || { echo "start make dev first (it writes .local/lambda.env)"; exit 2; }
+	scripts/install-lambda-tools.sh --watch-only
+	PATH="$(RELAYCHAT_CACHE)/lambda-tools/bin:$$PATH" cargo lambda watch --env-file .local/lambda.env
 
 sam-tools:
 	@test -x "$(SAM_TOOLS)/bin/sam" || { python3 -m venv "$(SAM_TOOLS)" && \

@@ -8,6 +8,7 @@ pub mod gateway;
 pub mod http_api;
 pub mod infra;
 pub mod invoke;
+pub mod lambda_env;
 pub mod runtime;
 pub mod template;
 pub mod web;

@@ -53,6 +53,12 @@ async fn dev() -> Result<(), Box<dyn std::error::Error>> {
     println!("  status/lag   http://{}/dev/status", running.http);
     println!("  kafka        {}", running.brokers);
     println!("  dynamodb     {}", running.dynamodb_endpoint);
+    if let Some(env) = &running.lambda_env_file {
+        println!(
+            "  cargo lambda cargo lambda watch --env-file {}  (then: cargo lambda invoke FN --data-file events/FILE.json)",
+            env.display()
+        );
+    }
     println!("  Ctrl-C stops it.");
     println!();
     stop_requested().await?;

@@ -22,6 +22,7 @@ use crate::functions::{SharedKafkaFunction, authorizer_function, http_function, 
 use crate::gateway::{DEFAULT_IDLE_TIMEOUT, Gateway, Route};
 use crate::http_api::{HttpGateway, HttpRoute};
 use crate::infra::{Infra, InfraConfig, create_tables, create_topics, port_or_free};
+use crate::lambda_env::LambdaEnv;
 use crate::template::Template;
 use crate::web::Web;
 use relaychat_connections::Connections;
@@ -36,6 +37,8 @@ pub enum RuntimeError {
     Config(#[from] relaychat_adapters::ConfigError),
     #[error("template.yaml wires {0}, which this runtime does not know")]
     UnknownFunction(String),
+    #[error("could not write the environment file for cargo lambda")]
+    LambdaEnv(#[source] std::io::Error),
     #[error("could not listen on port {port}")]
     Listen {
         port: u16,
@@ -59,6 +62,8 @@ pub struct LocalConfig {
     /// Appended to every consumer group (tests run several runtimes on one broker).
     pub group_suffix: String,
     pub infra: InfraConfig,
+    /// Where the environment for `cargo lambda watch --env-file` is written (none: not written).
+    pub lambda_env_file: Option<PathBuf>,
 }
 
 fn port(name: &str, default: u16) -> u16 {
@@ -88,6 +93,11 @@ impl LocalConfig {
             topics: Topics::from_env(),
             tables: TableNames::from_env(),
             group_suffix: optional("RELAYCHAT_GROUP_SUFFIX").unwrap_or_default(),
+            lambda_env_file: Some(
+                optional("RELAYCHAT_LAMBDA_ENV_FILE")
+                    .map(PathBuf::from)
+                    .unwrap_or_else(|| ".local/lambda.env".into()),
+            ),
             infra: InfraConfig {
                 data_dir: optional("RELAYCHAT_DATA_DIR")
                     .map(PathBuf::from)
@@ -112,6 +122,8 @@ pub struct Running {
     pub stats: Stats,
     /// The gateway's live sockets (what `@connections` reaches).
     pub connections: Connections,
+    /// The environment file for `cargo lambda watch`, if written.
+    pub lambda_env_file: Option<PathBuf>,
     shutdown: watch::Sender<bool>,
     mappings: Vec<JoinHandle<()>>,
     servers: Vec<JoinHandle<()>>,
@@ -265,6 +277,18 @@ pub async fn start(config: LocalConfig) -> Result<Running, RuntimeError> {
     );
     let http = serve(http_port, web.router().merge(http_api.router())).await?;
     info!(web = %format!("http://{}/", http.0), websocket = %format!("ws://{}/{}", ws.0, config.stage), "relaychat is running");
+    if let Some(path) = &config.lambda_env_file {
+        let callback_url = format!("http://127.0.0.1:{ws_port}/{}", config.stage);
+        let env = LambdaEnv {
+            brokers: &infra.brokers,
+            dynamodb_endpoint: &infra.dynamodb_endpoint,
+            callback_url: &callback_url,
+            jwt_secret: &config.jwt_secret,
+            topics: &config.topics,
+            tables: &config.tables,
+        };
+        env.write(path).map_err(RuntimeError::LambdaEnv)?;
+    }
     Ok(Running {
         http: http.0,
         ws: ws.0,
@@ -272,6 +296,7 @@ pub async fn start(config: LocalConfig) -> Result<Running, RuntimeError> {
         dynamodb_endpoint: infra.dynamodb_endpoint.clone(),
         stats,
         connections,
+        lambda_env_file: config.lambda_env_file.clone(),
         shutdown,
         mappings,
         servers: vec![ws.1, http.1],

@@ -821,6 +821,26 @@ Resources:
         assert_eq!(t.websocket.routes.len(), 10);
     }
 
+    /// `sam local invoke --env-vars` sets only what the template declares: every variable make dev
+    /// writes for it is declared (in Globals, or by the functions that need it).
+    #[test]
+    fn sam_local_can_set_every_variable_make_dev_writes_for_it() {
+        let (_, doc) = repo_template();
+        let mut declared = std::collections::BTreeSet::new();
+        let mut collect = |vars: &Value| {
+            for k in vars.as_mapping().into_iter().flat_map(|m| m.keys()) {
+                declared.insert(k.as_str().unwrap().to_owned());
+            }
+        };
+        collect(&doc["Globals"]["Function"]["Environment"]["Variables"]);
+        for (_, r) in doc["Resources"].as_mapping().unwrap() {
+            collect(&r["Properties"]["Environment"]["Variables"]);
+        }
+        for var in crate::lambda_env::SAM_VARIABLES {
+            assert!(declared.contains(var), "template.yaml does not declare {var}");
+        }
+    }
+
     /// The deployment creates the topics before anything uses them, and answers CloudFormation
     /// before either gives up.
     #[test]

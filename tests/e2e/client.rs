@@ -33,6 +33,7 @@ pub async fn start_runtime_with(adjust: impl FnOnce(&mut LocalConfig)) -> (Runni
     config.topics = Topics::from_lookup(|var| Some(unique(&var.to_lowercase().replace('_', "-"))));
     config.tables = relaychat_adapters::dynamo::TableNames::with_prefix(unique("e2e") + "-");
     config.group_suffix = format!("-{}", unique("g"));
+    config.lambda_env_file = None;
     assert!(
         config.infra.kafka_brokers.is_some() && config.infra.dynamodb_endpoint.is_some(),
         "run with `make test`"

@@ -96,6 +96,11 @@ impl TableNames {
         format!("{}{base}", self.prefix)
     }
 
+    /// What `RELAYCHAT_TABLE_PREFIX` gives a function to find these tables.
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
     pub fn messages(&self) -> String {
         self.name("messages")
     }
