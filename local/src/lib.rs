@@ -9,6 +9,7 @@ pub mod http_api;
 pub mod infra;
 pub mod invoke;
 pub mod lambda_env;
+pub mod otlp;
 pub mod runtime;
 pub mod template;
 pub mod web;

@@ -8,15 +8,16 @@ use relaychat_adapters::dynamo::{DynamoStore, TableNames};
 use relaychat_adapters::kafka::{KafkaPublisher, KafkaSettings};
 use relaychat_adapters::{Deps, aws, telemetry};
 use relaychat_local::infra;
+use relaychat_local::otlp::{self, Otlp};
 use relaychat_local::runtime::{self, LocalConfig};
 use relaychat_schema::Topics;
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    telemetry::init();
+    let otlp = traces();
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.as_slice() {
-        [] => dev().await,
+        [] => dev(otlp.as_ref()).await,
         [cmd, function, event] if cmd == "invoke" => invoke(function, PathBuf::from(event)).await,
         _ => Err("usage: relaychat-local [invoke FUNCTION EVENT_FILE]".into()),
     };
@@ -35,7 +36,26 @@ async fn main() -> ExitCode {
     }
 }
 
-async fn dev() -> Result<(), Box<dyn std::error::Error>> {
+/// Logging, and the traces over OTLP when an endpoint is configured.
+fn traces() -> Option<Otlp> {
+    if otlp::configured_endpoint().is_none() {
+        telemetry::init();
+        return None;
+    }
+    match otlp::layer(None) {
+        Ok((layer, handle)) => {
+            telemetry::init_with(Some(Box::new(layer)));
+            Some(handle)
+        }
+        Err(e) => {
+            telemetry::init();
+            tracing::warn!(error = %e, source = ?std::error::Error::source(&e), "traces are not exported");
+            None
+        }
+    }
+}
+
+async fn dev(otlp: Option<&Otlp>) -> Result<(), Box<dyn std::error::Error>> {
     let running = runtime::start(LocalConfig::from_env()).await?;
     println!();
     println!("  relaychat is running");
@@ -59,10 +79,16 @@ async fn dev() -> Result<(), Box<dyn std::error::Error>> {
             env.display()
         );
     }
+    if let Some(endpoint) = otlp::configured_endpoint() {
+        println!("  traces       OTLP/HTTP to {endpoint}");
+    }
     println!("  Ctrl-C stops it.");
     println!();
     stop_requested().await?;
     running.stop().await;
+    if let Some(otlp) = otlp {
+        otlp.flush().await;
+    }
     Ok(())
 }
 

@@ -97,6 +97,7 @@ where
         let trace = Trace::continue_from(request.headers().get(trace::TRACEPARENT).map(|v| v.as_bytes()));
         let span = info_span!(
             "request",
+            function = NAME,
             route = route.key,
             user = %identity.user,
             trace_id = %trace.trace_hex(),

@@ -74,6 +74,7 @@ where
         let trace = Trace::root();
         let span = info_span!(
             "action",
+            function = NAME,
             action = command.action(),
             user = %identity.user,
             %connection,

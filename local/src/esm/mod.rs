@@ -23,7 +23,7 @@ use relaychat_schema::kafka::{EventSource, RawRecord, msk_event};
 use relaychat_schema::{DecodedRecord, RecordId};
 use serde::Serialize;
 use tokio::sync::watch;
-use tracing::{error, info, warn};
+use tracing::{Instrument, error, info, warn};
 
 use crate::functions::SharedKafkaFunction;
 use crate::template::{Mapping, StartingPosition};
@@ -369,7 +369,9 @@ impl Esm {
         let started = Instant::now();
         let function = self.function.clone();
         // A panicking handler is a failed invocation, as a crashed Lambda would be.
-        let call = async move { function.invoke_batch(&event).await };
+        // The function's name, for the records' spans within (logs, and traces over OTLP).
+        let invocation = tracing::info_span!("invocation", function = %m.function);
+        let call = async move { function.invoke_batch(&event).await }.instrument(invocation);
         let result = tokio::time::timeout(
             Duration::from_secs(m.timeout_secs),
             std::panic::AssertUnwindSafe(call).catch_unwind(),

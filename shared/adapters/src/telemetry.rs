@@ -1,21 +1,35 @@
 //! Logging set-up: JSON lines in Lambda (CloudWatch), compact text elsewhere; `RUST_LOG` filters.
 
-use tracing_subscriber::EnvFilter;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{EnvFilter, Layer, Registry};
+
+/// A layer beside the log lines (the local runtime's OTLP export of traces).
+pub type ExtraLayer = Box<dyn Layer<Registry> + Send + Sync>;
 
 pub fn init() {
+    init_with(None);
+}
+
+/// As [`init`], with `extra` seeing every span and event the filter lets through too.
+pub fn init_with(extra: Option<ExtraLayer>) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_target(false);
-    // try_init: a second call (tests, the local runtime) keeps the first subscriber.
-    let _ = if std::env::var_os("AWS_LAMBDA_FUNCTION_NAME").is_some() {
-        builder
-            .json()
+    let fmt = tracing_subscriber::fmt::layer().with_target(false);
+    let lines = if std::env::var_os("AWS_LAMBDA_FUNCTION_NAME").is_some() {
+        fmt.json()
             .with_current_span(true)
             .without_time()
             .with_ansi(false)
-            .try_init()
+            .boxed()
     } else {
-        builder.compact().try_init()
+        fmt.compact().boxed()
     };
+    // try_init: a second call (tests, the local runtime) keeps the first subscriber.
+    let _ = tracing_subscriber::registry()
+        .with(extra)
+        .with(lines)
+        .with(filter)
+        .try_init();
 }
 
 /// The Embedded Metric Format recorder of this execution environment (Lambda only).
