@@ -544,6 +544,53 @@ mod tests {
             dead["Dimensions"][0]["Name"], "Function",
             "the dimension the functions write"
         );
+        // What a mapping gives up on after its retries (to its destination, or dropped): every
+        // mapping publishes the counts, and each has its alarm on them, under either Kafka source.
+        let rows: std::collections::BTreeSet<String> = doc["Mappings"]["KafkaConsumers"]
+            .as_mapping()
+            .unwrap()
+            .keys()
+            .map(|k| k.as_str().unwrap().to_owned())
+            .collect();
+        assert_eq!(names(&doc["Resources"]["Fn::ForEach::KafkaMappings"][1]), rows);
+        assert_eq!(names(&doc["Resources"]["Fn::ForEach::MappingAlarms"][1]), rows);
+        for variant in ["${Consumer}MskMapping", "${Consumer}SelfManagedMapping"] {
+            let metrics =
+                &doc["Resources"]["Fn::ForEach::KafkaMappings"][2][variant]["Properties"]["MetricsConfig"]["Metrics"];
+            assert!(names(metrics).contains("EventCount"), "{variant}");
+        }
+        let gave_up = &doc["Resources"]["Fn::ForEach::MappingAlarms"][2]["${Consumer}GaveUpAlarm"]["Properties"];
+        let queries = gave_up["Metrics"].as_sequence().unwrap();
+        let read: std::collections::BTreeSet<String> = queries
+            .iter()
+            .filter_map(|q| q["MetricStat"]["Metric"]["MetricName"].as_str().map(str::to_owned))
+            .collect();
+        assert_eq!(
+            read,
+            ["DroppedEventCount", "OnFailureDestinationDeliveredEventCount"]
+                .map(String::from)
+                .into()
+        );
+        for q in queries.iter().filter(|q| q["MetricStat"].is_mapping()) {
+            let dimension = &q["MetricStat"]["Metric"]["Dimensions"][0];
+            assert_eq!(dimension["Name"], "EventSourceMappingUUID");
+            let Value::Tagged(choice) = &dimension["Value"] else {
+                panic!("the mapping of the Kafka source in use: !If")
+            };
+            let text = serde_json::to_string(&serde_json::to_value(&choice.value).unwrap()).unwrap();
+            assert!(
+                text.contains("UseMsk")
+                    && text.contains("${Consumer}MskMapping")
+                    && text.contains("${Consumer}SelfManagedMapping"),
+                "{text}"
+            );
+        }
+        assert_eq!(
+            gave_up["Threshold"].as_u64(),
+            Some(1),
+            "one record given up is worth a look"
+        );
+
         // The dashboard: valid JSON once !Sub has filled it in, showing every metric.
         let Value::Tagged(body) = &doc["Resources"]["Dashboard"]["Properties"]["DashboardBody"] else {
             panic!("DashboardBody is a !Sub")
