@@ -24,13 +24,7 @@ async fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            let mut message = e.to_string();
-            let mut source = e.source();
-            while let Some(s) = source {
-                message.push_str(&format!(": {s}"));
-                source = s.source();
-            }
-            eprintln!("relaychat-local: {message}");
+            eprintln!("relaychat-local: {}", relaychat_core::chain(e.as_ref()));
             ExitCode::FAILURE
         }
     }

@@ -155,7 +155,7 @@ impl KafkaTopics {
                 settings.brokers
             )
         })?
-        .map_err(|e| error_chain(&e))?;
+        .map_err(|e| relaychat_core::chain(&e))?;
         let mut created = Vec::new();
         let mut present = 0;
         let mut fewer = Vec::new();
@@ -257,22 +257,6 @@ fn failed(mut answer: CloudFormationCustomResourceResponse, reason: String) -> C
         answer.physical_resource_id = "kafka-topics-failed".into();
     }
     answer
-}
-
-/// An error with its causes, for the answer's reason.
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        // Many errors print their cause already: say each thing once.
-        let cause_text = cause.to_string();
-        if !text.contains(&cause_text) {
-            text.push_str(": ");
-            text.push_str(&cause_text);
-        }
-        source = cause.source();
-    }
-    text
 }
 
 #[cfg(test)]
