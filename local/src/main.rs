@@ -69,7 +69,7 @@ async fn dev(otlp: Option<&Otlp>) -> Result<(), Box<dyn std::error::Error>> {
     println!("  dynamodb     {}", running.dynamodb_endpoint);
     if let Some(env) = &running.lambda_env_file {
         println!(
-            "  cargo lambda cargo lambda watch --env-file {}  (then: cargo lambda invoke FN --data-file events/FILE.json)",
+            "  lambda env   {}  (make watch: cargo lambda watch on it; then cargo lambda invoke FN --data-file events/FILE.json)",
             env.display()
         );
     }
