@@ -119,6 +119,10 @@ async fn run(args: &[String]) -> Result<(), AdminError> {
                 match applied {
                     Applied::Created => println!("{topic}: created"),
                     Applied::Present => println!("{topic}: present"),
+                    Applied::Differs(drift) => {
+                        let drift: Vec<String> = drift.iter().map(ToString::to_string).collect();
+                        println!("{topic}: differs, left alone: {}", drift.join("; "))
+                    }
                     Applied::FewerPartitions { has, wants } => {
                         println!(
                             "{topic}: has {has} partitions, the catalogue {wants}: left alone (repartitioning moves keys)"

@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, ResourceSpecifier, TopicReplication};
 use rdkafka::types::RDKafkaErrorCode;
 use relaychat_adapters::kafka::{KafkaContext, KafkaSettings};
 use relaychat_schema::Topics;
@@ -73,6 +73,39 @@ pub enum Applied {
         has: i32,
         wants: i32,
     },
+    /// There with configs other than the catalogue's (a retention changed since, a topic made
+    /// by hand): reported, left alone.
+    Differs(Vec<Drift>),
+}
+
+/// A config an existing topic has otherwise than the catalogue wants.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Drift {
+    pub config: &'static str,
+    pub has: Option<String>,
+    pub wants: String,
+}
+
+impl std::fmt::Display for Drift {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let has = self.has.as_deref().unwrap_or("unset");
+        write!(f, "{} is {has}, the catalogue {}", self.config, self.wants)
+    }
+}
+
+/// The configs a topic is created with: the catalogue's retention; a segment as short as the
+/// retention when that is under a week (a segment is deleted whole, so a minute of typing
+/// indicators really ends after a minute); the in-sync replicas for `replication`.
+pub fn configs(w: &Wanted, replication: i32) -> Vec<(&'static str, String)> {
+    let retention = w.retention.as_millis().to_string();
+    let mut configs = vec![("retention.ms", retention.clone())];
+    if w.retention < DEFAULT_SEGMENT {
+        configs.push(("segment.ms", retention));
+    }
+    if let Some(n) = min_insync_replicas(replication) {
+        configs.push(("min.insync.replicas", n.to_string()));
+    }
+    configs
 }
 
 /// Creates what is missing (replication `replication`, or [`BROKER_DEFAULT_REPLICATION`]), and
@@ -85,30 +118,26 @@ pub async fn apply(
     timeout: Duration,
 ) -> Result<Vec<(String, Applied)>, AdminError> {
     let admin: AdminClient<KafkaContext> = settings.client_config().create_with_context(settings.context())?;
-    let retention: Vec<String> = wanted.iter().map(|w| w.retention.as_millis().to_string()).collect();
-    let min_insync = min_insync_replicas(replication).map(|n| n.to_string());
+    let configs: Vec<Vec<(&str, String)>> = wanted.iter().map(|w| configs(w, replication)).collect();
     let new: Vec<NewTopic> = wanted
         .iter()
-        .zip(&retention)
-        .map(|(w, ms)| {
-            let mut topic =
-                NewTopic::new(&w.name, w.partitions, TopicReplication::Fixed(replication)).set("retention.ms", ms);
-            // A segment is deleted whole: one shorter than the default week lets a short
-            // retention (typing indicators: a minute) really end.
-            if w.retention < DEFAULT_SEGMENT {
-                topic = topic.set("segment.ms", ms);
-            }
-            if let Some(n) = &min_insync {
-                topic = topic.set("min.insync.replicas", n);
-            }
-            topic
+        .zip(&configs)
+        .map(|(w, configs)| {
+            configs.iter().fold(
+                NewTopic::new(&w.name, w.partitions, TopicReplication::Fixed(replication)),
+                |topic, (name, value)| topic.set(name, value),
+            )
         })
         .collect();
     let options = AdminOptions::new()
         .request_timeout(Some(timeout))
         .operation_timeout(Some(timeout / 2));
     let mut outcome = Vec::with_capacity(wanted.len());
-    for (w, result) in wanted.iter().zip(admin.create_topics(&new, &options).await?) {
+    for ((w, configs), result) in wanted
+        .iter()
+        .zip(&configs)
+        .zip(admin.create_topics(&new, &options).await?)
+    {
         match result {
             Ok(_) => outcome.push((w.name.clone(), Applied::Created)),
             Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {
@@ -119,7 +148,10 @@ pub async fn apply(
                         wants: w.partitions,
                     }
                 } else {
-                    Applied::Present
+                    match drift(&admin, &w.name, configs, &options).await? {
+                        drift if drift.is_empty() => Applied::Present,
+                        drift => Applied::Differs(drift),
+                    }
                 };
                 outcome.push((w.name.clone(), applied));
             }
@@ -132,6 +164,39 @@ pub async fn apply(
         }
     }
     Ok(outcome)
+}
+
+/// The configs of `topic` that differ from `wanted`, as the brokers describe them.
+async fn drift(
+    admin: &AdminClient<KafkaContext>,
+    topic: &str,
+    wanted: &[(&'static str, String)],
+    options: &AdminOptions,
+) -> Result<Vec<Drift>, AdminError> {
+    let described = admin
+        .describe_configs([&ResourceSpecifier::Topic(topic)], options)
+        .await?
+        .into_iter()
+        .next()
+        .ok_or_else(|| AdminError::Topic {
+            topic: topic.to_owned(),
+            reason: "no configs described".into(),
+        })?
+        .map_err(|code| AdminError::Topic {
+            topic: topic.to_owned(),
+            reason: format!("describing its configs: {code}"),
+        })?;
+    Ok(wanted
+        .iter()
+        .filter_map(|(config, wants)| {
+            let has = described.get(config).and_then(|e| e.value.clone());
+            (has.as_deref() != Some(wants.as_str())).then(|| Drift {
+                config,
+                has,
+                wants: wants.clone(),
+            })
+        })
+        .collect())
 }
 
 fn partitions_of(admin: &AdminClient<KafkaContext>, topic: &str, timeout: Duration) -> Result<i32, AdminError> {

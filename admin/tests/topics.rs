@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use relaychat_admin::CONSUMERS;
-use relaychat_admin::topics::{Applied, apply, catalogue};
+use relaychat_admin::topics::{Applied, Drift, apply, catalogue};
 use relaychat_schema::Topics;
 use relaychat_testkit::{kafka_settings, unique};
 
@@ -78,5 +78,48 @@ async fn the_topics_carry_retention_segments_and_in_sync_replicas() {
     assert_eq!(
         relaychat_admin::topics::min_insync_replicas(relaychat_admin::topics::BROKER_DEFAULT_REPLICATION),
         None
+    );
+}
+
+/// A topic whose configs are not the catalogue's (its retention changed since) is reported, and
+/// left as it is.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_topic_with_other_configs_is_reported_not_changed() {
+    let run = unique("drift");
+    let topics = Topics::from_lookup(|var| Some(format!("{run}-{}", var.to_lowercase())));
+    let mut wanted = catalogue(&topics, &[]);
+    let settings = kafka_settings();
+    apply(&settings, &wanted, 1, Duration::from_secs(30))
+        .await
+        .expect("applied");
+    // The catalogue now keeps chat messages two days instead of seven.
+    let chat = wanted.iter_mut().find(|w| w.name == topics.chat_messages).unwrap();
+    chat.retention = Duration::from_secs(2 * 24 * 60 * 60);
+    let again = apply(&settings, &wanted, 1, Duration::from_secs(30))
+        .await
+        .expect("applied");
+    let (_, chat) = again.iter().find(|(n, _)| *n == topics.chat_messages).unwrap();
+    let Applied::Differs(drift) = chat else {
+        panic!("{chat:?}")
+    };
+    assert_eq!(
+        drift[0],
+        Drift {
+            config: "retention.ms",
+            has: Some("604800000".into()),
+            wants: "172800000".into(),
+        }
+    );
+    // Two days is under a week: the catalogue now wants short segments too (a broker may report
+    // the default week, or nothing, for a topic created without one).
+    assert_eq!((drift[1].config, drift[1].wants.as_str()), ("segment.ms", "172800000"));
+    assert_ne!(drift[1].has.as_deref(), Some("172800000"));
+    assert_eq!(drift.len(), 2);
+    assert!(
+        again
+            .iter()
+            .filter(|(n, _)| *n != topics.chat_messages)
+            .all(|(_, a)| *a == Applied::Present),
+        "{again:?}"
     );
 }

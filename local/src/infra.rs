@@ -11,7 +11,7 @@ use relaychat_adapters::kafka::KafkaSettings;
 use relaychat_admin::topics::{Applied, Wanted, apply, catalogue};
 use relaychat_schema::Topics;
 use tokio::process::{Child, Command};
-use tracing::info;
+use tracing::{info, warn};
 
 #[derive(Debug, thiserror::Error)]
 pub enum InfraError {
@@ -194,8 +194,10 @@ pub async fn create_topics(
     let mut wanted = catalogue(topics, &[]);
     wanted.extend(dead_letter_topics.iter().cloned().map(Wanted::dead_letters));
     for (topic, applied) in apply(settings, &wanted, 1, Duration::from_secs(30)).await? {
-        if applied == Applied::Created {
-            info!(%topic, "topic created");
+        match applied {
+            Applied::Created => info!(%topic, "topic created"),
+            Applied::Present => {}
+            other => warn!(%topic, found = ?other, "the topic is not as the catalogue wants: left as it is"),
         }
     }
     Ok(())

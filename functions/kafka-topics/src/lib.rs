@@ -37,8 +37,9 @@ const ANSWER_ATTEMPTS: u32 = 3;
 /// Replication when the resource does not say (MSK's and most clusters' three brokers).
 pub const DEFAULT_REPLICATION: i32 = 3;
 
-/// CloudFormation limits the whole answer to 4 KB.
+/// CloudFormation limits the whole answer to 4 KB: the reason and each attribute are cut to fit.
 const MAX_REASON: usize = 1_000;
+const MAX_ATTRIBUTE: usize = 700;
 
 /// Why an answer could not be delivered (the request itself always gets one, FAILED or not).
 #[derive(Debug, thiserror::Error)]
@@ -159,6 +160,7 @@ impl KafkaTopics {
         let mut created = Vec::new();
         let mut present = 0;
         let mut fewer = Vec::new();
+        let mut differs = Vec::new();
         for (topic, outcome) in applied {
             match outcome {
                 Applied::Created => created.push(topic),
@@ -167,17 +169,24 @@ impl KafkaTopics {
                     warn!(%topic, has, wants, "fewer partitions than the catalogue: left alone");
                     fewer.push(format!("{topic} (has {has}, catalogue {wants})"));
                 }
+                Applied::Differs(drift) => {
+                    let drift: Vec<String> = drift.iter().map(ToString::to_string).collect();
+                    warn!(%topic, drift = %drift.join("; "), "configs differ from the catalogue: left alone");
+                    differs.push(format!("{topic} ({})", drift.join("; ")));
+                }
             }
         }
         let reason = format!(
-            "created {}, present {present}, fewer partitions {}",
+            "created {}, present {present}, fewer partitions {}, other configs {}",
             created.len(),
-            fewer.len()
+            fewer.len(),
+            differs.len()
         );
         let data = HashMap::from([
-            ("Created".to_owned(), created.join(",")),
+            ("Created".to_owned(), cut(created.join(","), MAX_ATTRIBUTE)),
             ("Present".to_owned(), present.to_string()),
-            ("FewerPartitions".to_owned(), fewer.join(", ")),
+            ("FewerPartitions".to_owned(), cut(fewer.join(", "), MAX_ATTRIBUTE)),
+            ("Differs".to_owned(), cut(differs.join(", "), MAX_ATTRIBUTE)),
         ]);
         Ok((reason, data))
     }
@@ -234,6 +243,18 @@ fn physical_id(logical_id: &str, request_id: &str) -> String {
     format!("{logical_id}-{short}")
 }
 
+/// `text`, cut to at most `max` bytes on a character boundary.
+fn cut(mut text: String, max: usize) -> String {
+    if text.len() > max {
+        let mut at = max;
+        while !text.is_char_boundary(at) {
+            at -= 1;
+        }
+        text.truncate(at);
+    }
+    text
+}
+
 /// The answer names the stack, the request and the resource it answers.
 fn addressed(answer: &mut CloudFormationCustomResourceResponse, stack: &str, request: &str, logical: &str) {
     stack.clone_into(&mut answer.stack_id);
@@ -244,15 +265,7 @@ fn addressed(answer: &mut CloudFormationCustomResourceResponse, stack: &str, req
 fn failed(mut answer: CloudFormationCustomResourceResponse, reason: String) -> CloudFormationCustomResourceResponse {
     warn!(%reason, "the request failed");
     answer.status = CloudFormationCustomResourceResponseStatus::Failed;
-    let mut reason = reason;
-    if reason.len() > MAX_REASON {
-        let mut cut = MAX_REASON;
-        while !reason.is_char_boundary(cut) {
-            cut -= 1;
-        }
-        reason.truncate(cut);
-    }
-    answer.reason = Some(reason);
+    answer.reason = Some(cut(reason, MAX_REASON));
     if answer.physical_resource_id.is_empty() {
         answer.physical_resource_id = "kafka-topics-failed".into();
     }

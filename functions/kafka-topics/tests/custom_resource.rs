@@ -127,6 +127,7 @@ async fn create_makes_the_topics_and_update_finds_them_present() {
     assert_eq!(answer["PhysicalResourceId"], "KafkaTopics-physical", "kept on update");
     assert_eq!(answer["Data"]["Present"], "8");
     assert_eq!(answer["Data"]["Created"], "");
+    assert_eq!(answer["Data"]["Differs"], "", "as the catalogue wants them");
 }
 
 fn create_request_id(request: &CloudFormationCustomResourceRequest) -> String {
