@@ -1038,6 +1038,8 @@ Resources:
                     ("ConversationsTable", "BatchGetItem"),
                     ("MembershipsTable", "PutItem"),
                     ("MembershipsTable", "Query"),
+                    // A group growing large: its members' read positions.
+                    ("MembershipsTable", "UpdateItem"),
                     ("MessagesTable", "Query"),
                     ("MessagesTable", "GetItem"),
                     ("MessagesTable", "BatchGetItem"),
@@ -1052,6 +1054,7 @@ Resources:
             (
                 "HttpApiFunction",
                 &[
+                    ("MembershipsTable", "UpdateItem"),
                     ("ConversationsTable", "GetItem"),
                     ("MessagesTable", "Query"),
                     ("MessagesTable", "GetItem"),

@@ -473,6 +473,51 @@ fn large_message(c: &Conversation, sender: &str) -> ChatMessage {
     m
 }
 
+/// Growing large keeps what the small group's members had unread: it counts on until they read.
+pub async fn growing_large_keeps_what_the_members_had_unread(store: &impl Store) {
+    use relaychat_schema::events::MAX_SMALL_MEMBERS;
+    let c = conversation(&["alice", "bob", "carol"]);
+    store.create_conversation(&c, None).await.expect("create");
+    let (s1, s2) = (message(&c, "alice"), message(&c, "alice"));
+    stored(store, &s1).await;
+    stored(store, &s2).await;
+    assert_eq!(
+        (unread(store, "bob", &c).await, unread(store, "carol", &c).await),
+        (2, 2)
+    );
+    let added: Vec<UserId> = (0..MAX_SMALL_MEMBERS).map(|i| user(&format!("g{i:03}"))).collect();
+    let grown = store.add_to_large(&c, &added).await.expect("add").expect("grown");
+    assert_eq!(
+        (
+            unread(store, "alice", &c).await,
+            unread(store, "bob", &c).await,
+            unread(store, "carol", &c).await,
+            unread(store, "g000", &c).await
+        ),
+        (0, 2, 2, 0),
+        "the members of before keep their unread; a new one has nothing from before"
+    );
+    let l1 = large_message(&grown, "alice");
+    stored(store, &l1).await;
+    assert_eq!(
+        (unread(store, "bob", &c).await, unread(store, "g000", &c).await),
+        (3, 1)
+    );
+    // Reading the latest reads everything before it; reading the last message of before reads
+    // what was unread of then.
+    let id = &c.id;
+    let read = |who: &'static str, to: MessageId| async move {
+        store
+            .advance_read_position(&user(who), id, to)
+            .await
+            .expect("advance_read_position")
+    };
+    read("bob", l1.message_id).await;
+    assert_eq!(unread(store, "bob", &c).await, 0);
+    read("carol", s2.message_id.max(s1.message_id)).await;
+    assert_eq!(unread(store, "carol", &c).await, 1, "the message since it grew");
+}
+
 pub async fn a_large_group_keeps_memberships_and_counts_unread_and_reads_by_position(store: &impl Store) {
     use relaychat_schema::events::MAX_SMALL_MEMBERS;
     let c = conversation(&["alice", "bob", "carol"]);
@@ -868,6 +913,7 @@ macro_rules! port_contract_tests {
             storing_a_message_makes_it_the_last_unless_a_later_one_is,
             history_pages_newest_first_to_the_oldest,
             a_large_group_keeps_memberships_and_counts_unread_and_reads_by_position,
+            growing_large_keeps_what_the_members_had_unread,
             the_latest_edit_stands_until_the_deletion_in_history_and_the_last_message,
             the_read_cursor_only_moves_forward_and_recounts_unread,
             a_message_stored_behind_the_cursor_is_read_not_unread,

@@ -17,6 +17,10 @@ use crate::Error;
 use crate::limits::{Budget, Limited};
 use crate::ports::*;
 
+fn seq_i64(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
 #[derive(Default)]
 struct State {
     messages: BTreeMap<(String, MessageId), ChatMessage>,
@@ -26,7 +30,9 @@ struct State {
     large_members: BTreeMap<String, BTreeSet<UserId>>,
     sequence: HashMap<String, u64>,
     message_seq: HashMap<MessageId, u64>,
-    read_seq: HashMap<(String, String), u64>,
+    /// Below zero for a member of the small group it grew from: that many messages of before
+    /// were unread.
+    read_seq: HashMap<(String, String), i64>,
     counted_read: HashMap<(String, String), u64>,
     last_message: HashMap<String, MessageId>,
     unread: HashMap<(String, String), i64>,
@@ -216,7 +222,7 @@ impl MessageStore for Memory {
             };
             s.message_seq.insert(m.message_id, n);
             let position = s.read_seq.entry(key(&m.sender_id, &m.conversation_id)).or_default();
-            *position = (*position).max(n);
+            *position = (*position).max(seq_i64(n));
             let last = s
                 .last_message
                 .entry(m.conversation_id.to_string())
@@ -336,11 +342,15 @@ impl ReadState for Memory {
                 ))
             })
         else {
+            // A message from before the group grew: what was unread of then is read.
+            if let Some(position) = s.read_seq.get_mut(&key(user, conversation)) {
+                *position = (*position).max(0);
+            }
             return Ok(None);
         };
         let k = key(user, conversation);
         let position = s.read_seq.entry(k.clone()).or_default();
-        *position = (*position).max(n);
+        *position = (*position).max(seq_i64(n));
         let counted = s.counted_read.entry(k).or_default();
         let moved = *counted < n;
         *counted = (*counted).max(n);
@@ -683,7 +693,16 @@ impl ConversationStore for Memory {
             return Ok(None);
         }
         let id = current.id.to_string();
-        let at = s.sequence.get(&id).copied().unwrap_or(0);
+        let at = seq_i64(s.sequence.get(&id).copied().unwrap_or(0));
+        if !stored.is_large() {
+            // The small group's members keep what they had unread: their position starts that
+            // far before the sequence's.
+            for member in &stored.members {
+                let k = key(member, &current.id);
+                let unread = s.unread.get(&k).copied().unwrap_or(0);
+                s.read_seq.entry(k).or_insert(at - unread);
+            }
+        }
         let members = s.large_members.entry(id.clone()).or_default();
         members.extend(stored.members.iter().cloned());
         let joined: Vec<UserId> = added.iter().filter(|u| members.insert((*u).clone())).cloned().collect();
@@ -792,8 +811,8 @@ impl ConversationStore for Memory {
                     // A large group's unread: messages stored since the member's position.
                     Some(_) => {
                         let at = s.read_seq.get(&key(user, &c.id)).copied().unwrap_or(0);
-                        let stored = s.sequence.get(c.id.as_str()).copied().unwrap_or(0);
-                        i64::try_from(stored.saturating_sub(at)).unwrap_or(i64::MAX)
+                        let stored = seq_i64(s.sequence.get(c.id.as_str()).copied().unwrap_or(0));
+                        (stored - at).max(0)
                     }
                     None => s.unread.get(&key(user, &c.id)).copied().unwrap_or(0),
                 },

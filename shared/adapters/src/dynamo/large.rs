@@ -176,6 +176,9 @@ impl DynamoStore {
             }
         }
         let (seq, _) = self.sequence(id).await?;
+        if !current.is_large() {
+            self.carry_unread(id, &current.members, seq).await?;
+        }
         let now = Utc::now();
         for chunk in added.chunks(ADD_CHUNK) {
             let mut pending: Vec<&UserId> = chunk.iter().collect();
@@ -227,6 +230,54 @@ impl DynamoStore {
         }
         use relaychat_core::ports::ConversationStore;
         self.conversation(id).await
+    }
+
+    /// The small group's members keep what they had unread: each position starts that many
+    /// places before the sequence (`readSeq` = `seq` − `unread`), so unread = `seq` − `readSeq`
+    /// counts on from it. Once per member (a position already there is kept).
+    async fn carry_unread(&self, id: &ConversationId, members: &[UserId], seq: i64) -> Result<(), Error> {
+        const OP: &str = "carry unread into the large group";
+        for member in members {
+            let carried = self
+                .client
+                .update_item()
+                .table_name(self.tables.memberships())
+                .key("userId", s(member.as_str()))
+                .key("conversationId", s(id.as_str()))
+                .update_expression("SET readSeq = :seq - if_not_exists(unread, :zero)")
+                .condition_expression("attribute_exists(userId) AND attribute_not_exists(readSeq)")
+                .expression_attribute_values(":seq", n(seq))
+                .expression_attribute_values(":zero", n(0))
+                .send()
+                .await;
+            match carried {
+                Ok(_) => {}
+                Err(e) if is_condition_failed(&e) => {}
+                Err(e) => return Err(classify(OP, e)),
+            }
+        }
+        Ok(())
+    }
+
+    /// Reading a message from before the group grew (it has no place in the sequence) reads what
+    /// was unread of then: a position below zero moves up to it.
+    async fn read_before_large(&self, user: &UserId, conversation: &ConversationId) -> Result<(), Error> {
+        let moved = self
+            .client
+            .update_item()
+            .table_name(self.tables.memberships())
+            .key("userId", s(user.as_str()))
+            .key("conversationId", s(conversation.as_str()))
+            .update_expression("SET readSeq = :zero")
+            .condition_expression("readSeq < :zero")
+            .expression_attribute_values(":zero", n(0))
+            .send()
+            .await;
+        match moved {
+            Ok(_) => Ok(()),
+            Err(e) if is_condition_failed(&e) => Ok(()),
+            Err(e) => Err(classify("read from before the group grew", e)),
+        }
     }
 
     /// Takes a member out: the membership, the count, and their read position's count.
@@ -320,6 +371,7 @@ impl DynamoStore {
     ) -> Result<Option<ReadPlace>, Error> {
         const OP: &str = "advance read position";
         let Some((place, reached)) = self.place_up_to(conversation, to).await? else {
+            self.read_before_large(user, conversation).await?;
             return Ok(None);
         };
         for _ in 0..RACE_ATTEMPTS {
