@@ -85,6 +85,14 @@ async fn unread(store: &impl Store, who: &str, c: &Conversation) -> i64 {
         .expect("a member's summary")
 }
 
+/// A large group's member reads up to `to`: where that put their counted read, if it moved.
+async fn read_up_to(store: &impl Store, who: &str, c: &Conversation, to: MessageId) -> Option<crate::ports::ReadPlace> {
+    store
+        .advance_read_position(&user(who), &c.id, to)
+        .await
+        .expect("advance_read_position")
+}
+
 async fn stored(store: &impl Store, m: &ChatMessage) -> Inserted {
     store.insert_message(m).await.expect("insert_message")
 }
@@ -505,16 +513,9 @@ pub async fn growing_large_keeps_what_the_members_had_unread(store: &impl Store)
     );
     // Reading the latest reads everything before it; reading the last message of before reads
     // what was unread of then.
-    let id = &c.id;
-    let read = |who: &'static str, to: MessageId| async move {
-        store
-            .advance_read_position(&user(who), id, to)
-            .await
-            .expect("advance_read_position")
-    };
-    read("bob", l1.message_id).await;
+    read_up_to(store, "bob", &c, l1.message_id).await;
     assert_eq!(unread(store, "bob", &c).await, 0);
-    read("carol", s2.message_id.max(s1.message_id)).await;
+    read_up_to(store, "carol", &c, s2.message_id.max(s1.message_id)).await;
     assert_eq!(unread(store, "carol", &c).await, 1, "the message since it grew");
 }
 
@@ -573,17 +574,13 @@ pub async fn a_large_group_keeps_memberships_and_counts_unread_and_reads_by_posi
     assert_eq!(listed.last_message.map(|v| v.message_id), Some(m2.message_id));
     // Reading moves a position: unread follows, and read-by counts those who read up to a message.
     let id = &c.id;
-    let read = |who: &'static str, to: MessageId| async move {
-        store
-            .advance_read_position(&user(who), id, to)
-            .await
-            .expect("advance_read_position")
-            .is_some()
-    };
-    assert!(read("dave", m2.message_id).await);
-    assert!(!read("dave", m1.message_id).await, "never back");
+    assert!(read_up_to(store, "dave", &c, m2.message_id).await.is_some());
+    assert!(
+        read_up_to(store, "dave", &c, m1.message_id).await.is_none(),
+        "never back"
+    );
     assert_eq!(unread(store, "dave", &c).await, 0);
-    assert!(read("m001", m1.message_id).await);
+    assert!(read_up_to(store, "m001", &c, m1.message_id).await.is_some());
     assert_eq!(unread(store, "m001", &c).await, 1, "m2 is after what m001 read");
     let read_by = |sender: &'static str, m: MessageId| async move {
         store

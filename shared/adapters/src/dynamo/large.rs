@@ -19,7 +19,7 @@ use relaychat_core::ports::{Conversation, Inserted, ReadPlace};
 use relaychat_schema::{ChatMessage, ConversationId, MessageId, UserId};
 
 use super::tables::MEMBERSHIPS_BY_CONVERSATION;
-use super::{DynamoStore, Guarded, Item, get_n, get_s, is_condition_failed, n, s, time};
+use super::{DynamoStore, Guarded, Item, get_n, get_s, is_condition_failed, n, s, time, update_unless_done};
 use crate::aws::classify;
 
 /// New memberships per transaction (with the conversation's count: at most 100 items).
@@ -236,25 +236,14 @@ impl DynamoStore {
     /// places before the sequence (`readSeq` = `seq` − `unread`), so unread = `seq` − `readSeq`
     /// counts on from it. Once per member (a position already there is kept).
     async fn carry_unread(&self, id: &ConversationId, members: &[UserId], seq: i64) -> Result<(), Error> {
-        const OP: &str = "carry unread into the large group";
         for member in members {
-            let carried = self
-                .client
-                .update_item()
-                .table_name(self.tables.memberships())
-                .key("userId", s(member.as_str()))
-                .key("conversationId", s(id.as_str()))
+            let carry = self
+                .update_membership(member, id)
                 .update_expression("SET readSeq = :seq - if_not_exists(unread, :zero)")
                 .condition_expression("attribute_exists(userId) AND attribute_not_exists(readSeq)")
                 .expression_attribute_values(":seq", n(seq))
-                .expression_attribute_values(":zero", n(0))
-                .send()
-                .await;
-            match carried {
-                Ok(_) => {}
-                Err(e) if is_condition_failed(&e) => {}
-                Err(e) => return Err(classify(OP, e)),
-            }
+                .expression_attribute_values(":zero", n(0));
+            update_unless_done(carry, "carry unread into the large group").await?;
         }
         Ok(())
     }
@@ -262,22 +251,12 @@ impl DynamoStore {
     /// Reading a message from before the group grew (it has no place in the sequence) reads what
     /// was unread of then: a position below zero moves up to it.
     async fn read_before_large(&self, user: &UserId, conversation: &ConversationId) -> Result<(), Error> {
-        let moved = self
-            .client
-            .update_item()
-            .table_name(self.tables.memberships())
-            .key("userId", s(user.as_str()))
-            .key("conversationId", s(conversation.as_str()))
+        let read = self
+            .update_membership(user, conversation)
             .update_expression("SET readSeq = :zero")
             .condition_expression("readSeq < :zero")
-            .expression_attribute_values(":zero", n(0))
-            .send()
-            .await;
-        match moved {
-            Ok(_) => Ok(()),
-            Err(e) if is_condition_failed(&e) => Ok(()),
-            Err(e) => Err(classify("read from before the group grew", e)),
-        }
+            .expression_attribute_values(":zero", n(0));
+        update_unless_done(read, "read from before the group grew").await
     }
 
     /// Takes a member out: the membership, the count, and their read position's count.

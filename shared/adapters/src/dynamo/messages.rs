@@ -351,21 +351,11 @@ impl ReadState for DynamoStore {
         to: MessageId,
     ) -> Result<(), Error> {
         let moved = self
-            .client
-            .update_item()
-            .table_name(self.tables.memberships())
-            .key("userId", s(user.as_str()))
-            .key("conversationId", s(conversation.as_str()))
+            .update_membership(user, conversation)
             .update_expression("SET readProgress = :to")
             .condition_expression("attribute_not_exists(readProgress) OR readProgress < :to")
-            .expression_attribute_values(":to", s(to.to_string()))
-            .send()
-            .await;
-        match moved {
-            Ok(_) => Ok(()),
-            Err(e) if is_condition_failed(&e) => Ok(()),
-            Err(e) => Err(classify("save read progress", e)),
-        }
+            .expression_attribute_values(":to", s(to.to_string()));
+        super::update_unless_done(moved, "save read progress").await
     }
 
     async fn advance_read_cursor(

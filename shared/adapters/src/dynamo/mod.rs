@@ -329,6 +329,19 @@ pub(crate) enum Guarded {
 }
 
 impl DynamoStore {
+    /// An update of a user's membership row, to be given its expressions.
+    pub(crate) fn update_membership(
+        &self,
+        user: &UserId,
+        conversation: &ConversationId,
+    ) -> aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder {
+        self.client
+            .update_item()
+            .table_name(self.tables.memberships())
+            .key("userId", s(user.as_str()))
+            .key("conversationId", s(conversation.as_str()))
+    }
+
     /// A user's membership row (consistent), with the attributes `projection` names.
     pub(crate) async fn membership(
         &self,
@@ -349,6 +362,19 @@ impl DynamoStore {
             .await
             .map_err(|e| crate::aws::classify(operation, e))?;
         Ok(out.item)
+    }
+}
+
+/// Sends a conditional update whose failed condition means it is done already (a position that
+/// moved further, a value set before): only other errors are errors.
+pub(crate) async fn update_unless_done(
+    update: aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder,
+    operation: &'static str,
+) -> Result<(), relaychat_core::Error> {
+    match update.send().await {
+        Ok(_) => Ok(()),
+        Err(e) if is_condition_failed(&e) => Ok(()),
+        Err(e) => Err(crate::aws::classify(operation, e)),
     }
 }
 
