@@ -3,9 +3,10 @@
 //! existing topic is left as it is (repartitioning would move keys between partitions and break
 //! their order); one with fewer partitions than the catalogue says is reported.
 
+use std::collections::HashMap;
 use std::time::Duration;
 
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, ResourceSpecifier, TopicReplication};
+use rdkafka::admin::{AdminClient, AdminOptions, ConfigResource, NewTopic, ResourceSpecifier, TopicReplication};
 use rdkafka::types::RDKafkaErrorCode;
 use relaychat_adapters::kafka::{KafkaContext, KafkaSettings};
 use relaychat_schema::Topics;
@@ -132,29 +133,13 @@ pub async fn apply(
     let options = AdminOptions::new()
         .request_timeout(Some(timeout))
         .operation_timeout(Some(timeout / 2));
-    let mut outcome = Vec::with_capacity(wanted.len());
-    for ((w, configs), result) in wanted
-        .iter()
-        .zip(&configs)
-        .zip(admin.create_topics(&new, &options).await?)
-    {
+    // What was created, and which were there already: those are looked at in one metadata
+    // request and one DescribeConfigs for them all.
+    let mut created = vec![false; wanted.len()];
+    for (made, result) in created.iter_mut().zip(admin.create_topics(&new, &options).await?) {
         match result {
-            Ok(_) => outcome.push((w.name.clone(), Applied::Created)),
-            Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {
-                let has = partitions_of(&admin, &w.name, timeout)?;
-                let applied = if has < w.partitions {
-                    Applied::FewerPartitions {
-                        has,
-                        wants: w.partitions,
-                    }
-                } else {
-                    match drift(&admin, &w.name, configs, &options).await? {
-                        drift if drift.is_empty() => Applied::Present,
-                        drift => Applied::Differs(drift),
-                    }
-                };
-                outcome.push((w.name.clone(), applied));
-            }
+            Ok(_) => *made = true,
+            Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
             Err((topic, code)) => {
                 return Err(AdminError::Topic {
                     topic,
@@ -163,29 +148,57 @@ pub async fn apply(
             }
         }
     }
+    let existing: Vec<usize> = (0..wanted.len()).filter(|&i| !created[i]).collect();
+    let (partitions, described) = if existing.is_empty() {
+        (HashMap::new(), Vec::new())
+    } else {
+        let partitions = partitions_of(&admin, timeout)?;
+        let specifiers: Vec<ResourceSpecifier> = existing
+            .iter()
+            .map(|&i| ResourceSpecifier::Topic(&wanted[i].name))
+            .collect();
+        let described = admin.describe_configs(&specifiers, &options).await?;
+        (partitions, described)
+    };
+    // The brokers answer in the order asked (as for CreateTopics above).
+    let mut described: HashMap<usize, _> = existing.iter().copied().zip(described).collect();
+    let mut outcome = Vec::with_capacity(wanted.len());
+    for (i, (w, configs)) in wanted.iter().zip(&configs).enumerate() {
+        let applied = if created[i] {
+            Applied::Created
+        } else {
+            let has = partitions.get(w.name.as_str()).copied().unwrap_or(0);
+            if has < w.partitions {
+                Applied::FewerPartitions {
+                    has,
+                    wants: w.partitions,
+                }
+            } else {
+                let described = described.remove(&i).ok_or_else(|| AdminError::Topic {
+                    topic: w.name.clone(),
+                    reason: "no configs described".into(),
+                })?;
+                match drift(&w.name, described, configs)? {
+                    drift if drift.is_empty() => Applied::Present,
+                    drift => Applied::Differs(drift),
+                }
+            }
+        };
+        outcome.push((w.name.clone(), applied));
+    }
     Ok(outcome)
 }
 
-/// The configs of `topic` that differ from `wanted`, as the brokers describe them.
-async fn drift(
-    admin: &AdminClient<KafkaContext>,
+/// The configs of `topic` that differ from `wanted`, as the brokers described them.
+fn drift(
     topic: &str,
+    described: Result<ConfigResource, RDKafkaErrorCode>,
     wanted: &[(&'static str, String)],
-    options: &AdminOptions,
 ) -> Result<Vec<Drift>, AdminError> {
-    let described = admin
-        .describe_configs([&ResourceSpecifier::Topic(topic)], options)
-        .await?
-        .into_iter()
-        .next()
-        .ok_or_else(|| AdminError::Topic {
-            topic: topic.to_owned(),
-            reason: "no configs described".into(),
-        })?
-        .map_err(|code| AdminError::Topic {
-            topic: topic.to_owned(),
-            reason: format!("describing its configs: {code}"),
-        })?;
+    let described = described.map_err(|code| AdminError::Topic {
+        topic: topic.to_owned(),
+        reason: format!("describing its configs: {code}"),
+    })?;
     Ok(wanted
         .iter()
         .filter_map(|(config, wants)| {
@@ -199,11 +212,17 @@ async fn drift(
         .collect())
 }
 
-fn partitions_of(admin: &AdminClient<KafkaContext>, topic: &str, timeout: Duration) -> Result<i32, AdminError> {
-    let metadata = admin.inner().fetch_metadata(Some(topic), timeout)?;
+/// Every topic's partition count, from one metadata request.
+fn partitions_of(admin: &AdminClient<KafkaContext>, timeout: Duration) -> Result<HashMap<String, i32>, AdminError> {
+    let metadata = admin.inner().fetch_metadata(None, timeout)?;
     Ok(metadata
         .topics()
         .iter()
-        .find(|t| t.name() == topic)
-        .map_or(0, |t| i32::try_from(t.partitions().len()).unwrap_or(i32::MAX)))
+        .map(|t| {
+            (
+                t.name().to_owned(),
+                i32::try_from(t.partitions().len()).unwrap_or(i32::MAX),
+            )
+        })
+        .collect())
 }
