@@ -378,31 +378,10 @@ impl Esm {
         )
         .await;
         let duration_ms = started.elapsed().as_millis();
-        let outcome = match &result {
-            Ok(Ok(r)) if r.batch_item_failures.is_empty() || !m.report_batch_item_failures => "success",
-            Ok(Ok(_)) => "partial failure",
-            Ok(Err(_)) => "function error",
-            Err(_) => "timeout",
-        };
-        let invocation = Invocation {
-            at: chrono::Utc::now(),
-            batch: span.to_string(),
-            records: records.len(),
-            duration_ms,
-            outcome,
-        };
-        self.stats(|s| {
-            s.invocations += 1;
-            s.records += records.len() as u64;
-            if s.recent.len() == RECENT_INVOCATIONS {
-                s.recent.pop_front();
-            }
-            s.recent.push_back(invocation);
-        });
-        match result {
+        let (outcome, label) = match result {
             Ok(Ok(response)) if response.batch_item_failures.is_empty() || !m.report_batch_item_failures => {
                 info!(function = %m.function, records = records.len(), batch = %span, duration_ms, outcome = "success", "invoked");
-                Outcome::Success
+                (Outcome::Success, "success")
             }
             Ok(Ok(response)) => {
                 let mut lowest: HashMap<String, i64> = HashMap::new();
@@ -412,17 +391,37 @@ impl Esm {
                     *low = (*low).min(id.offset);
                 }
                 info!(function = %m.function, records = records.len(), batch = %span, duration_ms, outcome = "partial failure", failed_from = ?lowest, "invoked");
-                Outcome::PartialFailure(lowest)
+                (Outcome::PartialFailure(lowest), "partial failure")
             }
             Ok(Err(_panic)) => {
                 error!(function = %m.function, batch = %span, duration_ms, outcome = "function error", "the handler panicked");
-                Outcome::FunctionError("the function failed (panic)".into())
+                (
+                    Outcome::FunctionError("the function failed (panic)".into()),
+                    "function error",
+                )
             }
             Err(_) => {
                 error!(function = %m.function, batch = %span, duration_ms, outcome = "timeout", "invocation timed out");
-                Outcome::FunctionError(format!("the function timed out after {} s", m.timeout_secs))
+                let error = format!("the function timed out after {} s", m.timeout_secs);
+                (Outcome::FunctionError(error), "timeout")
             }
-        }
+        };
+        let invocation = Invocation {
+            at: chrono::Utc::now(),
+            batch: span.to_string(),
+            records: records.len(),
+            duration_ms,
+            outcome: label,
+        };
+        self.stats(|s| {
+            s.invocations += 1;
+            s.records += records.len() as u64;
+            if s.recent.len() == RECENT_INVOCATIONS {
+                s.recent.pop_front();
+            }
+            s.recent.push_back(invocation);
+        });
+        outcome
     }
 
     fn commit(&self, consumer: &StreamConsumer, batch: &[Polled]) {
