@@ -33,6 +33,13 @@ where
     })
 }
 
+/// One invocation's answer, after this invocation's metrics are written (each `serve_*`).
+async fn measured<T>(answer: impl Future<Output = T>) -> Result<T, Error> {
+    let answer = answer.await;
+    telemetry::flush_metrics();
+    Ok(answer)
+}
+
 /// Serves a function behind an event-source mapping.
 pub fn serve_kafka<F, Built>(build: impl FnOnce(Deps) -> Built) -> Result<(), Error>
 where
@@ -41,9 +48,7 @@ where
 {
     serve_built(build, |function: &F| {
         Box::pin(run(service_fn(move |event: LambdaEvent<MskEvent>| async move {
-            let answer = function.invoke(&event.payload).await;
-            telemetry::flush_metrics();
-            Ok::<_, Error>(answer)
+            measured(function.invoke(&event.payload)).await
         })))
     })
 }
@@ -57,9 +62,7 @@ where
     serve_built(build, |function: &F| {
         Box::pin(run(service_fn(
             move |event: LambdaEvent<ApiGatewayWebsocketProxyRequest>| async move {
-                let answer = function.invoke(&event.payload).await;
-                telemetry::flush_metrics();
-                Ok::<_, Error>(answer)
+                measured(function.invoke(&event.payload)).await
             },
         )))
     })
@@ -79,9 +82,7 @@ where
 {
     serve_built(build, |function: &F| {
         Box::pin(lambda_http::run(service_fn(move |request: Request| async move {
-            let answer = function.invoke(request).await;
-            telemetry::flush_metrics();
-            Ok::<_, Error>(answer)
+            measured(function.invoke(request)).await
         })))
     })
 }
@@ -95,9 +96,7 @@ where
     serve_built(build, |function: &F| {
         Box::pin(run(service_fn(
             move |event: LambdaEvent<ApiGatewayV2CustomAuthorizerV2Request>| async move {
-                let answer = function.invoke(&event.payload).await;
-                telemetry::flush_metrics();
-                Ok::<_, Error>(answer)
+                measured(function.invoke(&event.payload)).await
             },
         )))
     })
